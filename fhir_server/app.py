@@ -1,0 +1,33 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Flask
+
+from . import http
+from .config import Settings
+from .http.auth import KeyCache
+from .service import Context
+from .store import Store
+from .terminology import load_value_sets
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the WSGI app. Reads the profiles folder now, so a broken one stops start-up; opens no
+    database connection until the first request (safe to call before gunicorn forks)."""
+    settings = settings or Settings()
+    if not settings.mongodb_uri:
+        raise RuntimeError("MONGODB_URI is not set; start the server with `fhir-server serve` (make run)")
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms)
+    app.extensions.update(
+        settings=settings,
+        context=Context(store, load_value_sets(settings.profiles_dir)),
+        api_key_cache=KeyCache(settings.api_key_cache_seconds),
+        started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    http.register(app)
+    return app

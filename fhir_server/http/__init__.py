@@ -1,0 +1,34 @@
+"""Flask blueprints: parse the request, call one service function, shape the response."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Flask, Response, g, request
+
+from . import auth, errors, metadata, practitioner_role
+
+__all__ = ["register"]
+
+_MAX_CORRELATION_ID = 200
+
+
+def _tag_request() -> None:
+    g.request_id = uuid.uuid4().hex
+
+
+def _tag_response(response: Response) -> Response:
+    """Every response carries X-Request-Id; X-Correlation-Id is echoed when given (SPEC.md §6)."""
+    response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+    correlation = request.headers.get("X-Correlation-Id")
+    if correlation and len(correlation) <= _MAX_CORRELATION_ID and correlation.isprintable():
+        response.headers["X-Correlation-Id"] = correlation
+    return response
+
+
+def register(app: Flask) -> None:
+    app.before_request(_tag_request)
+    app.after_request(_tag_response)
+    errors.register(app)
+    for module in (auth, metadata, practitioner_role):
+        app.register_blueprint(module.bp)

@@ -1,0 +1,15 @@
+"""``GET /metadata``: the CapabilityStatement, open to all as FHIR expects."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app
+
+from ..capabilities import capability_statement
+from .responses import base_url, fhir_response
+
+bp = Blueprint("metadata", __name__)
+
+
+@bp.get("/metadata")
+def capability_statement_view() -> Response:
+    return fhir_response(capability_statement(base_url(), current_app.extensions["started"]))

@@ -1,0 +1,166 @@
+"""OperationOutcomes: the one catalogue of every message the server sends, and the errors that carry them.
+
+Every message string lives in :data:`CATALOGUE` and nowhere else. HPI messages are copied verbatim
+from the IG (typos and a trailing space included, see ``SPEC.md`` §3); where the IG is silent the
+entry says so in its ``note``. A rule names an entry and adds the FHIRPath of the element::
+
+    issue(Msg.PRACTITIONER_REQUIRED, "PractitionerRole.practitioner")
+
+Errors, all free of Flask so that any layer can raise them::
+
+    FhirError                  carries a list of Issues; its status is the first issue's
+    ├── RequestRejected        the request or resource is wrong (4xx)
+    └── StoreUnavailable       the database cannot be reached (503)
+"""
+
+from __future__ import annotations
+
+import enum
+import typing as t
+from dataclasses import dataclass
+
+HPI_CODE_SYSTEM = "https://standards.digital.health.nz/ns/hip-operation-outcome-details-code"
+
+# HPI error codes with the displays the HPI compliance pages use (SPEC.md §3.0).
+EM07201 = ("EM07201", "Required value missing")
+EM07208 = ("EM07208", "Value is invalid")
+EM07240 = ("EM07240", "Resource not found")
+EM01100 = ("EM01100", "System error occured while processing the request")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One catalogue entry: the HTTP status, FHIR issue code, message and HPI code of a problem."""
+
+    status: int
+    code: str
+    text: str
+    hpi: tuple[str, str] | None = None
+    severity: str = "error"
+    note: str = ""
+
+
+class Msg(enum.Enum):
+    """Every problem the server reports. ``{name}`` placeholders are filled by :func:`issue`."""
+
+    # Request and transport (DESIGN.md "Status codes"); not HPI wording.
+    MALFORMED_JSON = Entry(400, "structure", "Request body is not valid JSON: {detail}")
+    NOT_AN_OBJECT = Entry(400, "structure", "Request body must be a JSON object")
+    TOO_DEEP = Entry(400, "structure", "Request body is nested more than {limit} levels deep")
+    UNSAFE_KEY = Entry(400, "structure", "Property name {key!r} is not allowed: names must not start with '$' or contain '.' or NUL")
+    UNSUPPORTED_MEDIA_TYPE = Entry(415, "not-supported", "Content-Type must be application/fhir+json or application/json")
+    TOO_LARGE = Entry(413, "too-costly", "The request body was too big for the server to accept", note="IG status-table text")
+    WRONG_RESOURCE_TYPE = Entry(400, "structure", "resourceType must be {expected}")
+    STRUCTURE = Entry(400, "structure", "{reason}")
+    RANK_NOT_POSITIVE = Entry(400, "structure", "Contact point rank must be 1 or more; rank 0 is invalid",
+                              note="IG: 'Rank 0 is invalid', no message; FHIR's positiveInt makes it structural")
+    NULL_VALUE = Entry(400, "structure", "null is not a valid FHIR value")
+    WRONG_JSON_TYPE = Entry(400, "structure", "Expected a JSON {expected}, got {got}")
+    HTTP_ERROR = Entry(400, "processing", "{description}", note="other HTTP errors; the status is the error's own")
+    UNKNOWN_ROUTE = Entry(404, "not-found", "No route for {method} {path}")
+    METHOD_NOT_ALLOWED = Entry(405, "not-supported", "HTTP method {method} is not allowed on {path}")
+    NOT_FOUND = Entry(404, "processing", "Invalid id: {id}", EM07240, note="IG: “Invalid id: ”, id appended")
+    DB_UNAVAILABLE = Entry(503, "transient", "The database is unavailable; retry shortly")
+    INTERNAL = Entry(500, "exception", "System error occured while processing the request", EM01100)
+
+    # Authentication (SPEC.md §6), verbatim.
+    FORBIDDEN = Entry(403, "forbidden", "Forbidden")
+    MISSING_USERID = Entry(401, "processing", "Authentication: missing userid header")
+
+    # Create rules (SPEC.md §3.1), verbatim.
+    PRACTITIONER_REQUIRED = Entry(422, "processing", "hpi-person-id is required", EM07201)
+    PRACTITIONER_INVALID = Entry(422, "processing", "hpi-person-id invalid", EM07208)
+    ORGANIZATION_OR_FACILITY_REQUIRED = Entry(422, "processing", "hpi-organization-id or hpi-facility-id is required", EM07201)
+    DUPLICATE = Entry(422, "processing", "Resource validation error: duplicate", EM07201,
+                      note="the compliance page codes it EM07201 'Required value missing' (sic)")
+    STATUS_REASON_REQUIRED = Entry(422, "processing", "PractitionerRole-status-reason is required", EM07201)
+    # Where the IG gives no message (SPEC.md §3.1, §7).
+    ORGANIZATION_INVALID = Entry(422, "processing", "hpi-organisation-id invalid", EM07208, note="not IG wording")
+    FACILITY_INVALID = Entry(422, "processing", "hpi-facility-id invalid", EM07208, note="not IG wording")
+    ROLE_CODE_REQUIRED = Entry(422, "processing", "PractitionerRole code is required", EM07201,
+                               note="IG has no create message; its old update page said 'PractitionerRole code requird'")
+    PERIOD_END_REQUIRED = Entry(422, "processing", "Period end date is required when a PractitionerRole-status-reason is supplied",
+                                EM07201, note="IG compliance case HPI-PR-Update-error-2 has no message")
+
+    # Period (SPEC.md §3.5), verbatim.
+    PERIOD_FORMAT = Entry(422, "processing", "Period is not valid; format must be yyyy-mm-dd")
+    PERIOD_ORDER = Entry(422, "processing", "Period start date must be less than, or equal to end date")
+
+    # Contact points (SPEC.md §3.6), verbatim, the trailing space of the last one included.
+    CONTACT_DUPLICATE = Entry(422, "processing", "The contact point you are creating is a duplicate of another on this record")
+    PHONE_FORMAT = Entry(422, "processing", "The mobile phone format is invalid")
+    EMAIL_FORMAT = Entry(422, "processing", "The email format is invalid")
+    CONTACT_PERIOD_FORMAT = Entry(422, "processing", "Contact period is invalid; format must be yyyy-mm-dd")
+    CONTACT_PERIOD_ORDER = Entry(422, "processing", "Contact period start date must be less than or equal to a contact point period end date ")
+    CONTACT_VALUE_REQUIRED = Entry(422, "processing", "Contact point value is required", EM07201, note="not IG wording")
+    CONTACT_SYSTEM_REQUIRED = Entry(422, "processing", "Contact point system is required when a value is given", EM07201,
+                                    note="FHIR invariant cpt-2")
+
+    # Profile (SPEC.md §1): cardinality, fixed values, required bindings. Not IG wording.
+    PROHIBITED = Entry(422, "processing", "{element} is not allowed in an HPI PractitionerRole", EM07208)
+    TOO_MANY = Entry(422, "processing", "{element} may occur at most {max} time(s)", EM07208)
+    REQUIRED = Entry(422, "processing", "{element} is required", EM07201)
+    CODE_NOT_IN_VALUE_SET = Entry(422, "code-invalid", "{code!r} is not a code of the value set {value_set}", EM07208)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found: a catalogue entry, the FHIRPath of the element, and the message's values."""
+
+    msg: Msg
+    expression: str | None = None
+    values: tuple[tuple[str, t.Any], ...] = ()
+
+    @property
+    def status(self) -> int:
+        return self.msg.value.status
+
+    @property
+    def diagnostics(self) -> str:
+        return self.msg.value.text.format(**dict(self.values))
+
+    def to_fhir(self) -> dict[str, t.Any]:
+        entry = self.msg.value
+        out: dict[str, t.Any] = {"severity": entry.severity, "code": entry.code}
+        if entry.hpi:
+            code, display = entry.hpi
+            out["details"] = {"coding": [{"system": HPI_CODE_SYSTEM, "code": code, "display": display}]}
+        out["diagnostics"] = self.diagnostics
+        if self.expression:
+            out["expression"] = [self.expression]
+        return out
+
+
+def issue(msg: Msg, expression: str | None = None, **values: t.Any) -> Issue:
+    """Name a catalogue entry for the element at ``expression``, filling its placeholders."""
+    return Issue(msg, expression, tuple(values.items()))
+
+
+def operation_outcome(issues: t.Iterable[Issue]) -> dict[str, t.Any]:
+    return {"resourceType": "OperationOutcome", "issue": [i.to_fhir() for i in issues]}
+
+
+class FhirError(Exception):
+    """An error that is answered with an OperationOutcome; the status is its first issue's."""
+
+    def __init__(self, issues: Issue | t.Sequence[Issue]) -> None:
+        self.issues = [issues] if isinstance(issues, Issue) else list(issues)
+        super().__init__("; ".join(i.diagnostics for i in self.issues))
+
+    @property
+    def status(self) -> int:
+        return self.issues[0].status
+
+    def outcome(self) -> dict[str, t.Any]:
+        return operation_outcome(self.issues)
+
+
+class RequestRejected(FhirError):
+    """The request or its resource breaks a rule; nothing was stored."""
+
+
+class StoreUnavailable(FhirError):
+    """The database did not answer in time. Raised by the store only."""
+
+    def __init__(self) -> None:
+        super().__init__(issue(Msg.DB_UNAVAILABLE))

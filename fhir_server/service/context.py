@@ -1,0 +1,31 @@
+"""What an operation needs from its surroundings, passed in so that services know no Flask."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from ..store import Store
+from ..terminology import ValueSet
+
+# HPI dates are New Zealand dates: a role ending "2025-03-01" is current until that day ends there.
+NZ = ZoneInfo("Pacific/Auckland")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Context:
+    store: Store
+    value_sets: t.Mapping[str, ValueSet]
+    clock: t.Callable[[], dt.datetime] = field(default=_utc_now)
+
+    def now(self) -> dt.datetime:
+        return self.clock()
+
+    def today(self) -> str:
+        return self.now().astimezone(NZ).date().isoformat()

@@ -1,0 +1,29 @@
+"""Where pymongo's exceptions stop: a database that cannot be reached becomes :class:`StoreUnavailable`."""
+
+from __future__ import annotations
+
+import functools
+import typing as t
+
+from pymongo.errors import ConnectionFailure
+
+from ..outcome import StoreUnavailable
+
+P = t.ParamSpec("P")
+R = t.TypeVar("R")
+
+
+def translate_errors(fn: t.Callable[P, R]) -> t.Callable[P, R]:
+    """Turn connection failures and time-outs (all :class:`ConnectionFailure`) into a 503.
+
+    Other pymongo errors are bugs of ours, and reach the 500 handler, which logs them.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except ConnectionFailure as e:
+            raise StoreUnavailable() from e
+
+    return wrapper

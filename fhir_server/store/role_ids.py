@@ -1,0 +1,46 @@
+"""Issuing hpi-practitionerrole-ids that are unique across processes and hosts.
+
+A counter document is advanced atomically by a block at a time; a process issues the numbers of its
+block from memory, so most creates cost no round trip for their id. Numbers of a block left unused
+when a process stops are never issued: ids are unique, not gapless.
+"""
+
+from __future__ import annotations
+
+import threading
+import typing as t
+
+from pymongo import ReturnDocument
+from pymongo.database import Database
+
+from ..identifiers import format_role_id
+from .errors import translate_errors
+
+BLOCK = 20
+_COUNTER = "practitioner_role"
+
+
+class RoleIdAllocator:
+    def __init__(self, db: Database[t.Any]) -> None:
+        self._counters = db["counters"]
+        self._lock = threading.Lock()  # guards only this process's block; uniqueness comes from $inc
+        self._next = 1
+        self._last = 0
+
+    @translate_errors
+    def issue(self) -> str:
+        with self._lock:
+            if self._next > self._last:
+                doc = self._counters.find_one_and_update(
+                    {"_id": _COUNTER}, {"$inc": {"value": BLOCK}}, upsert=True, return_document=ReturnDocument.AFTER
+                )
+                self._last = doc["value"]
+                self._next = self._last - BLOCK + 1
+            number = self._next
+            self._next += 1
+        return format_role_id(number)
+
+    @translate_errors
+    def skip_past(self, number: int) -> None:
+        """Never issue ``number`` or below (the numbers of records loaded with their ids)."""
+        self._counters.update_one({"_id": _COUNTER}, {"$max": {"value": number}}, upsert=True)

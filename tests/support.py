@@ -1,0 +1,113 @@
+"""Test helpers: starting the server as `make run` does, calling it with the HPI headers, test data."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import typing as t
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+from fhir_server.embedded_db import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+CREATE_EXAMPLE = json.loads((DATA / "create-example.json").read_text())
+FHIR_JSON = "application/fhir+json"
+
+
+@dataclass
+class Server:
+    """A running ``fhir-server serve``."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    data_dir: Path
+    env: dict[str, str]
+
+    @property
+    def api_key(self) -> str:
+        return (self.data_dir / "dev-api-key").read_text().strip()
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        return self.process.wait(60)
+
+
+def start_server(data_dir: Path, **env: str) -> Server:
+    port = free_port()
+    full_env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(port), **env}
+    log = open(data_dir.parent / f"server-{port}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "fhir_server", "serve"], env=full_env,
+                               stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    server = Server(process, f"http://127.0.0.1:{port}", data_dir, full_env)
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            if requests.get(server.base_url + "/metadata", timeout=1).status_code == 200:
+                return server
+        except requests.ConnectionError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"server did not start; see {log.name}")
+        time.sleep(0.2)
+
+
+class Api:
+    """HTTP calls to the server with the HPI's required headers."""
+
+    def __init__(self, server: Server) -> None:
+        self.base = server.base_url
+        self.session = requests.Session()
+        self.session.headers.update({"x-api-key": server.api_key, "userid": "99ZZZS", "Content-Type": FHIR_JSON})
+
+    def post(self, path: str, body: t.Any = None, *, data: bytes | str | None = None, **kw: t.Any) -> requests.Response:
+        payload = data if data is not None else json.dumps(body)
+        return self.session.post(self.base + path, data=payload, timeout=30, **kw)
+
+    def get(self, path: str, **kw: t.Any) -> requests.Response:
+        return self.session.get(self.base + path, timeout=30, **kw)
+
+    def create(self, role: dict[str, t.Any]) -> requests.Response:
+        return self.post("/PractitionerRole", role)
+
+
+def _role_codes() -> t.Iterator[dict[str, t.Any]]:
+    cs = json.loads((ROOT / "profiles" / "CodeSystem-ANZCO-occupations-2013-1.2.json").read_text())
+    for concept in cs["concept"]:
+        if concept["code"] != CREATE_EXAMPLE["code"][0]["coding"][0]["code"]:
+            yield {"coding": [{"system": cs["url"], "version": "1.2", "code": concept["code"], "display": concept["display"]}],
+                   "text": concept["display"]}
+
+
+_fresh_codes = _role_codes()
+
+
+def fresh_role(**changes: t.Any) -> dict[str, t.Any]:
+    """The IG create example with a role code no other test uses, so it is never a duplicate by accident."""
+    role = copy.deepcopy(CREATE_EXAMPLE)
+    role["code"] = [next(_fresh_codes)]
+    role.update(changes)
+    return role
+
+
+def stored_counts(mongo: t.Any) -> tuple[int, int]:
+    """What a rejected request must leave alone: the roles, and the periods their business keys hold."""
+    held = sum(len(d["periods"]) for d in mongo["role_keys"].find())
+    return mongo["practitioner_roles"].count_documents({}), held
+
+
+def outcome_messages(response: requests.Response) -> list[str]:
+    return [i["diagnostics"] for i in response.json()["issue"]]
+
+
+def outcome_expressions(response: requests.Response) -> list[str]:
+    return [e for i in response.json()["issue"] for e in i.get("expression", [])]

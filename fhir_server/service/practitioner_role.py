@@ -61,8 +61,11 @@ def read_practitioner_role(role_id: str, ctx: Context) -> dict[str, t.Any]:
     resource = ctx.store.roles.get(role_id) if ids.is_valid_role_id(role_id) else None
     if resource is None:
         raise RequestRejected(issue(Msg.NOT_FOUND, f"{ROLE}.id", id=role_id))
-    # `active` is derived from the period, and the period's relation to today changes with time.
-    return {**resource, "active": is_current(resource.get("period"), ctx.today())}
+    # `active` is derived from the period, whose relation to today changes with time. A record with no
+    # period keeps what was stored: the HPI's confidential R00000015-C is inactive without one.
+    if "period" not in resource:
+        return resource
+    return {**resource, "active": is_current(resource["period"], ctx.today())}
 
 
 def business_key(resource: dict[str, t.Any], ctx: Context) -> str | None:

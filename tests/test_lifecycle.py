@@ -1,0 +1,61 @@
+"""The server as `make run` runs it, over restarts and database outages."""
+
+from __future__ import annotations
+
+import requests
+
+from fhir_server.embedded_db import EmbeddedDatabase
+from fhir_server.outcome import Msg, issue
+
+from .support import Api, fresh_role, outcome_messages, start_server
+
+
+def test_a_created_role_survives_a_restart_of_server_and_database(tmp_path):
+    data_dir = tmp_path / "var"
+    server = start_server(data_dir)  # no MONGODB_URI: the embedded database, as `make run`
+    key = server.api_key
+    created = Api(server).create(fresh_role())
+    assert created.status_code == 201
+    assert server.stop() == 0
+    assert not (data_dir / "mongodb-uri").exists()  # the database was stopped, not left running
+
+    server = start_server(data_dir)
+    try:
+        assert server.api_key == key  # the key in the database is kept; no new one is made
+        read = Api(server).get(f"/PractitionerRole/{created.json()['id']}")
+        assert read.status_code == 200 and read.json() == created.json()
+        assert Api(server).create(fresh_role()).json()["id"] != created.json()["id"]
+    finally:
+        server.stop()
+
+
+def test_an_unavailable_database_gives_503_and_the_server_recovers(tmp_path):
+    db = EmbeddedDatabase(tmp_path / "db")
+    db.start()
+    server = start_server(tmp_path / "var", MONGODB_URI=db.uri, API_KEY_CACHE_SECONDS="60", DB_TIMEOUT_MS="500")
+    api = Api(server)
+    try:
+        assert api.get("/PractitionerRole/R00000029-P").status_code == 200
+        db.stop()
+        for call in (lambda: api.create(fresh_role()), lambda: api.get("/PractitionerRole/R00000029-P")):
+            response = call()
+            assert response.status_code == 503
+            assert outcome_messages(response) == [issue(Msg.DB_UNAVAILABLE).diagnostics]
+            assert response.headers["Retry-After"] == "1"
+        db.start()
+        assert api.create(fresh_role()).status_code == 201
+    finally:
+        server.stop()
+        db.stop()
+
+
+def test_the_server_needs_no_credentials_for_metadata_even_when_the_database_is_down(tmp_path):
+    db = EmbeddedDatabase(tmp_path / "db")
+    db.start()
+    server = start_server(tmp_path / "var", MONGODB_URI=db.uri, DB_TIMEOUT_MS="500")
+    try:
+        db.stop()
+        assert requests.get(server.base_url + "/metadata", timeout=10).status_code == 200
+    finally:
+        server.stop()
+        db.stop()

@@ -64,7 +64,3 @@ class RoleStore:
         except DuplicateKeyError:
             return False
         return True
-
-    @translate_errors
-    def release(self, key: str, role_id: str) -> None:
-        self._keys.update_one({"_id": key}, {"$pull": {"periods": {"role": role_id}}})

@@ -2,8 +2,8 @@
 
 fhir.resources' R4B models parse the resource (R4B's PractitionerRole, Practitioner, Organization
 and Location are element-for-element R4's). The models are lenient where FHIR JSON is not: they turn
-``"true"`` and ``1`` into booleans, ``"5"`` into integers and accept ``null``. :func:`_check_json_types`
-walks the raw JSON beside the parsed model to catch those.
+``"true"`` and ``1`` into booleans, ``"5"`` into integers and accept ``null``: :func:`_find_nulls`
+runs before them, and :func:`_check_json_types` walks the raw JSON beside the parsed model after.
 """
 
 from __future__ import annotations
@@ -43,25 +43,53 @@ def check_structure(doc: t.Any, resource_type: str) -> list[Issue]:
         return issues
     if doc.get("resourceType") != resource_type:
         return [issue(Msg.WRONG_RESOURCE_TYPE, f"{resource_type}.resourceType", expected=resource_type)]
+    issues = _find_nulls(doc, resource_type)
+    if issues:
+        return issues
     try:
         model = _model(resource_type).model_validate(doc)
     except ValidationError as e:
-        return [_structure_issue(resource_type, err) for err in e.errors(include_url=False)]
+        return [_structure_issue(doc, resource_type, err) for err in e.errors(include_url=False)]
     return _check_json_types(doc, model, resource_type)
+
+
+def _find_nulls(node: t.Any, path: str) -> list[Issue]:
+    """FHIR JSON has no nulls (FHIR R4 json.html: no nulls); the models would drop some silently."""
+    if node is None:
+        return [issue(Msg.NULL_VALUE, path)]
+    if isinstance(node, dict):
+        return [i for k, v in node.items() for i in _find_nulls(v, f"{path}.{k}")]
+    if isinstance(node, list):
+        return [i for n, v in enumerate(node) for i in _find_nulls(v, f"{path}[{n}]")]
+    return []
+
+
+def _raw_at(doc: t.Any, loc: t.Iterable[str | int]) -> t.Any:
+    """The JSON value the client sent at a pydantic location (pydantic reports some inputs decoded)."""
+    for part in loc:
+        if isinstance(doc, dict) and isinstance(part, str) and part in doc:
+            doc = doc[part]
+        elif isinstance(doc, list) and isinstance(part, int) and part < len(doc):
+            doc = doc[part]
+    return doc
 
 
 # Pydantic's words for "this should have been an object/array", which read oddly for JSON input.
 _WANTS_OBJECT = {"json_invalid", "model_type", "model_attributes_type", "dict_type", "is_instance_of"}
+_WANTS_PRIMITIVE = {"bool_type": "boolean", "string_type": "string", "int_type": "number", "float_type": "number",
+                    "decimal_type": "number"}
 
 
-def _structure_issue(root: str, err: t.Any) -> Issue:
-    loc, kind, value = err["loc"], err["type"], err.get("input")
+def _structure_issue(doc: dict[str, t.Any], root: str, err: t.Any) -> Issue:
+    loc, kind, value = err["loc"], err["type"], _raw_at(doc, err["loc"])
     if kind == "extra_forbidden":
         return issue(Msg.STRUCTURE, from_loc(root, loc), reason=f"Unknown element {loc[-1]!r}")
     if kind in _WANTS_OBJECT or "expected from the instance of" in err["msg"]:
         return issue(Msg.WRONG_JSON_TYPE, from_loc(root, loc), expected="object", got=_json_type(value))
     if kind == "greater_than_equal" and loc[-1] == "rank":
         return issue(Msg.RANK_NOT_POSITIVE, from_loc(root, loc))
+    if kind in _WANTS_PRIMITIVE:
+        return issue(Msg.WRONG_JSON_TYPE, from_loc(root, loc), expected=_WANTS_PRIMITIVE[kind], got=_json_type(value))
     if kind == "list_type":
         return issue(Msg.WRONG_JSON_TYPE, from_loc(root, loc), expected="array", got=_json_type(value))
     reason = err["msg"].removeprefix("Value error, ")
@@ -97,9 +125,7 @@ def _check_json_types(raw: dict[str, t.Any], model: BaseModel, path: str) -> lis
     issues: list[Issue] = []
 
     def compare(value: t.Any, parsed: t.Any, at: str) -> None:
-        if value is None:
-            issues.append(issue(Msg.NULL_VALUE, at))
-        elif isinstance(value, dict):
+        if isinstance(value, dict):
             if isinstance(parsed, BaseModel):
                 walk(value, parsed, at)
         elif isinstance(value, list):

@@ -1,0 +1,113 @@
+"""Parsing a request body, and property names that are unsafe to store (fhir_server/validation/json_body.py)."""
+
+from __future__ import annotations
+
+import typing as t
+
+import pytest
+
+from fhir_server.outcome import Msg
+from fhir_server.validation.json_body import MAX_DEPTH, check_keys, parse_json
+
+
+def _nested(levels: int) -> t.Any:
+    """``{"a": {"a": … 1}}`` with the ``1`` ``levels`` properties below the root."""
+    doc: t.Any = 1
+    for _ in range(levels):
+        doc = {"a": doc}
+    return doc
+
+
+# parse_json ---------------------------------------------------------------------------------------
+
+def test_valid_json_is_parsed_without_issues() -> None:
+    doc, issues = parse_json(b'{"resourceType": "PractitionerRole", "active": true, "telecom": [{"rank": 1}]}')
+    assert issues == []
+    assert doc == {"resourceType": "PractitionerRole", "active": True, "telecom": [{"rank": 1}]}
+
+
+def test_utf8_text_is_decoded() -> None:
+    doc, issues = parse_json('{"text": "Māori"}'.encode())
+    assert issues == []
+    assert doc == {"text": "Māori"}
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(b'{"active": ', id="truncated"),
+    pytest.param(b"", id="empty"),
+    pytest.param(b"{'active': true}", id="single-quotes"),
+    pytest.param(b'{"active": true,}', id="trailing-comma"),
+    pytest.param(b'{"active": true, "active": false}', id="duplicate-key"),
+    pytest.param(b'{"period": {"start": "2020-01-01", "start": "2021-01-01"}}', id="nested-duplicate-key"),
+    pytest.param(b'{"rank": NaN}', id="NaN"),
+    pytest.param(b'{"rank": Infinity}', id="Infinity"),
+    pytest.param(b'{"rank": -Infinity}', id="-Infinity"),
+    pytest.param(b'{"text": "\xff"}', id="invalid-utf8"),
+    pytest.param(b'{"text": "\xed\xa0\x80"}', id="utf8-surrogate"),
+])
+def test_malformed_json_is_rejected(body: bytes) -> None:
+    doc, issues = parse_json(body)
+    assert doc is None
+    assert [i.msg for i in issues] == [Msg.MALFORMED_JSON]
+
+
+def test_duplicate_key_issue_names_the_key() -> None:
+    _, issues = parse_json(b'{"active": true, "active": false}')
+    assert "'active'" in issues[0].diagnostics
+
+
+def test_nesting_too_deep_for_the_parser_is_rejected() -> None:
+    doc, issues = parse_json(b"[" * 100_000 + b"]" * 100_000)
+    assert doc is None
+    assert [i.msg for i in issues] == [Msg.TOO_DEEP]
+    assert dict(issues[0].values)["limit"] == MAX_DEPTH
+
+
+# check_keys ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("doc", "key", "path"), [
+    ({"$where": "1"}, "$where", "PractitionerRole"),
+    ({"practitioner": {"$ref": "x"}}, "$ref", "PractitionerRole.practitioner"),
+    ({"code": [{"coding.code": "1"}]}, "coding.code", "PractitionerRole.code[0]"),
+    ({"location": [{"reference": "Location/FZZ999-B", "a\x00b": 1}]}, "a\x00b", "PractitionerRole.location[0]"),
+    ({"telecom": [{}, {"period": {"end\x00": "x"}}]}, "end\x00", "PractitionerRole.telecom[1].period"),
+])
+def test_unsafe_keys_are_reported_with_their_path(doc: dict, key: str, path: str) -> None:
+    issues = check_keys(doc, "PractitionerRole")
+    assert [(i.msg, i.expression) for i in issues] == [(Msg.UNSAFE_KEY, path)]
+    assert dict(issues[0].values)["key"] == key
+
+
+def test_every_unsafe_key_is_reported() -> None:
+    issues = check_keys({"$a": 1, "b.c": 2, "d": {"$e": 3}}, "PractitionerRole")
+    assert [(i.msg, i.expression) for i in issues] == [
+        (Msg.UNSAFE_KEY, "PractitionerRole"),
+        (Msg.UNSAFE_KEY, "PractitionerRole"),
+        (Msg.UNSAFE_KEY, "PractitionerRole.d"),
+    ]
+
+
+@pytest.mark.parametrize("doc", [
+    {"a$": 1, "_active": {"id": "x"}, "resourceType": "PractitionerRole"},
+    {"text": "values may contain $, . and \x00"},
+])
+def test_safe_keys_give_no_issues(doc: dict) -> None:
+    assert check_keys(doc, "PractitionerRole") == []
+
+
+def test_nesting_up_to_the_limit_is_allowed() -> None:
+    assert check_keys(_nested(MAX_DEPTH), "R") == []
+
+
+def test_nesting_past_the_limit_is_reported_where_it_starts() -> None:
+    issues = check_keys(_nested(MAX_DEPTH + 1), "R")
+    assert [(i.msg, i.expression) for i in issues] == [(Msg.TOO_DEEP, "R" + ".a" * (MAX_DEPTH + 1))]
+
+
+def test_nesting_through_arrays_counts_too() -> None:
+    doc: t.Any = 1
+    for _ in range(MAX_DEPTH + 1):
+        doc = [doc]
+    issues = check_keys(doc, "R")
+    assert [i.msg for i in issues] == [Msg.TOO_DEEP]
+    assert issues[0].expression == "R" + "[0]" * (MAX_DEPTH + 1)

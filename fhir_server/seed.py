@@ -37,6 +37,6 @@ def prepare_database(ctx: Context) -> bool:
     store.roles.insert_existing(roles, keys)
     for role, key in zip(roles, keys):
         if key is not None:
-            store.roles.reserve(key, role.get("period"), role["id"])
+            store.roles.reserve(key, role.get("period"), role["id"], ctx.now())
     store.role_ids.skip_past(max(role_number(r["id"]) for r in roles))
     return True

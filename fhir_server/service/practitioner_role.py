@@ -4,11 +4,13 @@
 problems: ``_parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: profile, business
 rules, contact points and references, all reported together) → ``_complete`` → ``_reserve_business_key``
 (422 duplicate) → ``store.roles.insert``. Database round trips: one to resolve the three references,
-one to reserve the business key, one to insert; issuing the id costs one per :data:`BLOCK` creates.
+one to reserve the business key, one to insert; issuing the id costs one per ``BLOCK`` creates. A
+rejected duplicate costs two more, to look for reservations abandoned by a process that died.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 from .. import identifiers as ids
@@ -35,6 +37,8 @@ from .context import Context
 NOT_RESERVING = {"enteredInError", "duplicate"}
 NORMAL_CONFIDENTIALITY = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "M"}
 HPI_ASSIGNER = {"reference": "Organization/G00001-G"}
+# A reservation whose role is still not stored after this long was left by a process that died.
+ABANDONED_AFTER = dt.timedelta(seconds=60)
 _ELEMENT_ORDER = [
     "resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension",
     "modifierExtension", "identifier", "active", "period", "practitioner", "organization", "code",
@@ -128,6 +132,11 @@ def in_element_order(resource: dict[str, t.Any]) -> dict[str, t.Any]:
 
 def _reserve_business_key(resource: dict[str, t.Any], ctx: Context) -> str | None:
     key = business_key(resource, ctx)
-    if key is not None and not ctx.store.roles.reserve(key, resource.get("period"), resource["id"]):
+    if key is None:
+        return None
+    roles, period, now = ctx.store.roles, resource.get("period"), ctx.now()
+    reserved = roles.reserve(key, period, resource["id"], now) or (
+        roles.clear_abandoned(key, now - ABANDONED_AFTER) and roles.reserve(key, period, resource["id"], now))
+    if not reserved:
         raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
     return key

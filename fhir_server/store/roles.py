@@ -7,10 +7,14 @@ Duplicates and overlaps (SPEC.md §3.5) are prevented without transactions: each
 the roles that use it. Reserving a period is one conditional upsert on that document, atomic in any
 MongoDB: it matches only if no held period overlaps, so of N racing creates exactly one wins, and the
 others' upsert collides on ``_id`` (DuplicateKeyError), which means "duplicate".
+
+A process that dies between reserving and inserting leaves a period held for a role that does not
+exist; :meth:`RoleStore.clear_abandoned` frees such periods when they next stand in a create's way.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import typing as t
 
 from pymongo.database import Database
@@ -47,7 +51,7 @@ class RoleStore:
                 pass
 
     @translate_errors
-    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str) -> bool:
+    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, at: dt.datetime) -> bool:
         """Hold ``period`` of business key ``key`` for ``role_id``; False if a held period overlaps.
 
         Overlap is ``s1 < e2 and s2 < e1`` ("two periods are not overlapping if one starts on the same
@@ -55,7 +59,7 @@ class RoleStore:
         """
         start = (period or {}).get("start", OPEN_START)
         end = (period or {}).get("end", OPEN_END)
-        held = {"s": start, "e": end, "role": role_id, "day": start if start == end else None}
+        held = {"s": start, "e": end, "role": role_id, "day": start if start == end else None, "at": at}
         query: dict[str, t.Any] = {"_id": key, "periods": {"$not": {"$elemMatch": {"s": {"$lt": end}, "e": {"$gt": start}}}}}
         if start == end:
             query["periods.day"] = {"$ne": start}
@@ -64,3 +68,15 @@ class RoleStore:
         except DuplicateKeyError:
             return False
         return True
+
+    @translate_errors
+    def clear_abandoned(self, key: str, reserved_before: dt.datetime) -> bool:
+        """Free the periods of ``key`` reserved before ``reserved_before`` by roles never stored.
+        Returns True if it freed any."""
+        doc = self._keys.find_one({"_id": key}) or {"periods": []}
+        old = [p["role"] for p in doc["periods"] if p["at"] < reserved_before]
+        stored = set(self._roles.distinct("_id", {"_id": {"$in": old}})) if old else set()
+        abandoned = [role for role in old if role not in stored]
+        if abandoned:
+            self._keys.update_one({"_id": key}, {"$pull": {"periods": {"role": {"$in": abandoned}}}})
+        return bool(abandoned)

@@ -223,6 +223,20 @@ class TestDuplicateAndOverlap:
         assert api.create(role).status_code == 422
 
 
+def test_a_reservation_left_by_a_process_that_died_is_freed(api, mongo):
+    """A process killed between reserving the business key and inserting the role leaves a period
+    held for a role that does not exist; after a minute it no longer blocks the same role."""
+    role = fresh_role()
+    role_id = api.create(role).json()["id"]
+    mongo["practitioner_roles"].delete_one({"_id": role_id})  # the insert that never happened
+
+    assert api.create(role).status_code == 422  # a create may still be on its way: hold for now
+    minutes_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=2)
+    mongo["role_keys"].update_one({"periods.role": role_id}, {"$set": {"periods.$.at": minutes_ago}})
+    assert api.create(role).status_code == 201
+    assert mongo["role_keys"].count_documents({"periods.role": role_id}) == 0
+
+
 def test_a_dormant_cpn_is_stored_as_the_live_one(api):
     body = api.create(fresh_role(practitioner={"reference": "Practitioner/90ZZGJ"})).json()
     assert body["practitioner"]["reference"] == "Practitioner/98ZZQJ"

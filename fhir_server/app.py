@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions.update(
         settings=settings,
         context=Context(store, load_value_sets(settings.profiles_dir)),
-        api_key_cache=KeyCache(settings.api_key_cache_seconds),
+        api_key_cache=KeyCache(store.api_keys, settings.api_key_cache_seconds),
         started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     http.register(app)

@@ -8,7 +8,7 @@ import time
 from flask import Blueprint, current_app, request
 
 from ..outcome import Msg, RequestRejected, issue
-from ..store.api_keys import digest
+from ..store.api_keys import ApiKeyStore, digest
 
 bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = {"metadata.capability_statement_view"}
@@ -20,7 +20,8 @@ class KeyCache:
     Only good news is kept, and only for ``seconds``: a revoked key stops working within that time.
     """
 
-    def __init__(self, seconds: int) -> None:
+    def __init__(self, keys: ApiKeyStore, seconds: int) -> None:
+        self.keys = keys
         self.seconds = seconds
         self._until: dict[str, float] = {}
 
@@ -29,7 +30,7 @@ class KeyCache:
         hashed = digest(key)
         if self._until.get(hashed, 0.0) > now:
             return True
-        if not current_app.extensions["context"].store.api_keys.is_active(key):
+        if not self.keys.is_active(key):
             return False
         if len(self._until) > 10_000:
             self._until.clear()

@@ -54,7 +54,7 @@ def check_structure(doc: t.Any, resource_type: str) -> list[Issue]:
 
 
 def _find_nulls(node: t.Any, path: str) -> list[Issue]:
-    """FHIR JSON has no nulls (FHIR R4 json.html: no nulls); the models would drop some silently."""
+    """FHIR JSON has no nulls (R4 json.html); the models would accept some silently."""
     if node is None:
         return [issue(Msg.NULL_VALUE, path)]
     if isinstance(node, dict):

@@ -1,26 +1,89 @@
-"""The CapabilityStatement: what this server does, for clients that ask at ``/metadata``."""
+"""The CapabilityStatement, generated from what the server really does: its routes give the
+interactions and operations of each resource type, the search table gives the parameters and includes.
+"""
 
 from __future__ import annotations
 
+import re
 import typing as t
 
+from .service.search import INCLUDES, PARAMETERS
 from .validation.profile import PROFILE_URL
 
-SOFTWARE_VERSION = "0.1.0"
-
-# Interactions per resource type, as the HTTP layer offers them.
-RESOURCES = {
+SOFTWARE_VERSION = "0.2.0"
+PROFILES = {"PractitionerRole": PROFILE_URL}
+# Interaction codes (FHIR restful-interaction) by HTTP method and the route's shape after the type.
+_INTERACTIONS = {
+    ("POST", ""): "create",
+    ("GET", ""): "search-type",
+    ("GET", "/<id>"): "read",
+    ("GET", "/<id>/_history/<vid>"): "vread",
+    ("PUT", "/<id>"): "update",
+    ("GET", "/_history"): "history-type",
+    ("GET", "/<id>/_history"): "history-instance",
+}
+_DOCUMENTATION = {
     "PractitionerRole": {
-        "profile": PROFILE_URL,
-        "interactions": {
-            "create": "Create a PractitionerRole under the HPI rules; the server issues its hpi-practitionerrole-id",
-            "read": "Read the current version of a PractitionerRole by its hpi-practitionerrole-id",
-        },
+        "create": "Create a PractitionerRole under the HPI rules; the server issues its hpi-practitionerrole-id. "
+                  "If-None-Exist: identifier=[system|]value makes it conditional",
+        "update": "Update contact details, messaging address, period and status reason; If-Match is required",
+        "search-type": "Search by hpi-person-id and other parameters; always a Bundle",
     },
 }
+_ROUTE = re.compile(r"^/(?P<type>[A-Z][A-Za-z]+)(?P<rest>/.*)?$")
 
 
-def capability_statement(base_url: str, started: str) -> dict[str, t.Any]:
+class Route(t.NamedTuple):
+    rule: str
+    methods: frozenset[str]
+
+
+def _shape(rest: str) -> str:
+    return re.sub(r"<[^>]+>", lambda m: "<vid>" if "vid" in m.group(0) else "<id>", rest)
+
+
+def interactions(routes: t.Iterable[Route]) -> dict[str, dict[str, set[str]]]:
+    """Resource type → {"interactions": codes, "operations": names}, read off the routes."""
+    found: dict[str, dict[str, set[str]]] = {}
+    for route in routes:
+        m = _ROUTE.match(route.rule)
+        if not m or m["type"] not in PARAMETERS:
+            continue
+        entry = found.setdefault(m["type"], {"interactions": set(), "operations": set()})
+        shape = _shape(m["rest"] or "")
+        if shape.rsplit("/", 1)[-1].startswith("$"):
+            entry["operations"].add(shape.rsplit("/", 1)[-1][1:])
+        for method in route.methods:
+            code = _INTERACTIONS.get((method, shape))
+            if code:
+                entry["interactions"].add(code)
+    return found
+
+
+def capability_statement(routes: t.Iterable[Route], base_url: str, started: str) -> dict[str, t.Any]:
+    order = list(dict.fromkeys(_INTERACTIONS.values()))
+    resources = []
+    for rtype, offered in sorted(interactions(routes).items()):
+        docs = _DOCUMENTATION.get(rtype, {})
+        resource: dict[str, t.Any] = {"type": rtype}
+        if rtype in PROFILES:
+            resource.update(profile=PROFILES[rtype], supportedProfile=[PROFILES[rtype]])
+        resource.update(
+            interaction=[{"code": code, **({"documentation": docs[code]} if code in docs else {})}
+                         for code in order if code in offered["interactions"]],
+            versioning="versioned-update",
+            readHistory="vread" in offered["interactions"],
+            updateCreate=False,
+            conditionalCreate=True,
+            conditionalUpdate=False,
+            conditionalDelete="not-supported",
+            searchInclude=sorted(INCLUDES.get(rtype, {})),
+            searchParam=[{"name": p.name, "type": p.type, "documentation": p.documentation} for p in PARAMETERS[rtype]],
+        )
+        if offered["operations"]:
+            resource["operation"] = [{"name": name, "definition": f"http://hl7.org/fhir/OperationDefinition/Resource-{name}"}
+                                     for name in sorted(offered["operations"])]
+        resources.append(resource)
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -30,22 +93,11 @@ def capability_statement(base_url: str, started: str) -> dict[str, t.Any]:
         "software": {"name": "fhir-server", "version": SOFTWARE_VERSION},
         "implementation": {"description": "HPI PractitionerRole FHIR server", "url": base_url},
         "fhirVersion": "4.0.1",
-        "format": ["application/fhir+json", "json"],
+        "format": ["application/fhir+json", "application/json", "json"],
         "rest": [{
             "mode": "server",
             "security": {"description": "Every request but /metadata needs an x-api-key header (403 without) "
                                         "and a userid header naming the person making it (401 without)."},
-            "resource": [
-                {
-                    "type": rtype,
-                    "profile": spec["profile"],
-                    "supportedProfile": [spec["profile"]],
-                    "interaction": [{"code": code, "documentation": doc} for code, doc in spec["interactions"].items()],
-                    "versioning": "versioned",
-                    "readHistory": False,
-                    "updateCreate": False,
-                }
-                for rtype, spec in RESOURCES.items()
-            ],
+            "resource": resources,
         }],
     }

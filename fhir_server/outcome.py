@@ -25,6 +25,7 @@ HPI_CODE_SYSTEM = "https://standards.digital.health.nz/ns/hip-operation-outcome-
 EM07201 = ("EM07201", "Required value missing")
 EM07208 = ("EM07208", "Value is invalid")
 EM07240 = ("EM07240", "Resource not found")
+EM07106 = ("EM07106", "Record version provided is out of date. The record cannot be updated")
 EM01100 = ("EM01100", "System error occured while processing the request")
 
 
@@ -60,12 +61,39 @@ class Msg(enum.Enum):
     UNKNOWN_ROUTE = Entry(404, "not-found", "No route for {method} {path}")
     METHOD_NOT_ALLOWED = Entry(405, "not-supported", "HTTP method {method} is not allowed on {path}")
     NOT_FOUND = Entry(404, "processing", "Invalid id: {id}", EM07240, note="IG: “Invalid id: ”, id appended")
+    VERSION_NOT_FOUND = Entry(404, "not-found", "{type}/{id} has no version {vid}")
+    NOT_ACCEPTABLE = Entry(406, "not-supported", "Only JSON is supported: ask for application/fhir+json or application/json",
+                           note="IG: 'Only Json is supported by this implementation.'")
+    NOT_DELETABLE = Entry(405, "not-supported", "A PractitionerRole record cannot be deleted; end it with a period end date "
+                          "and a PractitionerRole-status-reason (enteredInError or duplicate to withdraw it)",
+                          note="IG businessView: 'A practitionerRole record cannot be deleted.'")
+    VALIDATE_MODE_INVALID = Entry(400, "value", "$validate mode {mode!r} is not supported here: use create on "
+                                  "/PractitionerRole/$validate, update on /PractitionerRole/{{id}}/$validate")
+    VALIDATE_RESOURCE_REQUIRED = Entry(400, "required", "$validate needs exactly one 'resource' parameter")
+    OPERATION_OK = Entry(200, "informational", "{what}", severity="information")
     DB_UNAVAILABLE = Entry(503, "transient", "The database is unavailable; retry shortly")
     INTERNAL = Entry(500, "exception", "System error occured while processing the request", EM01100)
 
     # Authentication (SPEC.md §6), verbatim.
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")
     MISSING_USERID = Entry(401, "processing", "Authentication: missing userid header")
+
+    # Versions and conditional requests (SPEC.md §3.2, §3.7; FHIR http.html).
+    VERSION_CONFLICT = Entry(409, "conflict", "Resource conflict, the version provided for the resource is not the current version",
+                             EM07106, note="IG status-table text for 409 with the EM07106 coding")
+    IF_MATCH_REQUIRED = Entry(428, "required", "An update needs an If-Match header with the version being updated, "
+                              "e.g. If-Match: W/\"1\"", note="IG: if-Match mandatory on update; no status given")
+    IF_MATCH_INVALID = Entry(400, "value", "If-Match must name one version: W/\"n\", \"n\" or n")
+    ID_MISMATCH = Entry(400, "value", "The resource id must equal the id in the URL, {url_id}")
+    IDENTIFIER_IN_USE = Entry(422, "duplicate", "Identifier {identifier} is already used by {key}")
+    CONDITION_INVALID = Entry(400, "value", "If-None-Exist must be identifier=[system|]value")
+    CONDITION_AMBIGUOUS = Entry(412, "multiple-matches", "If-None-Exist matches {count} records")
+
+    # Search (SPEC.md §3.4; FHIR search.html).
+    SEARCH_PRACTITIONER_REQUIRED = Entry(422, "processing", "Practitioner required", EM07201)
+    SEARCH_PARAM_UNKNOWN = Entry(400, "not-supported", "Unknown search parameter {name!r} for {type}")
+    SEARCH_INCLUDE_UNKNOWN = Entry(400, "not-supported", "Unsupported _include {value!r} for {type}")
+    SEARCH_VALUE_INVALID = Entry(400, "value", "Invalid value {value!r} for search parameter {name!r}")
 
     # Create rules (SPEC.md §3.1), verbatim.
     PRACTITIONER_REQUIRED = Entry(422, "processing", "hpi-person-id is required", EM07201)
@@ -74,6 +102,11 @@ class Msg(enum.Enum):
     DUPLICATE = Entry(422, "processing", "Resource validation error: duplicate", EM07201,
                       note="the compliance page codes it EM07201 'Required value missing' (sic)")
     STATUS_REASON_REQUIRED = Entry(422, "processing", "PractitionerRole-status-reason is required", EM07201)
+    # Update rules (SPEC.md §3.2), verbatim.
+    NOT_UPDATABLE = Entry(422, "processing", "A PractitionerRole update request may only update telecom, messaging-address, "
+                          "period, and practitionerRole-status-reason.")
+    ROLE_IDENTIFIER_REQUIRED = Entry(422, "processing", "The PractitionerRole identifier is required", EM07201,
+                                     note="IG: 'A PractitionerRole update must contain: … The PractitionerRole identifier'")
     # Where the IG gives no message (SPEC.md §3.1, §7).
     ORGANIZATION_INVALID = Entry(422, "processing", "hpi-organisation-id invalid", EM07208, note="not IG wording")
     FACILITY_INVALID = Entry(422, "processing", "hpi-facility-id invalid", EM07208, note="not IG wording")

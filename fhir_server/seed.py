@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .identifiers import role_number
 from .service import Context
-from .service.practitioner_role import business_key
+from .service.practitioner_role import business_key, holds_period
+from .service.search import identifier_keys, search_fields
 
 DATA_DIR = Path(__file__).parent / "reference_data"
 
@@ -33,10 +34,10 @@ def prepare_database(ctx: Context) -> bool:
     resources = load_resources()
     roles = [r for r in resources if r["resourceType"] == "PractitionerRole"]
     store.references.upsert([r for r in resources if r["resourceType"] != "PractitionerRole"])
-    keys = [business_key(r, ctx) for r in roles]
-    store.roles.insert_existing(roles, keys)
-    for role, key in zip(roles, keys):
-        if key is not None:
-            store.roles.reserve(key, role.get("period"), role["id"], ctx.now())
+    for role in roles:
+        key, vid = business_key(role, ctx), int(role["meta"]["versionId"])
+        held = vid if holds_period(role) else None
+        if store.roles.insert_existing(role, key, held, search_fields(role), identifier_keys(role)) and held is not None:
+            store.roles.reserve(key, role.get("period"), role["id"], vid, ctx.now())
     store.role_ids.skip_past(max(role_number(r["id"]) for r in roles))
     return True

@@ -7,6 +7,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from . import auth, errors, metadata, practitioner_role
+from .responses import negotiate
 
 __all__ = ["register"]
 
@@ -28,6 +29,7 @@ def _tag_response(response: Response) -> Response:
 
 def register(app: Flask) -> None:
     app.before_request(_tag_request)
+    app.before_request(negotiate)  # before authentication, so that its errors are in the chosen format
     app.after_request(_tag_response)
     errors.register(app)
     for module in (auth, metadata, practitioner_role):

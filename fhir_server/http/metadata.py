@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app
 
-from ..capabilities import capability_statement
+from ..capabilities import Route, capability_statement
 from .responses import base_url, fhir_response
 
 bp = Blueprint("metadata", __name__)
@@ -12,4 +12,5 @@ bp = Blueprint("metadata", __name__)
 
 @bp.get("/metadata")
 def capability_statement_view() -> Response:
-    return fhir_response(capability_statement(base_url(), current_app.extensions["started"]))
+    routes = [Route(rule.rule, frozenset(rule.methods or ())) for rule in current_app.url_map.iter_rules()]
+    return fhir_response(capability_statement(routes, base_url(), current_app.extensions["started"]))

@@ -1,4 +1,9 @@
-"""Shaping FHIR responses: the media type, and the version headers of a resource."""
+"""Shaping FHIR responses: content negotiation, ``_pretty``, ``Prefer``, and version headers.
+
+JSON is the only format (SPEC.md §3.0: "Only Json is supported by this implementation"). A request
+that will take only XML (by ``Accept`` or ``_format``) gets 406 before anything else happens; the
+response is ``application/fhir+json`` unless the client asked for ``application/json`` alone.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +11,51 @@ import datetime as dt
 import json
 import typing as t
 
-from flask import Response, current_app, request
+from flask import Response, current_app, g, request
 from werkzeug.http import http_date
 
-FHIR_JSON = "application/fhir+json; charset=utf-8"
+from ..outcome import Msg, RequestRejected, issue, operation_outcome
+
+FHIR_JSON = "application/fhir+json"
+JSON = "application/json"
+# _format values FHIR defines for JSON (http.html#mime-type), and the media types they stand for.
+_FORMATS = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON}
 
 
-def fhir_response(body: dict[str, t.Any], status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
-    return Response(text, status=status, headers=dict(headers or {}), content_type=FHIR_JSON)
+def negotiate() -> None:
+    """Choose the response media type, or refuse with 406: runs before every request."""
+    wanted = request.args.get("_format")
+    if wanted is not None:
+        g.media_type = _FORMATS.get(wanted.split(";")[0].strip())
+    elif not request.accept_mimetypes:  # no Accept header: anything will do
+        g.media_type = FHIR_JSON
+    else:
+        g.media_type = request.accept_mimetypes.best_match([FHIR_JSON, JSON])
+    if g.media_type is None:
+        g.media_type = FHIR_JSON  # for the 406 itself
+        raise RequestRejected(issue(Msg.NOT_ACCEPTABLE))
+
+
+def fhir_response(body: dict[str, t.Any] | None, status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
+    pretty = request.args.get("_pretty") == "true"
+    text = "" if body is None else json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
+                                                   separators=(", ", ": ") if pretty else (",", ":"))
+    media_type = g.get("media_type") or FHIR_JSON
+    return Response(text, status=status, headers=dict(headers or {}), content_type=f"{media_type}; charset=utf-8")
 
 
 def base_url() -> str:
     """The server's absolute base, for Location headers: BASE_URL if set, else from the request."""
     return current_app.extensions["settings"].base_url.rstrip("/") or request.host_url.rstrip("/")
+
+
+def prefer(name: str) -> str | None:
+    """A preference of the Prefer header (RFC 7240), e.g. ``prefer("return")`` → ``"minimal"``."""
+    for part in request.headers.get("Prefer", "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key.strip().lower() == name:
+            return value.strip().strip('"')
+    return None
 
 
 def version_headers(resource: dict[str, t.Any]) -> dict[str, str]:
@@ -33,6 +69,25 @@ def version_headers(resource: dict[str, t.Any]) -> dict[str, str]:
     }
 
 
-def created_headers(resource: dict[str, t.Any]) -> dict[str, str]:
+def resource_response(resource: dict[str, t.Any], status: int = 200) -> Response:
+    """A read: the resource and its version headers, or 304 if the client's If-None-Match names its
+    version (``W/"n"``, ``"n"`` or ``n``)."""
     headers = version_headers(resource)
-    return {**headers, "Location": headers["Content-Location"]}
+    seen = {tag.strip().removeprefix("W/").strip('"') for tag in request.headers.get("If-None-Match", "").split(",")}
+    if resource["meta"]["versionId"] in seen or "*" in seen:
+        return fhir_response(None, 304, headers)
+    return fhir_response(resource, status, headers)
+
+
+def written_response(resource: dict[str, t.Any], status: int, what: str) -> Response:
+    """A create or update, shaped by ``Prefer: return=minimal|representation|OperationOutcome``
+    (representation by default). A 201 also carries ``Location``."""
+    headers = version_headers(resource)
+    if status == 201:
+        headers["Location"] = headers["Content-Location"]
+    wanted = prefer("return")
+    if wanted == "minimal":
+        return fhir_response(None, status, headers)
+    if wanted == "OperationOutcome":
+        return fhir_response(operation_outcome([issue(Msg.OPERATION_OK, what=what)]), status, headers)
+    return fhir_response(resource, status, headers)

@@ -1,20 +1,29 @@
-"""Create and read HPI PractitionerRoles (SPEC.md §3.1, §3.3).
+"""Create, update, validate and read HPI PractitionerRoles (SPEC.md §3.1-3.3, §3.7).
 
-``create_practitioner_role`` runs the DESIGN.md stages in order and stops after the first that finds
-problems: ``_parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: profile, business
-rules, contact points and references, all reported together) → ``_complete`` → ``_reserve_business_key``
-(422 duplicate) → ``store.roles.insert``. Database round trips: one to resolve the three references,
-one to reserve the business key, one to insert; issuing the id costs one per ``BLOCK`` creates. A
-rejected duplicate costs two more, to look for reservations abandoned by a process that died.
+A create runs the DESIGN.md stages in order and stops after the first that finds problems:
+``parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: profile, business rules,
+contact points and references, all reported together) → ``_complete`` → ``_reserve`` (422 duplicate)
+→ ``store.roles.insert``. Database round trips: one to resolve the three references, one to reserve
+the business key, two to store the role and its first version; issuing the id costs one per
+``BLOCK`` creates. A rejected duplicate costs two more, to look for reservations abandoned by a
+process that died.
+
+An update reads the current version, checks the request against it (only telecom, messaging-address,
+period and status reason may change), reserves a changed period, and replaces the current version
+only if it is still the one the client named in If-Match (compare-and-set, else 409).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from dataclasses import dataclass
 
 from .. import identifiers as ids
-from ..outcome import Msg, RequestRejected, issue
+from ..outcome import Issue, Msg, RequestRejected, issue
+from ..store.errors import IdentifierTaken
+from ..store.queries import Page
+from ..store.roles import StoredRole
 from ..terminology import ROLE_CODES
 from ..validation import (
     Target,
@@ -30,8 +39,9 @@ from ..validation import (
 )
 from ..validation.dates import is_current
 from ..validation.fhirpath import ROLE
-from ..validation.profile import PROFILE_URL, role_coding, status_reason_code
+from ..validation.profile import MESSAGING_ADDRESS, PROFILE_URL, STATUS_REASON, role_coding, status_reason_code
 from .context import Context
+from .search import Query, identifier_keys, parse_paging, parse_search, search_fields
 
 # Roles ended as entered in error or duplicate hold no period: they never make another a duplicate.
 NOT_RESERVING = {"enteredInError", "duplicate"}
@@ -39,6 +49,11 @@ NORMAL_CONFIDENTIALITY = {"system": "http://terminology.hl7.org/CodeSystem/v3-Co
 HPI_ASSIGNER = {"reference": "Organization/G00001-G"}
 # A reservation whose role is still not stored after this long was left by a process that died.
 ABANDONED_AFTER = dt.timedelta(seconds=60)
+# What an update may change (SPEC.md §3.2); the server owns meta and active, and the narrative is
+# the client's to render.
+UPDATABLE = {"telecom", "period", "meta", "active", "text"}
+UPDATABLE_EXTENSIONS = {MESSAGING_ADDRESS, STATUS_REASON}
+_REFERENCES = ("practitioner", "organization", "location")
 _ELEMENT_ORDER = [
     "resourceType", "id", "meta", "implicitRules", "language", "text", "contained", "extension",
     "modifierExtension", "identifier", "active", "period", "practitioner", "organization", "code",
@@ -47,42 +62,273 @@ _ELEMENT_ORDER = [
 ]
 
 
-def create_practitioner_role(body: bytes, ctx: Context) -> dict[str, t.Any]:
+@dataclass(frozen=True)
+class Written:
+    """The outcome of a create or update: the current version, and whether this request made it."""
+
+    resource: dict[str, t.Any]
+    changed: bool
+
+
+# --- create ------------------------------------------------------------------------------------------
+
+def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | None = None) -> Written:
     """Validate ``body`` as a new HPI PractitionerRole and store it as version 1.
+
+    With ``if_none_exist`` (``identifier=[system|]value``), a role that already has the identifier is
+    returned instead (``changed`` False), also when a concurrent create stores it first.
 
     :raises RequestRejected: with every problem of the first stage that found any.
     """
-    doc = _parse(body)
+    doc = parse(body)
     _check_structure(doc)
+    if if_none_exist is not None:
+        existing = find_by_identifier(if_none_exist, ctx)
+        if existing is not None:
+            return Written(existing, False)
     resolved = _check_content(doc, ctx)
     resource = _complete(doc, ctx.store.role_ids.issue(), resolved, ctx)
-    key = _reserve_business_key(resource, ctx)
-    ctx.store.roles.insert(resource, key)
+    key, held = business_key(resource, ctx), None
+    if holds_period(resource):
+        _reserve(key, resource, 1, ctx)
+        held = 1
+    try:
+        ctx.store.roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource))
+    except IdentifierTaken as taken:
+        if held is not None:
+            ctx.store.roles.release(key, resource["id"], held)
+        existing = find_by_identifier(if_none_exist, ctx) if if_none_exist is not None else None
+        if existing is not None:  # a concurrent conditional create won
+            return Written(existing, False)
+        raise RequestRejected(issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=taken.identifier, key=taken.key))
+    return Written(resource, True)
+
+
+def find_by_identifier(condition: str, ctx: Context) -> dict[str, t.Any] | None:
+    """The role an ``If-None-Exist: identifier=[system|]value`` names, or None; 412 if several do."""
+    name, _, value = condition.partition("=")
+    if name != "identifier" or not value:
+        raise RequestRejected(issue(Msg.CONDITION_INVALID))
+    found = ctx.store.roles.find_by_identifier(value)
+    if len(found) > 1:
+        raise RequestRejected(issue(Msg.CONDITION_AMBIGUOUS, count=len(found)))
+    return with_active(found[0], ctx) if found else None
+
+
+# --- update ------------------------------------------------------------------------------------------
+
+def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ctx: Context) -> Written:
+    """Apply the allowed changes of ``body`` to role ``role_id`` as a new version, if ``if_match``
+    names the current one. A request that changes nothing makes no new version.
+
+    :raises RequestRejected: 428 without If-Match, 404, 409 on a stale version, else 400/422.
+    """
+    doc = parse(body)
+    _check_structure(doc)
+    expected = parse_if_match(if_match)
+    if doc.get("id") != role_id:
+        raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
+    stored = _get(role_id, ctx)
+    if stored.vid != expected:
+        raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
+    resource = _check_update(doc, stored, ctx)
+    if _same_content(resource, stored.resource):
+        return Written(with_active(stored.resource, ctx), False)
+    vid = stored.vid + 1
+    resource["meta"] = {**stored.resource["meta"], "versionId": str(vid), "lastUpdated": _timestamp(ctx)}
+    held = _move_reservation(stored, resource, vid, ctx)
+    if not ctx.store.roles.replace(stored, resource, held, search_fields(resource)):
+        if held is not None and held != stored.held:
+            ctx.store.roles.release(stored.key, role_id, held)
+        raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
+    if stored.held is not None and held != stored.held:
+        ctx.store.roles.release(stored.key, role_id, stored.held)
+    return Written(resource, True)
+
+
+def parse_if_match(value: str | None) -> int:
+    """The version an If-Match names: ``W/"3"``, ``"3"`` or ``3`` (SPEC.md §6 shows a bare integer)."""
+    if value is None:
+        raise RequestRejected(issue(Msg.IF_MATCH_REQUIRED))
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise RequestRejected(issue(Msg.IF_MATCH_INVALID))
+    return int(text)
+
+
+def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> dict[str, t.Any]:
+    """Check an update against the stored version; return the new version's content (meta aside)."""
+    issues = check_profile(doc, ctx.value_sets) + check_role_period(doc) + check_telecom(doc.get("telecom", []), ctx.today())
+    issues += _unchanged_elements(doc, stored.resource, ctx)
+    if issues:
+        raise RequestRejected(issues)
+    resource = {k: v for k, v in stored.resource.items() if k not in UPDATABLE and k != "extension"}
+    extensions = [e for e in stored.resource.get("extension", []) if e.get("url") not in UPDATABLE_EXTENSIONS]
+    extensions += [e for e in doc.get("extension", []) if e.get("url") in UPDATABLE_EXTENSIONS]
+    for name, value in (("extension", extensions), ("period", doc.get("period")), ("telecom", doc.get("telecom"))):
+        if value:
+            resource[name] = assign_ranks(value) if name == "telecom" else value
+    resource["active"] = is_current(resource.get("period"), ctx.today())
+    if "text" in doc:
+        resource["text"] = doc["text"]
+    return in_element_order(resource)
+
+
+def _unchanged_elements(doc: dict[str, t.Any], stored: dict[str, t.Any], ctx: Context) -> list[Issue]:
+    """An issue for each element the update may not change but does (SPEC.md §3.2)."""
+    issues = []
+    official = {"system": ids.ROLE_SYSTEM, "value": stored["id"]}
+    if not any(official.items() <= i.items() for i in doc.get("identifier", [])):
+        issues.append(issue(Msg.ROLE_IDENTIFIER_REQUIRED, f"{ROLE}.identifier"))
+    elif identifier_keys(doc) != identifier_keys(stored):
+        issues.append(issue(Msg.NOT_UPDATABLE, f"{ROLE}.identifier"))
+    changed = _changed_references(doc, stored, ctx)
+    names = (set(doc) | set(stored)) - UPDATABLE - {"identifier", "extension", "resourceType", "id", *_REFERENCES}
+    changed += [n for n in sorted(names) if _comparable(n, doc.get(n)) != _comparable(n, stored.get(n))]
+    fixed_extensions = [[e for e in r.get("extension", []) if e.get("url") not in UPDATABLE_EXTENSIONS] for r in (doc, stored)]
+    if fixed_extensions[0] != fixed_extensions[1]:
+        changed.append("extension")
+    return issues + [issue(Msg.NOT_UPDATABLE, f"{ROLE}.{name}") for name in changed]
+
+
+def _comparable(name: str, value: t.Any) -> t.Any:
+    """The role code is compared by its codings' systems and codes: display and text may differ."""
+    if name == "code" and value:
+        return sorted((c.get("system"), c.get("code")) for code in value for c in code.get("coding", []))
+    return value
+
+
+def _changed_references(doc: dict[str, t.Any], stored: dict[str, t.Any], ctx: Context) -> list[str]:
+    """References may name the same record differently (a dormant id, an absolute URL, a display):
+    resolve them, but only if they are not literally what is stored."""
+    def literal(resource: dict[str, t.Any], name: str) -> str | None:
+        ref = resource.get(name)
+        ref = (ref or [None])[0] if isinstance(ref, list) else ref
+        return ref.get("reference") if isinstance(ref, dict) else None
+
+    differ = [n for n in _REFERENCES if literal(doc, n) != literal(stored, n)]
+    if not differ:
+        return []
+    resolved, _ = check_references({n: doc[n] for n in differ if n in doc}, ctx.store.references.resolve)
+    return [n for n in differ if n not in resolved or resolved[n].key != literal(stored, n)]
+
+
+def _same_content(new: dict[str, t.Any], current: dict[str, t.Any]) -> bool:
+    def content(r: dict[str, t.Any]) -> dict[str, t.Any]:
+        return {k: v for k, v in r.items() if k not in ("meta", "active")}
+    return content(new) == content(current)
+
+
+def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], vid: int, ctx: Context) -> int | None:
+    """Reserve the new version's period if it is new or changed; return the version whose reservation
+    the role will own (None if it holds no period)."""
+    if not holds_period(resource):
+        return None
+    if stored.held is not None and stored.resource.get("period") == resource.get("period"):
+        return stored.held
+    _reserve(stored.key, resource, vid, ctx)
+    return vid
+
+
+# --- validate ----------------------------------------------------------------------------------------
+
+def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = None, mode: str | None = None) -> list[Issue]:
+    """Every problem a create (or, in mode update, an update of role ``role_id``) of the resource
+    would meet, with nothing stored or reserved. ``body`` is the resource, or a Parameters resource
+    with it as ``resource`` (and perhaps ``mode``). Only an unreadable request is raised (400, 404).
+    """
+    doc = parse(body)
+    if isinstance(doc, dict) and doc.get("resourceType") == "Parameters":
+        doc, mode = _unwrap_parameters(doc, mode)
+    mode = mode or ("update" if role_id else "create")
+    if mode not in ("create", "update") or (mode == "update") != (role_id is not None):
+        raise RequestRejected(issue(Msg.VALIDATE_MODE_INVALID, mode=mode))
+    try:
+        _check_structure(doc)
+        if role_id is None:
+            resource = point_at_live_records(doc, _check_content(doc, ctx))
+        else:
+            resource = _check_update(doc, _get(role_id, ctx), ctx)
+        if holds_period(resource) and ctx.store.roles.would_clash(business_key(resource, ctx), resource.get("period"), role_id):
+            raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
+    except RequestRejected as e:
+        if e.status == 404:
+            raise
+        return e.issues
+    return []
+
+
+def _unwrap_parameters(doc: dict[str, t.Any], mode: str | None) -> tuple[t.Any, str | None]:
+    params = doc.get("parameter") if isinstance(doc.get("parameter"), list) else []
+    resources = [p["resource"] for p in params if isinstance(p, dict) and p.get("name") == "resource" and "resource" in p]
+    modes = [p.get("valueCode") for p in params if isinstance(p, dict) and p.get("name") == "mode"]
+    if len(resources) != 1:
+        raise RequestRejected(issue(Msg.VALIDATE_RESOURCE_REQUIRED))
+    return resources[0], mode or (modes[0] if modes else None)
+
+
+# --- read --------------------------------------------------------------------------------------------
+
+def read_practitioner_role(role_id: str, ctx: Context) -> dict[str, t.Any]:
+    return with_active(_get(role_id, ctx).resource, ctx)
+
+
+def read_version(role_id: str, vid: str, ctx: Context) -> dict[str, t.Any]:
+    resource = ctx.store.roles.version(role_id, int(vid)) if ids.is_valid_role_id(role_id) and vid.isdigit() else None
+    if resource is None:
+        _get(role_id, ctx)  # 404 for the role itself first
+        raise RequestRejected(issue(Msg.VERSION_NOT_FOUND, type=ROLE, id=role_id, vid=vid))
     return resource
 
 
-def read_practitioner_role(role_id: str, ctx: Context) -> dict[str, t.Any]:
-    resource = ctx.store.roles.get(role_id) if ids.is_valid_role_id(role_id) else None
-    if resource is None:
-        raise RequestRejected(issue(Msg.NOT_FOUND, f"{ROLE}.id", id=role_id))
-    # `active` is derived from the period, whose relation to today changes with time. A record with no
-    # period keeps what was stored: the HPI's confidential R00000015-C is inactive without one.
+def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page, list[dict[str, t.Any]]]:
+    """A page of the roles a search matches, and the records its ``_include`` names (SPEC.md §3.4)."""
+    query = parse_search(ROLE, args, strict, ctx)
+    page = ctx.store.roles.search(query.criteria, query.offset, query.count)
+    page = Page(page.total, [with_active(r, ctx) for r in page.resources])
+    keys = {ref["reference"] for r in page.resources for name in query.includes
+            for ref in (r.get(name) if isinstance(r.get(name), list) else [r.get(name)]) if ref and "reference" in ref}
+    return query, page, ctx.store.references.get_many(sorted(keys)) if keys else []
+
+
+def role_history(role_id: str | None, args: t.Iterable[tuple[str, str]], ctx: Context) -> tuple[Query, Page]:
+    """Versions newest first, of one role (404 if unknown) or of all (``role_id`` None)."""
+    query = parse_paging(args)
+    if role_id is not None:
+        _get(role_id, ctx)
+    return query, ctx.store.roles.history(role_id, query.offset, query.count)
+
+
+def with_active(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
+    """``active`` is derived from the period, whose relation to today changes with time. A record with
+    no period keeps what was stored: the HPI's confidential R00000015-C is inactive without one."""
     if "period" not in resource:
         return resource
     return {**resource, "active": is_current(resource["period"], ctx.today())}
 
 
-def business_key(resource: dict[str, t.Any], ctx: Context) -> str | None:
-    """The duplicate rule's key (SPEC.md §3.5) of a stored role, or None if it holds no period."""
-    if status_reason_code(resource) in NOT_RESERVING:
-        return None
+def _get(role_id: str, ctx: Context) -> StoredRole:
+    stored = ctx.store.roles.get(role_id) if ids.is_valid_role_id(role_id) else None
+    if stored is None:
+        raise RequestRejected(issue(Msg.NOT_FOUND, f"{ROLE}.id", id=role_id))
+    return stored
+
+
+# --- shared steps ------------------------------------------------------------------------------------
+
+def business_key(resource: dict[str, t.Any], ctx: Context) -> str:
+    """The duplicate rule's key (SPEC.md §3.5): live CPN, organisation, facility and role code."""
     coding = role_coding(resource, ctx.value_sets[ROLE_CODES]) if resource.get("code") else {}
     org = resource.get("organization", {}).get("reference", "")
     location = (resource.get("location") or [{}])[0].get("reference", "")
     return "|".join([resource["practitioner"]["reference"], org, location, coding.get("system", ""), coding.get("code", "")])
 
 
-def _parse(body: bytes) -> t.Any:
+def holds_period(resource: dict[str, t.Any]) -> bool:
+    return status_reason_code(resource) not in NOT_RESERVING
+
+
+def parse(body: bytes) -> t.Any:
     doc, issues = parse_json(body)
     if issues:
         raise RequestRejected(issues)
@@ -90,7 +336,7 @@ def _parse(body: bytes) -> t.Any:
 
 
 def _check_structure(doc: t.Any) -> None:
-    issues = check_structure(doc, "PractitionerRole")
+    issues = check_structure(doc, ROLE)
     if issues:
         raise RequestRejected(issues)
 
@@ -105,14 +351,17 @@ def _check_content(doc: dict[str, t.Any], ctx: Context) -> dict[str, Target]:
     return resolved
 
 
+def _timestamp(ctx: Context) -> str:
+    return ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def _complete(doc: dict[str, t.Any], role_id: str, resolved: dict[str, Target], ctx: Context) -> dict[str, t.Any]:
     """The record to store: server-assigned id, identifier, meta and active; references to live
     records; contact ranks filled in. Whatever the client sent for the server's parts is replaced."""
     resource = point_at_live_records(doc, resolved)
-    now = ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
     resource.update(
         id=role_id,
-        meta={"versionId": "1", "lastUpdated": now, "profile": [PROFILE_URL], "security": [NORMAL_CONFIDENTIALITY]},
+        meta={"versionId": "1", "lastUpdated": _timestamp(ctx), "profile": [PROFILE_URL], "security": [NORMAL_CONFIDENTIALITY]},
         identifier=[
             *(i for i in doc.get("identifier", []) if i.get("system") != ids.ROLE_SYSTEM),
             {"use": "official", "system": ids.ROLE_SYSTEM, "value": role_id, "assigner": HPI_ASSIGNER},
@@ -130,13 +379,9 @@ def in_element_order(resource: dict[str, t.Any]) -> dict[str, t.Any]:
     return dict(sorted(resource.items(), key=lambda kv: (rank.get(kv[0].lstrip("_"), len(rank)), kv[0].startswith("_"))))
 
 
-def _reserve_business_key(resource: dict[str, t.Any], ctx: Context) -> str | None:
-    key = business_key(resource, ctx)
-    if key is None:
-        return None
+def _reserve(key: str, resource: dict[str, t.Any], vid: int, ctx: Context) -> None:
     roles, period, now = ctx.store.roles, resource.get("period"), ctx.now()
-    reserved = roles.reserve(key, period, resource["id"], now) or (
-        roles.clear_abandoned(key, now - ABANDONED_AFTER) and roles.reserve(key, period, resource["id"], now))
+    reserved = roles.reserve(key, period, resource["id"], vid, now) or (
+        roles.clear_abandoned(key, now - ABANDONED_AFTER) and roles.reserve(key, period, resource["id"], vid, now))
     if not reserved:
         raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
-    return key

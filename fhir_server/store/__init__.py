@@ -32,6 +32,7 @@ class Store:
     def ensure_indexes(self) -> None:
         """Create the indexes; run once at start-up or deployment, not per request."""
         self.db["reference_resources"].create_index([("refs", ASCENDING)])
+        self.roles.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
 
     def close(self) -> None:

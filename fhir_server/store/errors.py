@@ -27,3 +27,12 @@ def translate_errors(fn: t.Callable[P, R]) -> t.Callable[P, R]:
             raise StoreUnavailable() from e
 
     return wrapper
+
+
+class IdentifierTaken(Exception):
+    """A record was not stored because another of its type already has one of its identifiers."""
+
+    def __init__(self, identifier: str, key: str) -> None:
+        super().__init__(f"{identifier} is used by {key}")
+        self.identifier = identifier
+        self.key = key

@@ -59,6 +59,12 @@ class ReferenceStore:
         return found
 
     @translate_errors
+    def get_many(self, keys: list[str]) -> list[dict[str, t.Any]]:
+        """The records with these live keys (``Type/id``), in that order."""
+        found = {d["_id"]: d["resource"] for d in self._resources.find({"_id": {"$in": keys}}, {"resource": 1})}
+        return [found[k] for k in keys if k in found]
+
+    @translate_errors
     def upsert(self, resources: list[dict[str, t.Any]]) -> None:
         self._resources.bulk_write([
             UpdateOne(

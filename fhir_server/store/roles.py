@@ -1,66 +1,181 @@
-"""PractitionerRole records and the business-key reservations that keep them free of duplicates.
+"""PractitionerRole records, their versions, and the business-key reservations that keep them free of
+duplicates.
 
-A role is one document in ``practitioner_roles``: ``{_id: role id, vid, key, resource}``.
+A role's current version is one document in ``practitioner_roles``: ``{_id: role id, vid, key, held,
+search, identifiers, resource}``. ``search`` holds the values the search parameters match (see
+:mod:`..service.search`); ``held`` is the reservation of ``role_keys`` this role owns, or None.
+Every version, the current one included, is also kept in ``practitioner_role_versions``
+(``_id: "{id}/{vid}"``) for vread and history.
+
+Updates are compare-and-set: the replace matches only the version the client read (``vid``), so of two
+updates from the same version one wins and the other matches nothing (409). Versions are written
+after the current document changes; a version lost to a crash in between is still served from the
+current document, and the next update writes it (:meth:`RoleStore.replace`).
 
 Duplicates and overlaps (SPEC.md §3.5) are prevented without transactions: each business key
 (live CPN, organisation, facility, role code) has one document in ``role_keys`` holding the periods of
-the roles that use it. Reserving a period is one conditional upsert on that document, atomic in any
-MongoDB: it matches only if no held period overlaps, so of N racing creates exactly one wins, and the
-others' upsert collides on ``_id`` (DuplicateKeyError), which means "duplicate".
+the roles that use it, each tagged with the role and the version that reserved it. Reserving a period
+is one conditional upsert on that document, atomic in any MongoDB: it matches only if no other role's
+held period overlaps, so of N racing creates exactly one wins, and the others' upsert collides on
+``_id`` (DuplicateKeyError), which means "duplicate".
 
-A process that dies between reserving and inserting leaves a period held for a role that does not
-exist; :meth:`RoleStore.clear_abandoned` frees such periods when they next stand in a create's way.
+A process that dies between reserving and storing leaves a period held that no role owns;
+:meth:`RoleStore.clear_abandoned` frees such periods when they next stand in a write's way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import typing as t
+from dataclasses import dataclass
 
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from .errors import translate_errors
+from ..validation.dates import OPEN_END, OPEN_START
+from .errors import IdentifierTaken, translate_errors
+from .queries import Criterion, Page, to_filter
 
-# Open ends of a period sort before and after every YYYY-MM-DD date.
-OPEN_START = "0000-00-00"
-OPEN_END = "9999-12-31"
+
+@dataclass(frozen=True)
+class StoredRole:
+    resource: dict[str, t.Any]
+    key: str
+    held: int | None  # the version whose reservation this role owns, if it holds a period
+
+    @property
+    def vid(self) -> int:
+        return int(self.resource["meta"]["versionId"])
+
+
+def _updated(resource: dict[str, t.Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(resource["meta"]["lastUpdated"].replace("Z", "+00:00"))
+
+
+def _version_doc(resource: dict[str, t.Any]) -> dict[str, t.Any]:
+    vid = int(resource["meta"]["versionId"])
+    return {"_id": f"{resource['id']}/{vid}", "role": resource["id"], "vid": vid, "updated": _updated(resource), "resource": resource}
 
 
 class RoleStore:
     def __init__(self, db: Database[t.Any]) -> None:
         self._roles = db["practitioner_roles"]
+        self._versions = db["practitioner_role_versions"]
         self._keys = db["role_keys"]
 
+    def ensure_indexes(self) -> None:
+        # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
+        # are, serves them all; the others serve conditional creates and history.
+        self._roles.create_index([("search.practitioner", ASCENDING), ("_id", ASCENDING)])
+        self._roles.create_index([("search.identifier", ASCENDING)])
+        self._roles.create_index([("identifiers", ASCENDING)], unique=True)
+        self._versions.create_index([("role", ASCENDING), ("vid", DESCENDING)])
+        self._versions.create_index([("updated", DESCENDING)])
+
+    # --- current versions -------------------------------------------------------------------------
+
     @translate_errors
-    def get(self, role_id: str) -> dict[str, t.Any] | None:
-        doc = self._roles.find_one({"_id": role_id}, {"resource": 1})
+    def get(self, role_id: str) -> StoredRole | None:
+        doc = self._roles.find_one({"_id": role_id}, {"resource": 1, "key": 1, "held": 1})
+        return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
+
+    @translate_errors
+    def insert(self, resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+               identifiers: list[str]) -> None:
+        """Store a new role as its current version, then keep the version.
+
+        :raises IdentifierTaken: another role has one of ``identifiers`` (``system|value``); a unique
+            index decides, so of two racing creates with one identifier only one is stored.
+        """
+        try:
+            self._roles.insert_one({**self._current_doc(resource, key, held, search), "identifiers": identifiers})
+        except DuplicateKeyError:
+            other = self._roles.find_one({"identifiers": {"$in": identifiers}, "_id": {"$ne": resource["id"]}}, {"identifiers": 1})
+            if other is None:
+                raise  # the id itself: a record loaded twice
+            shared = next(i for i in identifiers if i in other["identifiers"])
+            raise IdentifierTaken(shared, f"PractitionerRole/{other['_id']}") from None
+        self._versions.update_one({"_id": f"{resource['id']}/{resource['meta']['versionId']}"},
+                                  {"$setOnInsert": _version_doc(resource)}, upsert=True)
+
+    @translate_errors
+    def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: int | None, search: dict[str, t.Any]) -> bool:
+        """Make ``resource`` the current version if ``previous`` still is; False if another update won."""
+        result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid},
+                                        {"$set": self._current_doc(resource, previous.key, held, search, with_id=False)})
+        if result.matched_count == 0:
+            return False
+        # The previous version too, in case a crash kept it from being written when it was made.
+        self._versions.bulk_write([
+            UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
+            for doc in (_version_doc(previous.resource), _version_doc(resource))
+        ], ordered=False)
+        return True
+
+    @staticmethod
+    def _current_doc(resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+                     with_id: bool = True) -> dict[str, t.Any]:
+        doc = {"vid": int(resource["meta"]["versionId"]), "key": key, "held": held, "search": search, "resource": resource}
+        return {"_id": resource["id"], **doc} if with_id else doc
+
+    @translate_errors
+    def find_by_identifier(self, token: str) -> list[dict[str, t.Any]]:
+        """The roles with an identifier matching ``token`` (``[system|]value``); at most two, enough to
+        tell one from several."""
+        return [d["resource"] for d in self._roles.find({"search.identifier": token}, {"resource": 1}).limit(2)]
+
+    @translate_errors
+    def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
+        query = to_filter(criteria, "search.")
+        total = self._roles.count_documents(query)
+        found = self._roles.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
+        return Page(total, [d["resource"] for d in found])
+
+    # --- versions ----------------------------------------------------------------------------------
+
+    @translate_errors
+    def version(self, role_id: str, vid: int) -> dict[str, t.Any] | None:
+        current = self._roles.find_one({"_id": role_id, "vid": vid}, {"resource": 1})
+        doc = current or self._versions.find_one({"_id": f"{role_id}/{vid}"}, {"resource": 1})
         return doc["resource"] if doc else None
 
     @translate_errors
-    def insert(self, resource: dict[str, t.Any], key: str | None) -> None:
-        self._roles.insert_one({"_id": resource["id"], "vid": int(resource["meta"]["versionId"]), "key": key, "resource": resource})
+    def history(self, role_id: str | None, offset: int, count: int) -> Page:
+        """Versions newest first: of one role, or of all roles (``role_id`` None)."""
+        query = {"role": role_id} if role_id else {}
+        order = [("vid", DESCENDING)] if role_id else [("updated", DESCENDING), ("_id", ASCENDING)]
+        total = self._versions.count_documents(query)
+        found = self._versions.find(query, {"resource": 1}).sort(order).skip(offset).limit(count) if count else []
+        return Page(total, [d["resource"] for d in found])
+
+    # --- seeding -----------------------------------------------------------------------------------
 
     @translate_errors
-    def insert_existing(self, resources: list[dict[str, t.Any]], keys: list[str | None]) -> None:
-        """Load records that already have ids and versions (reference data); ones present are kept."""
-        for resource, key in zip(resources, keys):
-            try:
-                self.insert(resource, key)
-            except DuplicateKeyError:
-                pass
+    def insert_existing(self, resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+                        identifiers: list[str]) -> bool:
+        """Load a record that already has its id and version (reference data); False if present."""
+        try:
+            self.insert(resource, key, held, search, identifiers)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    # --- business-key reservations -------------------------------------------------------------------
 
     @translate_errors
-    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, at: dt.datetime) -> bool:
-        """Hold ``period`` of business key ``key`` for ``role_id``; False if a held period overlaps.
+    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, vid: int, at: dt.datetime) -> bool:
+        """Hold ``period`` of business key ``key`` for version ``vid`` of ``role_id``; False if a period
+        another role holds overlaps.
 
         Overlap is ``s1 < e2 and s2 < e1`` ("two periods are not overlapping if one starts on the same
         day the other ends"), plus two identical single-day periods, tracked by ``day``.
         """
         start = (period or {}).get("start", OPEN_START)
         end = (period or {}).get("end", OPEN_END)
-        held = {"s": start, "e": end, "role": role_id, "day": start if start == end else None, "at": at}
-        query: dict[str, t.Any] = {"_id": key, "periods": {"$not": {"$elemMatch": {"s": {"$lt": end}, "e": {"$gt": start}}}}}
+        held = {"s": start, "e": end, "role": role_id, "by": f"{role_id}/{vid}", "day": start if start == end else None, "at": at}
+        clash = {"s": {"$lt": end}, "e": {"$gt": start}, "role": {"$ne": role_id}}
+        query: dict[str, t.Any] = {"_id": key, "periods": {"$not": {"$elemMatch": clash}}}
         if start == end:
             query["periods.day"] = {"$ne": start}
         try:
@@ -70,13 +185,29 @@ class RoleStore:
         return True
 
     @translate_errors
+    def would_clash(self, key: str, period: dict[str, t.Any] | None, role_id: str) -> bool:
+        """Whether :meth:`reserve` would fail now; reserves nothing (for $validate)."""
+        start = (period or {}).get("start", OPEN_START)
+        end = (period or {}).get("end", OPEN_END)
+        clash: dict[str, t.Any] = {"s": {"$lt": end}, "e": {"$gt": start}, "role": {"$ne": role_id}}
+        same_day = {"periods": {"$elemMatch": {"day": start, "role": {"$ne": role_id}}}} if start == end else None
+        query = {"_id": key, "$or": [{"periods": {"$elemMatch": clash}}, *([same_day] if same_day else [])]}
+        return self._keys.find_one(query, {"_id": 1}) is not None
+
+    @translate_errors
+    def release(self, key: str, role_id: str, vid: int) -> None:
+        """Free the period that version ``vid`` of ``role_id`` reserved."""
+        self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": f"{role_id}/{vid}"}}})
+
+    @translate_errors
     def clear_abandoned(self, key: str, reserved_before: dt.datetime) -> bool:
-        """Free the periods of ``key`` reserved before ``reserved_before`` by roles never stored.
-        Returns True if it freed any."""
+        """Free the periods of ``key`` reserved before ``reserved_before`` that no stored role owns:
+        left by a create or update whose process died. Returns True if it freed any."""
         doc = self._keys.find_one({"_id": key}) or {"periods": []}
-        old = [p["role"] for p in doc["periods"] if p["at"] < reserved_before]
-        stored = set(self._roles.distinct("_id", {"_id": {"$in": old}})) if old else set()
-        abandoned = [role for role in old if role not in stored]
+        old = [p for p in doc["periods"] if p["at"] < reserved_before]
+        roles = list({p["role"] for p in old})
+        owned = {f"{d['_id']}/{d['held']}" for d in self._roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
+        abandoned = [p["by"] for p in old if p["by"] not in owned]
         if abandoned:
-            self._keys.update_one({"_id": key}, {"$pull": {"periods": {"role": {"$in": abandoned}}}})
+            self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": abandoned}}}})
         return bool(abandoned)

@@ -8,6 +8,9 @@ import typing as t
 
 from ..outcome import Issue, Msg, issue
 
+# Open ends of a period sort before and after every YYYY-MM-DD date.
+OPEN_START = "0000-00-00"
+OPEN_END = "9999-12-31"
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 

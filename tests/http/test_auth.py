@@ -43,7 +43,7 @@ def test_metadata_needs_no_credentials(api):
     role = statement["rest"][0]["resource"][0]
     assert role["type"] == "PractitionerRole"
     assert role["profile"] == "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"
-    assert {i["code"] for i in role["interaction"]} == {"create", "read"}
+    assert {"create", "read", "update", "search-type"} <= {i["code"] for i in role["interaction"]}
 
 
 def test_the_development_key_was_made_because_the_database_had_none(server, mongo):

@@ -1,0 +1,62 @@
+"""Bundles of search results and of versions (FHIR bundle.html, search.html#paging, http.html#history)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import typing as t
+import uuid
+from urllib.parse import urlencode
+
+from ..store.queries import Page
+from .responses import base_url
+
+
+def _bundle(kind: str, total: int, links: list[dict[str, str]], entries: list[dict[str, t.Any]]) -> dict[str, t.Any]:
+    return {
+        "resourceType": "Bundle",
+        "id": uuid.uuid4().hex,
+        "meta": {"lastUpdated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+        "type": kind,
+        "total": total,
+        "link": links,
+        "entry": entries,
+    }
+
+
+def _full_url(resource: dict[str, t.Any]) -> str:
+    return f"{base_url()}/{resource['resourceType']}/{resource['id']}"
+
+
+def paging_links(path: str, params: list[tuple[str, str]], offset: int, count: int, total: int) -> list[dict[str, str]]:
+    """``self``, and ``next``/``previous`` where there are more, each a complete query to follow."""
+    def url(at: int) -> str:
+        return f"{base_url()}{path}?{urlencode([*params, ('_count', str(count)), ('_offset', str(at))])}"
+
+    links = [{"relation": "self", "url": url(offset)}]
+    if count and offset + count < total:
+        links.append({"relation": "next", "url": url(offset + count)})
+    if offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    return links
+
+
+def searchset(page: Page, included: list[dict[str, t.Any]], links: list[dict[str, str]]) -> dict[str, t.Any]:
+    entries = [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "match"}} for r in page.resources]
+    entries += [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "include"}} for r in included]
+    return _bundle("searchset", page.total, links, entries)
+
+
+def history(page: Page, links: list[dict[str, str]]) -> dict[str, t.Any]:
+    def entry(resource: dict[str, t.Any]) -> dict[str, t.Any]:
+        meta = resource["meta"]
+        first = meta["versionId"] == "1"
+        return {
+            "fullUrl": _full_url(resource),
+            "resource": resource,
+            "request": {"method": "POST" if first else "PUT",
+                        "url": resource["resourceType"] if first else f"{resource['resourceType']}/{resource['id']}"},
+            "response": {"status": "201 Created" if first else "200 OK", "etag": f'W/"{meta["versionId"]}"',
+                         "lastModified": meta["lastUpdated"]},
+        }
+
+    return _bundle("history", page.total, links, [entry(r) for r in page.resources])

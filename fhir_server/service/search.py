@@ -1,0 +1,247 @@
+"""Search parameters (https://hl7.org/fhir/R4/search.html): which ones each resource type supports,
+the values a stored record is matched on, and parsing a query into criteria.
+
+One table, :data:`PARAMETERS`, is the truth for three readers: :func:`search_fields` (what is stored
+beside each record), :func:`parse_search` (what a query may ask) and the CapabilityStatement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing as t
+from dataclasses import dataclass, field
+
+from .. import identifiers as ids
+from ..outcome import Issue, Msg, RequestRejected, issue
+from ..store.queries import Criterion
+from ..validation.dates import OPEN_END, OPEN_START
+from .context import NZ, Context
+
+DEFAULT_COUNT = 10
+MAX_COUNT = 50
+
+
+@dataclass(frozen=True)
+class SearchParam:
+    name: str
+    type: t.Literal["reference", "token", "date"]
+    documentation: str
+    target: str | None = None  # the resource type a reference parameter points at
+
+
+_ID = SearchParam("_id", "token", "The logical id of the resource")
+_LAST_UPDATED = SearchParam("_lastUpdated", "date", "When the resource version was stored (eq, ne, gt, ge, lt, le)")
+
+PARAMETERS: dict[str, list[SearchParam]] = {
+    "PractitionerRole": [
+        SearchParam("practitioner", "reference", "Required. The hpi-person-id (live or dormant) of the practitioner; "
+                    "a dormant id finds the same roles as the live one", "Practitioner"),
+        SearchParam("organization", "reference", "The hpi-organisation-id of the organisation", "Organization"),
+        SearchParam("location", "reference", "The hpi-facility-id of the facility", "Location"),
+        SearchParam("role", "token", "The role code ([system|]code)"),
+        SearchParam("active", "token", "true: roles whose period holds today (New Zealand date); false: the others"),
+        SearchParam("identifier", "token", "An identifier of the role ([system|]value), e.g. its hpi-practitionerrole-id"),
+        _ID,
+        _LAST_UPDATED,
+    ],
+    **{rtype: [SearchParam("identifier", "token", f"An identifier of the {rtype.lower()} ([system|]value), live or dormant"),
+               _ID, _LAST_UPDATED]
+       for rtype in ("Practitioner", "Organization", "Location")},
+}
+# _include values per resource type: "PractitionerRole:practitioner" → the reference element it follows.
+INCLUDES = {"PractitionerRole": {f"PractitionerRole:{name}": name for name in ("practitioner", "organization", "location")}}
+REQUIRED = {"PractitionerRole": "practitioner"}
+
+
+# --- what is stored beside a record -------------------------------------------------------------------
+
+def tokens(system: str | None, value: str | None) -> list[str]:
+    """The forms a token parameter may take for one coding or identifier: ``system|value``, ``value``,
+    and ``system|`` (any value of the system); ``|value`` when it has no system."""
+    if not value:
+        return []
+    return [f"{system}|{value}", value, f"{system}|"] if system else [f"|{value}", value]
+
+
+def _reference_id(ref: dict[str, t.Any] | None) -> list[str]:
+    literal = (ref or {}).get("reference", "")
+    return [literal.rsplit("/", 1)[-1]] if literal else []
+
+
+def _last_updated(resource: dict[str, t.Any]) -> dt.datetime:
+    return dt.datetime.fromisoformat(resource["meta"]["lastUpdated"].replace("Z", "+00:00"))
+
+
+def search_fields(resource: dict[str, t.Any]) -> dict[str, t.Any]:
+    """The values each search parameter of the resource's type matches, stored beside it."""
+    fields: dict[str, t.Any] = {
+        "_id": [resource["id"]],
+        "_lastUpdated": _last_updated(resource),
+        "identifier": [tok for i in resource.get("identifier", []) for tok in tokens(i.get("system"), i.get("value"))],
+    }
+    if resource["resourceType"] != "PractitionerRole":
+        return fields
+    period = resource.get("period")
+    if period:
+        active = {"from": period.get("start", OPEN_START), "to": period.get("end", OPEN_END)}
+    else:  # no period: active always, or never (the stored flag decides; see read_practitioner_role)
+        active = {"from": OPEN_START, "to": OPEN_END} if resource.get("active", True) else {"from": OPEN_END, "to": OPEN_START}
+    return {
+        **fields,
+        "practitioner": _reference_id(resource.get("practitioner")),
+        "organization": _reference_id(resource.get("organization")),
+        "location": _reference_id((resource.get("location") or [None])[0]),
+        "role": [tok for code in resource.get("code", []) for c in code.get("coding", [])
+                 for tok in tokens(c.get("system"), c.get("code"))],
+        "active": active,
+    }
+
+
+def identifier_keys(resource: dict[str, t.Any]) -> list[str]:
+    """``system|value`` of each identifier: no two records of a type may share one."""
+    return sorted({f"{i['system']}|{i['value']}" for i in resource.get("identifier", []) if i.get("system") and i.get("value")})
+
+
+# --- what a query asks --------------------------------------------------------------------------------
+
+@dataclass
+class Query:
+    criteria: list[Criterion] = field(default_factory=list)
+    offset: int = 0
+    count: int = DEFAULT_COUNT
+    includes: list[str] = field(default_factory=list)
+    # The parameters understood, in order, for the Bundle's self and paging links.
+    used: list[tuple[str, str]] = field(default_factory=list)
+
+
+_DATE = re.compile(r"(eq|ne|gt|ge|lt|le)?([0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?)")
+
+
+def _date_range(value: str) -> tuple[str, dt.datetime, dt.datetime] | None:
+    """A FHIR date search value → (prefix, low, high): the instants its precision covers, [low, high)."""
+    m = _DATE.fullmatch(value)
+    if not m:
+        return None
+    prefix, text = m.group(1) or "eq", m.group(2)
+    try:
+        if len(text) == 4:
+            low, high = dt.datetime(int(text), 1, 1), dt.datetime(int(text) + 1, 1, 1)
+        elif len(text) == 7:
+            year, month = int(text[:4]), int(text[5:7])
+            low, high = dt.datetime(year, month, 1), dt.datetime(year + month // 12, month % 12 + 1, 1)
+        elif len(text) == 10:
+            low = dt.datetime.fromisoformat(text)
+            high = low + dt.timedelta(days=1)
+        else:
+            low = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            high = low + dt.timedelta(milliseconds=1)
+    except ValueError:
+        return None
+    # A value without a zone is read as a New Zealand time, where HPI records are kept.
+    low, high = (d if d.tzinfo else d.replace(tzinfo=NZ) for d in (low, high))
+    return prefix, low, high
+
+
+def _date_criterion(name: str, value: str) -> Criterion | None:
+    parsed = _date_range(value)
+    if parsed is None:
+        return None
+    prefix, low, high = parsed
+    bounds = {"eq": (low, high, True), "ne": (low, high, False), "gt": (high, None, True), "ge": (low, None, True),
+              "lt": (None, low, True), "le": (None, high, True)}[prefix]
+    return Criterion(name, "between", bounds)
+
+
+def _token_values(param: SearchParam, value: str) -> list[str] | None:
+    if param.name == "active":
+        return None if value not in ("true", "false") else [value]
+    if param.type == "reference":
+        return [v.rstrip("/").rsplit("/", 1)[-1] for v in value.split(",") if v]
+    return [v for v in value.split(",") if v]
+
+
+def _set_paging(query: Query, name: str, value: str) -> list[Issue]:
+    if not value.isdigit():
+        return [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value)]
+    if name == "_count":
+        query.count = min(int(value), MAX_COUNT)
+    else:
+        query.offset = int(value)
+    return []
+
+
+def parse_paging(args: t.Iterable[tuple[str, str]]) -> Query:
+    """``_count`` and ``_offset`` of a history request; other parameters are ignored."""
+    query, issues = Query(), []
+    for name, value in args:
+        if name in ("_count", "_offset"):
+            issues += _set_paging(query, name, value)
+    if issues:
+        raise RequestRejected(issues)
+    return query
+
+
+def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> Query:
+    """Read a search's parameters. Unknown parameters are errors if ``strict`` (``Prefer:
+    handling=strict``), else ignored; values a parameter cannot take are always errors (400).
+
+    :raises RequestRejected: listing every parameter in error, or the missing required one (422).
+    """
+    known = {p.name: p for p in PARAMETERS[resource_type]}
+    includes = INCLUDES.get(resource_type, {})
+    query, issues = Query(), []
+    references: list[tuple[str, list[str]]] = []
+    for name, value in args:
+        base, _, modifier = name.partition(":")
+        param = known.get(base)
+        if name in ("_format", "_pretty"):
+            continue
+        if name in ("_count", "_offset"):
+            issues += _set_paging(query, name, value)
+            continue
+        if name == "_include":
+            if value in includes:
+                query.includes.append(includes[value])
+                query.used.append((name, value))
+            elif strict:
+                issues.append(issue(Msg.SEARCH_INCLUDE_UNKNOWN, value=value, type=resource_type))
+            continue
+        if param is None or (modifier and not (param.type == "reference" and modifier == param.target)):
+            if strict:
+                issues.append(issue(Msg.SEARCH_PARAM_UNKNOWN, name=name, type=resource_type))
+            continue
+        if param.type == "date":
+            criterion = _date_criterion(base, value)
+            if criterion is None:
+                issues.append(issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value))
+            else:
+                query.criteria.append(criterion)
+                query.used.append((name, value))
+            continue
+        values = _token_values(param, value)
+        if not values:
+            issues.append(issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value))
+            continue
+        query.used.append((name, value))
+        if param.name == "active":
+            query.criteria.append(Criterion("active", "active_on", (ctx.today(), values[0] == "true")))
+        elif param.type == "reference":
+            references.append((base, [f"{param.target}/{v}" for v in values]))
+        else:
+            query.criteria.append(Criterion(base, "any", tuple(values)))
+    if issues:
+        raise RequestRejected(issues)
+    required = REQUIRED.get(resource_type)
+    if required and not any(name == required for name, _ in references):
+        raise RequestRejected(issue(Msg.SEARCH_PRACTITIONER_REQUIRED, required))
+    query.criteria += _to_live_ids(references, ctx)
+    return query
+
+
+def _to_live_ids(references: list[tuple[str, list[str]]], ctx: Context) -> list[Criterion]:
+    """Reference values name a record by any of its ids, dormant ones included: match the live id.
+    One round trip for all of them; an id no record has is kept, and matches nothing."""
+    found = ctx.store.references.resolve([k for _, keys in references for k in keys]) if references else {}
+    return [Criterion(name, "any", tuple(found[k].id if k in found else k.split("/", 1)[1] for k in keys))
+            for name, keys in references]

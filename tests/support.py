@@ -76,6 +76,13 @@ class Api:
     def get(self, path: str, **kw: t.Any) -> requests.Response:
         return self.session.get(self.base + path, timeout=30, **kw)
 
+    def put(self, path: str, body: t.Any, *, if_match: str | None = None, **kw: t.Any) -> requests.Response:
+        headers = {**kw.pop("headers", {}), **({"If-Match": if_match} if if_match is not None else {})}
+        return self.session.put(self.base + path, data=json.dumps(body), headers=headers, timeout=30, **kw)
+
+    def delete(self, path: str, **kw: t.Any) -> requests.Response:
+        return self.session.delete(self.base + path, timeout=30, **kw)
+
     def create(self, role: dict[str, t.Any]) -> requests.Response:
         return self.post("/PractitionerRole", role)
 

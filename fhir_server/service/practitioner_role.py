@@ -162,10 +162,9 @@ def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> di
     issues += _unchanged_elements(doc, stored.resource, ctx)
     if issues:
         raise RequestRejected(issues)
+    # The extensions that may not change are checked equal to the stored ones: take the client's list.
     resource = {k: v for k, v in stored.resource.items() if k not in UPDATABLE and k != "extension"}
-    extensions = [e for e in stored.resource.get("extension", []) if e.get("url") not in UPDATABLE_EXTENSIONS]
-    extensions += [e for e in doc.get("extension", []) if e.get("url") in UPDATABLE_EXTENSIONS]
-    for name, value in (("extension", extensions), ("period", doc.get("period")), ("telecom", doc.get("telecom"))):
+    for name, value in (("extension", doc.get("extension")), ("period", doc.get("period")), ("telecom", doc.get("telecom"))):
         if value:
             resource[name] = assign_ranks(value) if name == "telecom" else value
     resource["active"] = is_current(resource.get("period"), ctx.today())

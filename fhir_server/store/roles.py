@@ -38,6 +38,10 @@ from .errors import IdentifierTaken, translate_errors
 from .queries import Criterion, Page, to_filter
 
 
+_PRACTITIONER_INDEX = [("search.practitioner", ASCENDING), ("_id", ASCENDING)]
+_UPDATED_INDEX = [("updated", DESCENDING)]
+
+
 @dataclass(frozen=True)
 class StoredRole:
     resource: dict[str, t.Any]
@@ -67,11 +71,11 @@ class RoleStore:
     def ensure_indexes(self) -> None:
         # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
         # are, serves them all; the others serve conditional creates and history.
-        self._roles.create_index([("search.practitioner", ASCENDING), ("_id", ASCENDING)])
+        self._roles.create_index(_PRACTITIONER_INDEX)
         self._roles.create_index([("search.identifier", ASCENDING)])
         self._roles.create_index([("identifiers", ASCENDING)], unique=True)
         self._versions.create_index([("role", ASCENDING), ("vid", DESCENDING)])
-        self._versions.create_index([("updated", DESCENDING)])
+        self._versions.create_index(_UPDATED_INDEX)
 
     # --- current versions -------------------------------------------------------------------------
 
@@ -128,8 +132,11 @@ class RoleStore:
     @translate_errors
     def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
         query = to_filter(criteria, "search.")
-        total = self._roles.count_documents(query)
-        found = self._roles.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
+        # Named, because a planner may not pick an index for a query with more fields than it has
+        # (SecantusDB does not); every search names a practitioner.
+        hint = _PRACTITIONER_INDEX if any(c.field == "practitioner" for c in criteria) else None
+        total = self._roles.count_documents(query, hint=hint) if hint else self._roles.count_documents(query)
+        found = self._roles.find(query, {"resource": 1}, hint=hint).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
         return Page(total, [d["resource"] for d in found])
 
     # --- versions ----------------------------------------------------------------------------------
@@ -145,8 +152,9 @@ class RoleStore:
         """Versions newest first: of one role, or of all roles (``role_id`` None)."""
         query = {"role": role_id} if role_id else {}
         order = [("vid", DESCENDING)] if role_id else [("updated", DESCENDING), ("_id", ASCENDING)]
+        hint = None if role_id else _UPDATED_INDEX
         total = self._versions.count_documents(query)
-        found = self._versions.find(query, {"resource": 1}).sort(order).skip(offset).limit(count) if count else []
+        found = self._versions.find(query, {"resource": 1}, hint=hint).sort(order).skip(offset).limit(count) if count else []
         return Page(total, [d["resource"] for d in found])
 
     # --- seeding -----------------------------------------------------------------------------------

@@ -33,7 +33,8 @@ def test_ig_create_example_gets_201_then_duplicate(api, mongo):
     assert second.status_code == 422
     assert outcome_messages(second) == ["Resource validation error: duplicate"] == [text(Msg.DUPLICATE)]
     assert second.json()["issue"][0]["details"]["coding"][0]["code"] == "EM07201"
-    assert mongo["practitioner_roles"].count_documents({"resource.practitioner.reference": "Practitioner/97ZACB"}) == 1
+    assert mongo["practitioner_roles"].count_documents({"resource.practitioner.reference": "Practitioner/97ZACB",
+                                                        "resource.code.coding.code": "253314"}) == 1
 
 
 def test_201_carries_the_stored_resource_and_its_version(api, mongo, server):

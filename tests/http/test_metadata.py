@@ -1,0 +1,52 @@
+"""GET /metadata: a CapabilityStatement that says what the server really does."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+
+@pytest.fixture(scope="module")
+def statement(server) -> dict:
+    response = requests.get(server.base_url + "/metadata", timeout=10)
+    assert response.status_code == 200
+    return response.json()
+
+
+def resource(statement: dict, rtype: str) -> dict:
+    return next(r for r in statement["rest"][0]["resource"] if r["type"] == rtype)
+
+
+def test_it_is_r4_json(statement):
+    assert statement["resourceType"] == "CapabilityStatement"
+    assert statement["fhirVersion"] == "4.0.1"
+    assert set(statement["format"]) >= {"application/fhir+json", "json"}
+    assert statement["kind"] == "instance" and statement["rest"][0]["mode"] == "server"
+
+
+def test_practitioner_role_lists_its_interactions_profile_parameters_and_includes(statement):
+    role = resource(statement, "PractitionerRole")
+    assert role["profile"] == "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"
+    assert [i["code"] for i in role["interaction"]] == ["create", "search-type", "read", "vread", "update", "history-type",
+                                                      "history-instance"]
+    assert "delete" not in {i["code"] for i in role["interaction"]}
+    assert {p["name"]: p["type"] for p in role["searchParam"]} == {
+        "practitioner": "reference", "organization": "reference", "location": "reference", "role": "token",
+        "active": "token", "identifier": "token", "_id": "token", "_lastUpdated": "date"}
+    assert role["searchInclude"] == ["PractitionerRole:location", "PractitionerRole:organization", "PractitionerRole:practitioner"]
+    assert role["operation"] == [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
+    assert role["versioning"] == "versioned-update" and role["readHistory"] is True and role["conditionalCreate"] is True
+
+
+def test_every_interaction_it_lists_answers(api, statement):
+    """The statement is read off the routes: each listed interaction of PractitionerRole is served."""
+    calls = {
+        "read": lambda: api.get("/PractitionerRole/R00000029-P"),
+        "vread": lambda: api.get("/PractitionerRole/R00000029-P/_history/4"),
+        "search-type": lambda: api.get("/PractitionerRole", params={"practitioner": "99ZZZS"}),
+        "history-type": lambda: api.get("/PractitionerRole/_history"),
+        "history-instance": lambda: api.get("/PractitionerRole/R00000029-P/_history"),
+    }
+    for interaction in resource(statement, "PractitionerRole")["interaction"]:
+        if interaction["code"] in calls:
+            assert calls[interaction["code"]]().status_code == 200, interaction["code"]

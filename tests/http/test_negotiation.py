@@ -1,0 +1,77 @@
+"""Formats (_format, Accept, _pretty; JSON only) and Prefer (return, on create and update)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fhir_server.outcome import Msg, issue
+
+from ..support import fresh_role, outcome_messages
+
+ROLE = "/PractitionerRole/R00000029-P"
+
+
+@pytest.mark.parametrize("accept, media_type", [
+    (None, "application/fhir+json"),
+    ("application/fhir+json", "application/fhir+json"),
+    ("application/json", "application/json"),
+    ("*/*", "application/fhir+json"),
+    ("application/fhir+xml;q=0.9, application/json;q=0.5", "application/json"),
+])
+def test_json_is_served_as_asked(api, accept, media_type):
+    headers = {"Accept": accept} if accept else {}
+    response = api.get(ROLE, headers=headers)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == f"{media_type}; charset=utf-8"
+
+
+@pytest.mark.parametrize("fmt, media_type", [("json", "application/fhir+json"), ("application/fhir+json", "application/fhir+json"),
+                                             ("application/json", "application/json")])
+def test_format_parameter_overrides_accept(api, fmt, media_type):
+    response = api.get(ROLE, params={"_format": fmt}, headers={"Accept": "application/fhir+xml"})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith(media_type)
+
+
+@pytest.mark.parametrize("headers, params", [({"Accept": "application/fhir+xml"}, {}), ({"Accept": "application/xml"}, {}),
+                                             ({}, {"_format": "xml"}), ({}, {"_format": "application/fhir+xml"})])
+def test_xml_is_not_acceptable(api, headers, params):
+    response = api.get(ROLE, headers=headers, params=params)
+    assert response.status_code == 406
+    assert response.headers["Content-Type"].startswith("application/fhir+json")
+    assert outcome_messages(response) == [issue(Msg.NOT_ACCEPTABLE).diagnostics]
+
+
+def test_pretty_indents(api):
+    compact, pretty = api.get(ROLE), api.get(ROLE, params={"_pretty": "true"})
+    assert "\n" not in compact.text and "\n  " in pretty.text
+    assert json.loads(pretty.text) == compact.json()
+
+
+def test_prefer_minimal_on_create_has_headers_but_no_body(api):
+    response = api.post("/PractitionerRole", fresh_role(), headers={"Prefer": "return=minimal"})
+    assert response.status_code == 201
+    assert response.content == b""
+    assert response.headers["Location"].endswith("/_history/1")
+    assert response.headers["ETag"] == 'W/"1"'
+
+
+def test_prefer_operation_outcome_on_create(api):
+    response = api.post("/PractitionerRole", fresh_role(), headers={"Prefer": "return=OperationOutcome"})
+    assert response.status_code == 201
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert outcome_messages(response) == [issue(Msg.OPERATION_OK, what="Created").diagnostics]
+    role_id = response.headers["Location"].split("/PractitionerRole/")[1].split("/")[0]
+    assert api.get(f"/PractitionerRole/{role_id}").status_code == 200
+
+
+def test_prefer_representation_and_minimal_on_update(api):
+    role = api.create(fresh_role()).json()
+    body = {**role, "telecom": [{"system": "phone", "value": "021 555 0401", "use": "work"}]}
+    minimal = api.put(f"/PractitionerRole/{role['id']}", body, if_match="1", headers={"Prefer": "return=minimal"})
+    assert minimal.status_code == 200 and minimal.content == b"" and minimal.headers["ETag"] == 'W/"2"'
+    body["telecom"][0]["value"] = "021 555 0402"
+    full = api.put(f"/PractitionerRole/{role['id']}", body, if_match="2", headers={"Prefer": "return=representation"})
+    assert full.status_code == 200 and full.json()["meta"]["versionId"] == "3"

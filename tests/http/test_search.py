@@ -1,0 +1,181 @@
+"""GET /PractitionerRole?… (SPEC.md §3.4): parameters, _include, paging, strict and lenient handling."""
+
+from __future__ import annotations
+
+import pytest
+
+from fhir_server.outcome import Msg, issue
+from fhir_server.store.queries import Criterion, to_filter
+
+from ..support import fresh_role, outcome_messages
+
+ANZSCO = "http://www.abs.gov.au/ausstats/abs@.nsf/mf/1220.0"
+
+
+def ids(bundle: dict, mode: str = "match") -> list[str]:
+    return [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == mode]
+
+
+def search(api, **params) -> dict:
+    response = api.get("/PractitionerRole", params=params)
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset"
+    return bundle
+
+
+@pytest.fixture(scope="module")
+def roles(api) -> dict[str, dict]:
+    """Roles of practitioner 92ZZRE that no other test creates: active, ended, and at another place."""
+    made = {
+        "current": fresh_role(practitioner={"reference": "Practitioner/92ZZRE"}),
+        "ended": fresh_role(practitioner={"reference": "Practitioner/92ZZRE"}, period={"start": "2001-01-01", "end": "2002-01-01"}),
+        "elsewhere": fresh_role(practitioner={"reference": "Practitioner/92ZZRE"}, organization={"reference": "Organization/GZZ956-B"},
+                                location=[{"reference": "Location/FZZ958-K"}]),
+    }
+    made["ended"]["extension"].append({"url": "http://hl7.org.nz/fhir/StructureDefinition/practitionerRole-status-reason",
+                                       "valueCodeableConcept": {"coding": [{"system": "https://standards.digital.health.nz/ns/"
+                                                                            "hpi-practitioner-role-status-reason-code", "code": "other"}]}})
+    created = {}
+    for name, body in made.items():
+        response = api.create(body)
+        assert response.status_code == 201, response.text
+        created[name] = response.json()
+    return created
+
+
+def test_practitioner_finds_all_of_its_roles(api, roles):
+    bundle = search(api, practitioner="92ZZRE")
+    assert sorted(ids(bundle)) == sorted(r["id"] for r in roles.values())
+    assert bundle["total"] == 3
+
+
+@pytest.mark.parametrize("value", ["Practitioner/92ZZRE", "https://elsewhere.example/fhir/Practitioner/92ZZRE"])
+def test_practitioner_may_be_a_reference(api, roles, value):
+    assert sorted(ids(search(api, practitioner=value))) == sorted(r["id"] for r in roles.values())
+
+
+def test_a_dormant_cpn_finds_the_same_roles_as_the_live_one(api):
+    created = api.create(fresh_role(practitioner={"reference": "Practitioner/98ZZQJ"})).json()
+    live, dormant = search(api, practitioner="98ZZQJ"), search(api, practitioner="90ZZGJ")
+    assert created["id"] in ids(live)
+    assert ids(live) == ids(dormant)
+
+
+def test_practitioner_is_required(api, roles):
+    response = api.get("/PractitionerRole", params={"organization": "GZZ998-G"})
+    assert response.status_code == 422
+    [found] = response.json()["issue"]
+    assert found["diagnostics"] == "Practitioner required"
+    assert found["details"]["coding"][0]["code"] == "EM07201"
+
+
+def test_an_unknown_practitioner_finds_nothing(api):
+    bundle = search(api, practitioner="99ZZZZ")
+    assert bundle["total"] == 0 and bundle["entry"] == []
+
+
+def test_organization_location_role_and_identifier_narrow_the_search(api, roles):
+    elsewhere = roles["elsewhere"]
+    assert ids(search(api, practitioner="92ZZRE", organization="GZZ956-B")) == [elsewhere["id"]]
+    assert ids(search(api, practitioner="92ZZRE", location="Location/FZZ958-K")) == [elsewhere["id"]]
+    code = elsewhere["code"][0]["coding"][0]["code"]
+    assert ids(search(api, practitioner="92ZZRE", role=code)) == [elsewhere["id"]]
+    assert ids(search(api, practitioner="92ZZRE", role=f"{ANZSCO}|{code}")) == [elsewhere["id"]]
+    assert ids(search(api, practitioner="92ZZRE", role=f"http://snomed.info/sct|{code}")) == []
+    identifier = f"https://standards.digital.health.nz/ns/hpi-practitionerrole-id|{elsewhere['id']}"
+    assert ids(search(api, practitioner="92ZZRE", identifier=identifier)) == [elsewhere["id"]]
+    assert ids(search(api, practitioner="92ZZRE", _id=elsewhere["id"])) == [elsewhere["id"]]
+
+
+def test_comma_separated_values_are_alternatives(api, roles):
+    wanted = [roles["current"]["id"], roles["elsewhere"]["id"]]
+    assert sorted(ids(search(api, practitioner="92ZZRE", _id=",".join(wanted)))) == sorted(wanted)
+
+
+def test_active_separates_current_and_ended_roles(api, roles):
+    active = ids(search(api, practitioner="92ZZRE", active="true"))
+    inactive = ids(search(api, practitioner="92ZZRE", active="false"))
+    assert roles["ended"]["id"] in inactive and roles["ended"]["id"] not in active
+    assert roles["current"]["id"] in active and roles["current"]["id"] not in inactive
+
+
+def test_a_role_without_period_stored_inactive_is_not_active(api):
+    assert ids(search(api, practitioner="99ZZZS", active="false")) == ["R00000015-C"]
+    assert ids(search(api, practitioner="99ZZZS", active="true")) == []
+
+
+def test_last_updated_finds_roles_by_when_they_were_stored(api, roles):
+    stamp = roles["elsewhere"]["meta"]["lastUpdated"]
+    assert roles["elsewhere"]["id"] in ids(search(api, practitioner="92ZZRE", _lastUpdated=f"ge{stamp}"))
+    assert ids(search(api, practitioner="92ZZRE", _lastUpdated=f"gt{stamp}")) == []
+    assert ids(search(api, practitioner="92ZZRE", _lastUpdated="lt2000-01-01")) == []
+    assert len(ids(search(api, practitioner="92ZZRE", _lastUpdated=stamp[:4]))) == 3
+
+
+def test_include_brings_the_referenced_records(api, roles):
+    bundle = search(api, practitioner="92ZZRE", _include=["PractitionerRole:practitioner", "PractitionerRole:organization",
+                                                             "PractitionerRole:location"])
+    included = {f"{e['resource']['resourceType']}/{e['resource']['id']}" for e in bundle["entry"] if e["search"]["mode"] == "include"}
+    assert included == {"Practitioner/92ZZRE", "Organization/GZZ998-G", "Organization/GZZ956-B", "Location/FZZ961-K",
+                        "Location/FZZ958-K"}
+    assert bundle["total"] == 3  # matches only
+    assert all(e["fullUrl"].endswith(f"{e['resource']['resourceType']}/{e['resource']['id']}") for e in bundle["entry"])
+
+
+def test_count_and_offset_page_with_links(api, roles):
+    first = search(api, practitioner="92ZZRE", _count=2)
+    assert len(ids(first)) == 2 and first["total"] == 3
+    links = {link["relation"]: link["url"] for link in first["link"]}
+    assert set(links) == {"self", "next"}
+    assert "practitioner=92ZZRE" in links["self"] and "_count=2" in links["self"]
+    second = api.session.get(links["next"], timeout=10).json()
+    assert len(ids(second)) == 1
+    assert {link["relation"] for link in second["link"]} == {"self", "previous"}
+    assert sorted(ids(first) + ids(second)) == sorted(r["id"] for r in roles.values())
+
+
+def test_count_defaults_to_10_and_is_capped_at_50(api):
+    practitioner = "91ZABY"
+    for _ in range(12):
+        assert api.create(fresh_role(practitioner={"reference": f"Practitioner/{practitioner}"})).status_code == 201
+    assert len(ids(search(api, practitioner=practitioner))) == 10
+    capped = search(api, practitioner=practitioner, _count=500)
+    assert len(ids(capped)) == capped["total"] >= 12
+    assert "_count=50" in capped["link"][0]["url"]
+
+
+def test_count_zero_gives_only_the_total(api, roles):
+    bundle = search(api, practitioner="92ZZRE", _count=0)
+    assert bundle["total"] == 3 and bundle["entry"] == []
+
+
+def test_unknown_parameters_are_ignored_by_default_and_dropped_from_self(api, roles):
+    bundle = search(api, practitioner="92ZZRE", colour="blue")
+    assert bundle["total"] == 3
+    assert "colour" not in bundle["link"][0]["url"]
+    lenient = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", "colour": "blue"}, headers={"Prefer": "handling=lenient"})
+    assert lenient.json()["total"] == 3
+
+
+def test_unknown_parameters_are_rejected_when_strict(api):
+    response = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", "colour": "blue", "_include": "PractitionerRole:endpoint"},
+                       headers={"Prefer": "handling=strict"})
+    assert response.status_code == 400
+    assert outcome_messages(response) == [
+        issue(Msg.SEARCH_PARAM_UNKNOWN, name="colour", type="PractitionerRole").diagnostics,
+        issue(Msg.SEARCH_INCLUDE_UNKNOWN, value="PractitionerRole:endpoint", type="PractitionerRole").diagnostics,
+    ]
+
+
+@pytest.mark.parametrize("name, value", [("active", "maybe"), ("_count", "-1"), ("_offset", "x"), ("_lastUpdated", "yesterday")])
+def test_bad_values_are_400_even_when_lenient(api, name, value):
+    response = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", name: value})
+    assert response.status_code == 400
+    assert outcome_messages(response) == [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value).diagnostics]
+
+
+def test_searches_use_the_practitioner_index(mongo, roles):
+    query = to_filter([Criterion("practitioner", "any", ("92ZZRE",)), Criterion("active", "active_on", ("2026-01-01", True))], "search.")
+    plan = mongo["practitioner_roles"].find(query, hint=[("search.practitioner", 1), ("_id", 1)]).sort("_id", 1).explain()
+    assert "search.practitioner_1__id_1" in str(plan["queryPlanner"]["winningPlan"])

@@ -38,12 +38,7 @@ def test_missing_userid_is_401_as_the_ig_shows(api):
 def test_metadata_needs_no_credentials(api):
     response = requests.get(api.base + "/metadata", timeout=10)
     assert response.status_code == 200
-    statement = response.json()
-    assert statement["resourceType"] == "CapabilityStatement" and statement["fhirVersion"] == "4.0.1"
-    role = statement["rest"][0]["resource"][0]
-    assert role["type"] == "PractitionerRole"
-    assert role["profile"] == "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"
-    assert {"create", "read", "update", "search-type"} <= {i["code"] for i in role["interaction"]}
+    assert response.json()["resourceType"] == "CapabilityStatement"  # its content: test_metadata.py
 
 
 def test_the_development_key_was_made_because_the_database_had_none(server, mongo):

@@ -49,9 +49,8 @@ NORMAL_CONFIDENTIALITY = {"system": "http://terminology.hl7.org/CodeSystem/v3-Co
 HPI_ASSIGNER = {"reference": "Organization/G00001-G"}
 # A reservation whose role is still not stored after this long was left by a process that died.
 ABANDONED_AFTER = dt.timedelta(seconds=60)
-# What an update may change (SPEC.md §3.2); the server owns meta and active, and the narrative is
-# the client's to render.
-UPDATABLE = {"telecom", "period", "meta", "active", "text"}
+# What an update may change (SPEC.md §3.2), and what the server owns (meta, active).
+UPDATABLE = {"telecom", "period", "meta", "active"}
 UPDATABLE_EXTENSIONS = {MESSAGING_ADDRESS, STATUS_REASON}
 _REFERENCES = ("practitioner", "organization", "location")
 _ELEMENT_ORDER = [
@@ -168,8 +167,6 @@ def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> di
         if value:
             resource[name] = assign_ranks(value) if name == "telecom" else value
     resource["active"] = is_current(resource.get("period"), ctx.today())
-    if "text" in doc:
-        resource["text"] = doc["text"]
     return in_element_order(resource)
 
 
@@ -273,7 +270,8 @@ def read_practitioner_role(role_id: str, ctx: Context) -> dict[str, t.Any]:
 
 
 def read_version(role_id: str, vid: str, ctx: Context) -> dict[str, t.Any]:
-    resource = ctx.store.roles.version(role_id, int(vid)) if ids.is_valid_role_id(role_id) and vid.isdigit() else None
+    wellformed = ids.is_valid_role_id(role_id) and vid.isdigit() and len(vid) <= 9
+    resource = ctx.store.roles.version(role_id, int(vid)) if wellformed else None
     if resource is None:
         _get(role_id, ctx)  # 404 for the role itself first
         raise RequestRejected(issue(Msg.VERSION_NOT_FOUND, type=ROLE, id=role_id, vid=vid))

@@ -20,6 +20,7 @@ from .context import NZ, Context
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 50
+MAX_OFFSET = 2**31 - 1  # the database takes skip as a 64-bit number; no page is that far
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ def _date_range(value: str) -> tuple[str, dt.datetime, dt.datetime] | None:
         else:
             low = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
             high = low + dt.timedelta(milliseconds=1)
-    except ValueError:
+    except (ValueError, OverflowError):  # beyond the calendar: year 0, or past 9999
         return None
     # A value without a zone is read as a New Zealand time, where HPI records are kept.
     low, high = (d if d.tzinfo else d.replace(tzinfo=NZ) for d in (low, high))
@@ -162,7 +163,7 @@ def _token_values(param: SearchParam, value: str) -> list[str] | None:
 
 
 def _set_paging(query: Query, name: str, value: str) -> list[Issue]:
-    if not value.isdigit():
+    if not (value.isdigit() and int(value) <= MAX_OFFSET):
         return [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value)]
     if name == "_count":
         query.count = min(int(value), MAX_COUNT)

@@ -168,7 +168,9 @@ def test_unknown_parameters_are_rejected_when_strict(api):
     ]
 
 
-@pytest.mark.parametrize("name, value", [("active", "maybe"), ("_count", "-1"), ("_offset", "x"), ("_lastUpdated", "yesterday")])
+@pytest.mark.parametrize("name, value", [("active", "maybe"), ("_count", "-1"), ("_offset", "x"), ("_offset", "9" * 30),
+                                         ("_lastUpdated", "yesterday"), ("_lastUpdated", "ge9999-12-31T23:59:59.999+14:00"),
+                                         ("_lastUpdated", "0000")])
 def test_bad_values_are_400_even_when_lenient(api, name, value):
     response = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", name: value})
     assert response.status_code == 400

@@ -31,7 +31,7 @@ def test_every_version_can_be_read(api, three_versions):
         assert response.headers["Last-Modified"]
 
 
-@pytest.mark.parametrize("vid", ["4", "0", "x"])
+@pytest.mark.parametrize("vid", ["4", "0", "x", "99999999999999999999999"])
 def test_a_version_that_does_not_exist_is_404(api, three_versions, vid):
     role_id = three_versions[0]["id"]
     response = api.get(f"/PractitionerRole/{role_id}/_history/{vid}")

@@ -29,6 +29,12 @@ _DOCUMENTATION = {
         "update": "Update contact details, messaging address, period and status reason; If-Match is required",
         "search-type": "Search by hpi-person-id and other parameters; always a Bundle",
     },
+    **{rtype: {
+        "create": f"Create a {rtype} (reference data); its id is its official HPI identifier. "
+                  "If-None-Exist: identifier=[system|]value makes it conditional",
+        "update": "Update with If-Match; the official HPI identifier cannot change",
+        "vread": "The current version only: earlier versions are not kept",
+    } for rtype in ("Practitioner", "Organization", "Location")},
 }
 _ROUTE = re.compile(r"^/(?P<type>[A-Z][A-Za-z]+)(?P<rest>/.*)?$")
 
@@ -72,7 +78,8 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str)
             interaction=[{"code": code, **({"documentation": docs[code]} if code in docs else {})}
                          for code in order if code in offered["interactions"]],
             versioning="versioned-update",
-            readHistory="vread" in offered["interactions"],
+            # vread of past versions; Practitioner, Organization and Location keep only their current one.
+            readHistory="history-instance" in offered["interactions"],
             updateCreate=False,
             conditionalCreate=True,
             conditionalUpdate=False,

@@ -135,6 +135,19 @@ class Msg(enum.Enum):
     REQUIRED = Entry(422, "processing", "{element} is required", EM07201)
     CODE_NOT_IN_VALUE_SET = Entry(422, "code-invalid", "{code!r} is not a code of the value set {value_set}", EM07208)
 
+    # Reference data (Practitioner, Organization, Location) maintained over FHIR (SPEC.md §2, §4). Not IG
+    # wording: the HPI offers no such writes. {name} is the type's HPI identifier, e.g. hpi-person-id.
+    # Not found, version and condition problems, and an identifier another record holds, use the entries above.
+    REFERENCE_ID_REQUIRED = Entry(422, "processing", "An official {name} identifier is required: it is the {type}'s id", EM07201)
+    REFERENCE_ID_TOO_MANY = Entry(422, "processing", "A {type} has one official {name} identifier; a former (dormant) one has use old",
+                                  EM07208)
+    REFERENCE_ID_INVALID = Entry(422, "processing", "{name} invalid: {value!r}", EM07208,
+                                 note="as 'hpi-person-id invalid', with the value")
+    REFERENCE_ID_USE = Entry(422, "processing", "A {name} identifier must have use official (the live id) or old (a dormant id)",
+                             EM07208)
+    REFERENCE_ID_CHANGED = Entry(422, "processing", "The official {name} identifier is the {type}'s id and cannot change from {id}",
+                                 EM07208)
+
 
 @dataclass(frozen=True)
 class Issue:

@@ -30,10 +30,15 @@ def prepare_database(ctx: Context) -> bool:
     store = ctx.store
     store.ensure_indexes()
     if not store.references.is_empty():
+        # Reference data loaded by a version of the server that kept no versions or search fields.
+        for stored in store.references.unversioned():
+            resource = with_version(stored, ctx)
+            store.references.complete(resource, search_fields(resource))
         return False
     resources = load_resources()
     roles = [r for r in resources if r["resourceType"] == "PractitionerRole"]
-    store.references.upsert([r for r in resources if r["resourceType"] != "PractitionerRole"])
+    references = [with_version(r, ctx) for r in resources if r["resourceType"] != "PractitionerRole"]
+    store.references.load([(r, search_fields(r)) for r in references])
     for role in roles:
         key, vid = business_key(role, ctx), int(role["meta"]["versionId"])
         held = vid if holds_period(role) else None
@@ -41,3 +46,12 @@ def prepare_database(ctx: Context) -> bool:
             store.roles.reserve(key, role.get("period"), role["id"], vid, ctx.now())
     store.role_ids.skip_past(max(role_number(r["id"]) for r in roles))
     return True
+
+
+def with_version(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
+    """A reference data record as the FHIR API serves it: with a version and a last-updated time, for
+    ETags and updates. A record that has them keeps its own; the others are version 1 as of now."""
+    now = ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    meta = {"versionId": "1", "lastUpdated": now, **resource.get("meta", {})}
+    rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **rest}

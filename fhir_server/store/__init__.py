@@ -31,7 +31,7 @@ class Store:
     @translate_errors
     def ensure_indexes(self) -> None:
         """Create the indexes; run once at start-up or deployment, not per request."""
-        self.db["reference_resources"].create_index([("refs", ASCENDING)])
+        self.references.ensure_indexes()
         self.roles.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
 

@@ -1,34 +1,54 @@
 """Practitioner, Organization and Location records that PractitionerRoles point at.
 
-One collection for all three, ``reference_resources``: ``{_id: "Practitioner/98ZZQJ", refs: [...],
-name, resource}``. ``refs`` holds ``Type/value`` for every HPI identifier of the record, live and
-dormant, so a role's three references resolve in one round trip, dormant ids included.
+One collection for all three, ``reference_resources``: ``{_id: "Practitioner/98ZZQJ", vid, refs: [...],
+name, search, resource}``. ``refs`` holds ``Type/value`` for every HPI identifier of the record, live and
+dormant, so a role's three references resolve in one round trip, dormant ids included. A unique index
+on ``refs`` keeps any HPI identifier on one record only, also between racing writes. ``search`` holds
+the values the search parameters match (see :mod:`..service.search`).
+
+Only the current version is kept. Updates are compare-and-set on ``vid``, as for roles: of two updates
+from one version, one matches and the other matches nothing (409).
 """
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
+from dataclasses import dataclass
 
-from pymongo import UpdateOne
+from pymongo import ASCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from .. import identifiers as ids
 from ..validation.references import Target
-from .errors import translate_errors
+from .errors import IdentifierTaken, translate_errors
+from .queries import Criterion, Page, to_filter
 
 _SYSTEMS = {
     "Practitioner": ids.PERSON_SYSTEM,
     "Organization": ids.ORGANISATION_SYSTEM,
     "Location": ids.FACILITY_SYSTEM,
 }
+_DUPLICATE_KEY = 11000
+
+
+def _hpi_identifiers(resource: dict[str, t.Any]) -> dict[str, str]:
+    """``Type/value`` → ``system|value`` for each identifier of the type's HPI system (or an alias)."""
+    rtype = resource["resourceType"]
+    return {f"{rtype}/{i['value']}": f"{i['system']}|{i['value']}" for i in resource.get("identifier", [])
+            if i.get("system") in ids.SYSTEM_ALIASES[_SYSTEMS[rtype]] and i.get("value")}
 
 
 def _refs(resource: dict[str, t.Any]) -> list[str]:
-    rtype = resource["resourceType"]
-    values = {resource["id"]} | {
-        i["value"] for i in resource.get("identifier", []) if i.get("system") in ids.SYSTEM_ALIASES[_SYSTEMS[rtype]]
-    }
-    return sorted(f"{rtype}/{v}" for v in values)
+    return sorted({f"{resource['resourceType']}/{resource['id']}", *_hpi_identifiers(resource)})
+
+
+def _of_type(rtype: str) -> dict[str, t.Any]:
+    # Keys are "Type/id": the records of a type are one range of _id ("0" follows "/"), so no type
+    # field is needed and the range is served by the _id index.
+    return {"_id": {"$gte": f"{rtype}/", "$lt": f"{rtype}0"}}
 
 
 def display_name(resource: dict[str, t.Any]) -> str | None:
@@ -41,13 +61,44 @@ def display_name(resource: dict[str, t.Any]) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class StoredReference:
+    resource: dict[str, t.Any]
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource['resourceType']}/{self.resource['id']}"
+
+    @property
+    def vid(self) -> int:
+        return int(self.resource["meta"]["versionId"])
+
+
+def _doc(resource: dict[str, t.Any], search: dict[str, t.Any]) -> dict[str, t.Any]:
+    """Everything stored beside the resource is derived from it, so an update keeps it in step."""
+    return {"vid": int(resource["meta"]["versionId"]), "refs": _refs(resource), "name": display_name(resource),
+            "search": search, "resource": resource}
+
+
 class ReferenceStore:
     def __init__(self, db: Database[t.Any]) -> None:
-        self._resources = db["reference_resources"]
+        self._resources: Collection[t.Any] = db["reference_resources"]
+
+    def ensure_indexes(self) -> None:
+        # Databases prepared before identifiers had to be unique hold a plain index of the same name.
+        # Another process may drop it first; creating the unique one then tells whether all is well.
+        info = self._resources.index_information()
+        if "refs_1" in info and not info["refs_1"].get("unique"):
+            with contextlib.suppress(OperationFailure):
+                self._resources.drop_index("refs_1")
+        self._resources.create_index([("refs", ASCENDING)], unique=True)
+        self._resources.create_index([("search.identifier", ASCENDING)])
 
     @translate_errors
     def is_empty(self) -> bool:
         return self._resources.find_one({}, {"_id": 1}) is None
+
+    # --- what PractitionerRoles need -----------------------------------------------------------------
 
     @translate_errors
     def resolve(self, keys: list[str]) -> dict[str, Target]:
@@ -64,13 +115,105 @@ class ReferenceStore:
         found = {d["_id"]: d["resource"] for d in self._resources.find({"_id": {"$in": keys}}, {"resource": 1})}
         return [found[k] for k in keys if k in found]
 
+    # --- reads ---------------------------------------------------------------------------------------
+
     @translate_errors
-    def upsert(self, resources: list[dict[str, t.Any]]) -> None:
-        self._resources.bulk_write([
-            UpdateOne(
-                {"_id": f"{r['resourceType']}/{r['id']}"},
-                {"$set": {"refs": _refs(r), "name": display_name(r), "resource": r}},
-                upsert=True,
-            )
-            for r in resources
-        ])
+    def get(self, key: str) -> StoredReference | None:
+        """The record whose live key is ``key`` (``Type/id``)."""
+        doc = self._resources.find_one({"_id": key}, {"resource": 1})
+        return StoredReference(doc["resource"]) if doc else None
+
+    @translate_errors
+    def find(self, key: str) -> StoredReference | None:
+        """The record ``key`` names, by its live id or a dormant one."""
+        doc = self._resources.find_one({"refs": key}, {"resource": 1})
+        return StoredReference(doc["resource"]) if doc else None
+
+    @translate_errors
+    def find_by_identifier(self, rtype: str, token: str) -> list[dict[str, t.Any]]:
+        """The records of ``rtype`` with an identifier matching ``token`` (``[system|]value``); at most
+        two, enough to tell one from several."""
+        query = {**_of_type(rtype), "search.identifier": token}
+        return [d["resource"] for d in self._resources.find(query, {"resource": 1}).limit(2)]
+
+    @translate_errors
+    def search(self, rtype: str, criteria: list[Criterion], offset: int, count: int) -> Page:
+        query = {**_of_type(rtype), **to_filter(criteria, "search.")}
+        total = self._resources.count_documents(query)
+        found = self._resources.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
+        return Page(total, [d["resource"] for d in found])
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    @translate_errors
+    def insert(self, resource: dict[str, t.Any], search: dict[str, t.Any]) -> None:
+        """Store a new record.
+
+        :raises IdentifierTaken: another record has one of its HPI identifiers (or its id); the unique
+            index decides, so of two racing creates with one identifier only one is stored.
+        """
+        key = f"{resource['resourceType']}/{resource['id']}"
+        try:
+            self._resources.insert_one({"_id": key, **_doc(resource, search)})
+        except DuplicateKeyError:
+            taken = self._taken(resource, by_self=False)
+            if taken is None:
+                raise  # cannot happen while records are never deleted
+            raise taken from None
+
+    @translate_errors
+    def replace(self, previous: StoredReference, resource: dict[str, t.Any], search: dict[str, t.Any]) -> bool:
+        """Make ``resource`` the current version if ``previous`` still is; False if another update won.
+
+        :raises IdentifierTaken: the update adds an HPI identifier another record has.
+        """
+        try:
+            result = self._resources.update_one({"_id": previous.key, "vid": previous.vid}, {"$set": _doc(resource, search)})
+        except DuplicateKeyError:
+            taken = self._taken(resource, by_self=True)
+            if taken is None:
+                raise
+            raise taken from None
+        return result.matched_count == 1
+
+    def _taken(self, resource: dict[str, t.Any], by_self: bool) -> IdentifierTaken | None:
+        """Which other record holds an HPI identifier of ``resource``, after the unique index said one
+        does. On an update (``by_self``) the record with the resource's own key is not the other."""
+        key = f"{resource['resourceType']}/{resource['id']}"
+        mine = {key: f"{_SYSTEMS[resource['resourceType']]}|{resource['id']}", **_hpi_identifiers(resource)}
+        query: dict[str, t.Any] = {"refs": {"$in": sorted(mine)}}
+        if by_self:
+            query["_id"] = {"$ne": key}
+        other = self._resources.find_one(query, {"refs": 1})
+        if other is None:
+            return None
+        shared = next(ref for ref in sorted(mine) if ref in other["refs"])
+        return IdentifierTaken(mine[shared], other["_id"])
+
+    # --- loading -------------------------------------------------------------------------------------
+
+    @translate_errors
+    def load(self, records: list[tuple[dict[str, t.Any], dict[str, t.Any]]]) -> int:
+        """Insert each ``(resource, search)`` not already stored; records present are left as they are,
+        so that two processes loading at once, or a repeated load, change nothing. Returns how many
+        were inserted."""
+        docs = [{"_id": f"{r['resourceType']}/{r['id']}", **_doc(r, search)} for r, search in records]
+        if not docs:
+            return 0
+        try:
+            return len(self._resources.insert_many(docs, ordered=False).inserted_ids)
+        except BulkWriteError as e:
+            if any(err["code"] != _DUPLICATE_KEY for err in e.details["writeErrors"]):
+                raise
+            return int(e.details["nInserted"])
+
+    @translate_errors
+    def unversioned(self) -> list[dict[str, t.Any]]:
+        """Records stored before reference data had versions and search fields (an older database)."""
+        return [d["resource"] for d in self._resources.find({"vid": {"$exists": False}}, {"resource": 1})]
+
+    @translate_errors
+    def complete(self, resource: dict[str, t.Any], search: dict[str, t.Any]) -> None:
+        """Give an unversioned record its version, search fields and refs, unless something else did."""
+        self._resources.update_one({"_id": f"{resource['resourceType']}/{resource['id']}", "vid": {"$exists": False}},
+                                   {"$set": _doc(resource, search)})

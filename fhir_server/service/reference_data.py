@@ -1,0 +1,204 @@
+"""Read, search, create and update the Practitioners, Organizations and Locations that PractitionerRoles
+point at (SPEC.md §2, §4): the reference data, maintained over FHIR.
+
+A record's id is the value of its official HPI identifier (hpi-person-id, hpi-organisation-id or
+hpi-facility-id); former ids are kept as dormant identifiers (use ``old``) and still name the record.
+A create runs ``parse`` (400) → ``check_structure`` (400) → ``_check_identifiers`` (422, all problems
+together) → ``store.references.insert``, where a unique index keeps each HPI identifier, live or
+dormant, on one record (422). An update is compare-and-set on the version the client names in
+If-Match, as for roles (409 if another update won). Only the current version is kept.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from dataclasses import dataclass
+
+from .. import identifiers as ids
+from ..outcome import Issue, Msg, RequestRejected, issue
+from ..store.errors import IdentifierTaken
+from ..store.queries import Page
+from ..store.reference_data import StoredReference
+from ..validation import check_structure
+from .context import Context
+from .practitioner_role import Written, parse, parse_if_match
+from .search import Query, parse_search, search_fields
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What identifies a record of one type: its HPI identifier system and that id's format check."""
+
+    system: str
+    is_valid: t.Callable[[str], bool]
+
+    @property
+    def name(self) -> str:
+        return self.system.rsplit("/", 1)[-1]  # "hpi-person-id", as messages call it
+
+
+KINDS = {
+    "Practitioner": Kind(ids.PERSON_SYSTEM, ids.is_valid_cpn),
+    "Organization": Kind(ids.ORGANISATION_SYSTEM, ids.is_valid_organisation_id),
+    "Location": Kind(ids.FACILITY_SYSTEM, ids.is_valid_facility_id),
+}
+# Set by the server on every write; the rest of meta (profile, security labels) is the client's.
+_SERVER_META = ("versionId", "lastUpdated")
+
+
+# --- read and search -----------------------------------------------------------------------------------
+
+def read_reference(rtype: str, rid: str, ctx: Context) -> dict[str, t.Any]:
+    """The record ``rid`` names: its id, or a dormant id, which answers with the live record."""
+    found = ctx.store.references.find(f"{rtype}/{rid}") if KINDS[rtype].is_valid(rid) else None
+    if found is None:
+        raise RequestRejected(issue(Msg.NOT_FOUND, f"{rtype}.id", id=rid))
+    return found.resource
+
+
+def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.Any]:
+    """Only the current version is kept; it is served at its version URL too, which is where the
+    ``Location`` of a create and every ``Content-Location`` point."""
+    resource = read_reference(rtype, rid, ctx)
+    if resource["meta"]["versionId"] != vid:
+        raise RequestRejected(issue(Msg.VERSION_NOT_FOUND, type=rtype, id=rid, vid=vid))
+    return resource
+
+
+def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page]:
+    query = parse_search(rtype, args, strict, ctx)
+    return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+
+
+def find_by_identifier(rtype: str, condition: str, ctx: Context) -> dict[str, t.Any] | None:
+    """The record an ``If-None-Exist: identifier=[system|]value`` names, or None; 412 if several do."""
+    name, _, value = condition.partition("=")
+    if name != "identifier" or not value:
+        raise RequestRejected(issue(Msg.CONDITION_INVALID))
+    found = ctx.store.references.find_by_identifier(rtype, value)
+    if len(found) > 1:
+        raise RequestRejected(issue(Msg.CONDITION_AMBIGUOUS, count=len(found)))
+    return found[0] if found else None
+
+
+# --- create and update -----------------------------------------------------------------------------
+
+def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str | None = None) -> Written:
+    """Store ``body`` as version 1 of a new record, its id the value of its official HPI identifier.
+
+    With ``if_none_exist`` (``identifier=[system|]value``), a record that already has the identifier
+    is returned instead (``changed`` False). When the condition names the record's HPI identifier this
+    holds also against a concurrent create: whichever stores first takes the identifier, and the
+    other collides on it and looks again. (Two creates conditional on another identifier, such as an
+    NZBN, but with different HPI ids may both be stored: only HPI identifiers are unique.)
+
+    :raises RequestRejected: with every problem of the first stage that found any.
+    """
+    doc = _parse(rtype, body)
+    if if_none_exist is not None:
+        existing = find_by_identifier(rtype, if_none_exist, ctx)
+        if existing is not None:
+            return Written(existing, False)
+    official = _check_identifiers(rtype, doc)
+    resource = _complete(doc, official, 1, ctx)
+    try:
+        ctx.store.references.insert(resource, search_fields(resource))
+    except IdentifierTaken as taken:
+        existing = find_by_identifier(rtype, if_none_exist, ctx) if if_none_exist is not None else None
+        if existing is not None:
+            return Written(existing, False)
+        raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
+    return Written(resource, True)
+
+
+def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ctx: Context) -> Written:
+    """Make ``body`` the next version of record ``rid`` if ``if_match`` names the current one. The
+    official identifier may not change; dormant ones may be added. Content equal to the current
+    version's makes no new version.
+
+    :raises RequestRejected: 428 without If-Match, 404, 409 on a stale version, else 400/422.
+    """
+    doc = _parse(rtype, body)
+    expected = parse_if_match(if_match)
+    if doc.get("id") != rid:
+        raise RequestRejected(issue(Msg.ID_MISMATCH, f"{rtype}.id", url_id=rid))
+    # An update names the record by its id: a dormant id only finds it for reading.
+    stored = ctx.store.references.get(f"{rtype}/{rid}") if KINDS[rtype].is_valid(rid) else None
+    if stored is None:
+        raise RequestRejected(issue(Msg.NOT_FOUND, f"{rtype}.id", id=rid))
+    if stored.vid != expected:
+        raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{rtype}.meta.versionId"))
+    official = _check_identifiers(rtype, doc, stored)
+    if _content(doc) == _content(stored.resource):
+        return Written(stored.resource, False)
+    resource = _complete(doc, official, stored.vid + 1, ctx)
+    try:
+        replaced = ctx.store.references.replace(stored, resource, search_fields(resource))
+    except IdentifierTaken as taken:
+        raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
+    if not replaced:
+        raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{rtype}.meta.versionId"))
+    return Written(resource, True)
+
+
+# --- steps -----------------------------------------------------------------------------------------
+
+def _parse(rtype: str, body: bytes) -> dict[str, t.Any]:
+    doc = parse(body)
+    issues = check_structure(doc, rtype)
+    if issues:
+        raise RequestRejected(issues)
+    return t.cast(dict[str, t.Any], doc)
+
+
+def _check_identifiers(rtype: str, doc: dict[str, t.Any], stored: StoredReference | None = None) -> str:
+    """Check the HPI identifiers: exactly one official (the id), dormant ones (use old) well formed,
+    no other use; on an update, the official one unchanged. Returns the official value.
+
+    :raises RequestRejected: naming every problem (422).
+    """
+    kind, issues = KINDS[rtype], list[Issue]()
+    official: list[str] = []  # the values of official identifiers, well formed or not
+    for n, ident in enumerate(doc.get("identifier", [])):
+        if ident.get("system") not in ids.SYSTEM_ALIASES[kind.system]:
+            continue  # other identifiers (NZBN, registration numbers …) are the record's own business
+        at, value, use = f"{rtype}.identifier[{n}]", ident.get("value", ""), ident.get("use")
+        if use not in ("official", "old"):
+            issues.append(issue(Msg.REFERENCE_ID_USE, f"{at}.use", name=kind.name))
+        if not kind.is_valid(value):
+            issues.append(issue(Msg.REFERENCE_ID_INVALID, f"{at}.value", name=kind.name, value=value))
+        if use == "official":
+            official.append(value)
+    if not official:
+        issues.append(issue(Msg.REFERENCE_ID_REQUIRED, f"{rtype}.identifier", name=kind.name, type=rtype))
+    elif len(official) > 1:
+        issues.append(issue(Msg.REFERENCE_ID_TOO_MANY, f"{rtype}.identifier", name=kind.name, type=rtype))
+    elif stored is not None and official[0] != stored.resource["id"]:
+        issues.append(issue(Msg.REFERENCE_ID_CHANGED, f"{rtype}.identifier", name=kind.name, type=rtype,
+                            id=stored.resource["id"]))
+    if issues:
+        raise RequestRejected(issues)
+    return official[0]
+
+
+def _complete(doc: dict[str, t.Any], official: str, vid: int, ctx: Context) -> dict[str, t.Any]:
+    """The record to store: id from the official identifier, version and time set by the server;
+    whatever id the client sent is replaced."""
+    meta = {**{k: v for k, v in doc.get("meta", {}).items() if k not in _SERVER_META},
+            "versionId": str(vid), "lastUpdated": ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+    rest = {k: v for k, v in doc.items() if k not in ("resourceType", "id", "meta")}
+    return {"resourceType": doc["resourceType"], "id": official, "meta": meta, **rest}
+
+
+def _content(resource: dict[str, t.Any]) -> dict[str, t.Any]:
+    """What an update may change: all but the id and the version the server sets."""
+    meta = {k: v for k, v in resource.get("meta", {}).items() if k not in _SERVER_META}
+    rest = {k: v for k, v in resource.items() if k not in ("id", "meta")}
+    return {**rest, "meta": meta} if meta else rest
+
+
+def _identifier_in_use(rtype: str, doc: dict[str, t.Any], taken: IdentifierTaken) -> Issue:
+    value = taken.identifier.rsplit("|", 1)[-1]
+    at = next((n for n, i in enumerate(doc.get("identifier", [])) if i.get("value") == value), None)
+    expression = f"{rtype}.identifier" + (f"[{at}]" if at is not None else "")
+    return issue(Msg.IDENTIFIER_IN_USE, expression, identifier=taken.identifier, key=taken.key)

@@ -28,6 +28,7 @@ def prepare_database(ctx: Context) -> bool:
     """Create indexes and, if the database holds no reference data yet, load it. Safe to repeat and
     to run from two processes at once. Returns True if it loaded the data."""
     store = ctx.store
+    _upgrade_roles(ctx)  # before the indexes: the unique one on identifier keys needs them
     store.ensure_indexes()
     if not store.references.is_empty():
         # Reference data loaded by a version of the server that kept no versions or search fields.
@@ -55,3 +56,10 @@ def with_version(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     meta = {"versionId": "1", "lastUpdated": now, **resource.get("meta", {})}
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
     return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **rest}
+
+
+def _upgrade_roles(ctx: Context) -> None:
+    """Roles stored by a version of the server that kept no versions, search fields or identifier keys."""
+    for role in ctx.store.roles.unupgraded():
+        held = int(role["meta"]["versionId"]) if holds_period(role) else None
+        ctx.store.roles.upgrade(role, business_key(role, ctx), held, search_fields(role), identifier_keys(role), ctx.now())

@@ -169,6 +169,24 @@ class RoleStore:
             return False
         return True
 
+    @translate_errors
+    def unupgraded(self) -> list[dict[str, t.Any]]:
+        """Roles stored before versions, search fields and identifier keys were (an older database)."""
+        return [d["resource"] for d in self._roles.find({"identifiers": {"$exists": False}}, {"resource": 1})]
+
+    @translate_errors
+    def upgrade(self, resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+                identifiers: list[str], at: dt.datetime) -> None:
+        """Give an older role what this version stores beside it, keep its version, and re-tag the
+        period it holds with the version that owns it."""
+        rid = resource["id"]
+        self._roles.update_one({"_id": rid, "identifiers": {"$exists": False}},
+                               {"$set": {**self._current_doc(resource, key, held, search, with_id=False), "identifiers": identifiers}})
+        self._versions.update_one({"_id": _version_doc(resource)["_id"]}, {"$setOnInsert": _version_doc(resource)}, upsert=True)
+        if held is not None:
+            self.reserve(key, resource.get("period"), rid, held, at)
+        self._keys.update_one({"_id": key}, {"$pull": {"periods": {"role": rid, "by": {"$exists": False}}}})
+
     # --- business-key reservations -------------------------------------------------------------------
 
     @translate_errors
@@ -215,7 +233,7 @@ class RoleStore:
         old = [p for p in doc["periods"] if p["at"] < reserved_before]
         roles = list({p["role"] for p in old})
         owned = {f"{d['_id']}/{d['held']}" for d in self._roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
-        abandoned = [p["by"] for p in old if p["by"] not in owned]
+        abandoned = [p["by"] for p in old if p.get("by") not in owned]
         if abandoned:
             self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": abandoned}}}})
         return bool(abandoned)

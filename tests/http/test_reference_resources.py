@@ -15,13 +15,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from pymongo import MongoClient
 
 from fhir_server import identifiers as ids
 from fhir_server.outcome import Msg, issue
 from fhir_server.seed import load_resources
 
-from ..support import ROOT, Api, fresh_role, outcome_expressions, outcome_messages, start_server
+from ..support import ROOT, Api, fresh_role, outcome_expressions, outcome_messages
 
 SEEDED = {f"{r['resourceType']}/{r['id']}" for r in load_resources()}
 SYSTEMS = {"Practitioner": ids.PERSON_SYSTEM, "Organization": ids.ORGANISATION_SYSTEM, "Location": ids.FACILITY_SYSTEM}
@@ -515,33 +514,3 @@ def test_the_capability_statement_lists_the_reference_types(api):
     for rtype in ("Practitioner", "Organization", "Location"):
         assert [i["code"] for i in listed[rtype]["interaction"]] == ["create", "search-type", "read", "vread", "update"]
         assert {p["name"] for p in listed[rtype]["searchParam"]} == {"identifier", "_id", "_lastUpdated"}
-
-
-# --- a database prepared by an earlier version ---------------------------------------------------------
-
-def test_reference_data_loaded_by_an_earlier_version_is_completed_on_start(database, tmp_path):
-    """Before reference data was served over FHIR it had no versions, search fields or unique index."""
-    env = {"MONGODB_URI": database.uri, "MONGODB_DATABASE": "fhir_earlier"}
-    start_server(tmp_path / "var", **env).stop()
-    client: MongoClient[dict[str, t.Any]] = MongoClient(database.uri)
-    collection = client["fhir_earlier"]["reference_resources"]
-    try:
-        for r in load_resources():
-            if r["resourceType"] != "PractitionerRole":
-                collection.update_one({"_id": f"{r['resourceType']}/{r['id']}"},
-                                      {"$set": {"resource": r}, "$unset": {"vid": "", "search": ""}})
-        collection.drop_indexes()
-        collection.create_index("refs")
-        server = start_server(tmp_path / "var", **env)
-        try:
-            api = Api(server)
-            assert api.get("/Practitioner/97ZACB").json()["meta"]["versionId"] == "1"
-            assert found(api, "Practitioner", identifier="90ZZGJ") == ["98ZZQJ"]
-            organization = api.get("/Organization/G00000-E").json()
-            assert api.put("/Organization/G00000-E", {**organization, "name": "Renamed"}, if_match="1").status_code == 200
-            assert collection.index_information()["refs_1"].get("unique") is True
-            assert collection.count_documents({"vid": {"$exists": False}}) == 0
-        finally:
-            server.stop()
-    finally:
-        client.close()

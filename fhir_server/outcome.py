@@ -87,12 +87,14 @@ class Msg(enum.Enum):
     ID_MISMATCH = Entry(400, "value", "The resource id must equal the id in the URL, {url_id}")
     IDENTIFIER_IN_USE = Entry(422, "duplicate", "Identifier {identifier} is already used by {key}")
     CONDITION_INVALID = Entry(400, "value", "If-None-Exist must be identifier=[system|]value")
+    CONDITION_NOT_IN_RESOURCE = Entry(400, "value", "If-None-Exist names identifier {identifier}, which the resource does not have")
     CONDITION_AMBIGUOUS = Entry(412, "multiple-matches", "If-None-Exist matches {count} records")
 
     # Search (SPEC.md §3.4; FHIR search.html).
     SEARCH_PRACTITIONER_REQUIRED = Entry(422, "processing", "Practitioner required", EM07201)
     SEARCH_PARAM_UNKNOWN = Entry(400, "not-supported", "Unknown search parameter {name!r} for {type}")
     SEARCH_INCLUDE_UNKNOWN = Entry(400, "not-supported", "Unsupported _include {value!r} for {type}")
+    SEARCH_MODIFIER_UNSUPPORTED = Entry(400, "not-supported", "Search parameter {name!r}: modifier not supported")
     SEARCH_VALUE_INVALID = Entry(400, "value", "Invalid value {value!r} for search parameter {name!r}")
 
     # Create rules (SPEC.md §3.1), verbatim.

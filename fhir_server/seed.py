@@ -41,10 +41,10 @@ def prepare_database(ctx: Context) -> bool:
     references = [with_version(r, ctx) for r in resources if r["resourceType"] != "PractitionerRole"]
     store.references.load([(r, search_fields(r)) for r in references])
     for role in roles:
-        key, vid = business_key(role, ctx), int(role["meta"]["versionId"])
-        held = vid if holds_period(role) else None
+        key = business_key(role, ctx)
+        held = store.roles.new_token(role["id"]) if holds_period(role) else None
         if store.roles.insert_existing(role, key, held, search_fields(role), identifier_keys(role)) and held is not None:
-            store.roles.reserve(key, role.get("period"), role["id"], vid, ctx.now())
+            store.roles.reserve(key, role.get("period"), role["id"], held, ctx.now())
     store.role_ids.skip_past(max(role_number(r["id"]) for r in roles))
     return True
 
@@ -61,5 +61,5 @@ def with_version(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
 def _upgrade_roles(ctx: Context) -> None:
     """Roles stored by a version of the server that kept no versions, search fields or identifier keys."""
     for role in ctx.store.roles.unupgraded():
-        held = int(role["meta"]["versionId"]) if holds_period(role) else None
+        held = ctx.store.roles.new_token(role["id"]) if holds_period(role) else None
         ctx.store.roles.upgrade(role, business_key(role, ctx), held, search_fields(role), identifier_keys(role), ctx.now())

@@ -19,7 +19,7 @@ def _bundle(kind: str, total: int, links: list[dict[str, str]], entries: list[di
         "type": kind,
         "total": total,
         "link": links,
-        "entry": entries,
+        **({"entry": entries} if entries else {}),  # FHIR JSON has no empty arrays
     }
 
 

@@ -51,7 +51,8 @@ def base_url() -> str:
 
 def prefer(name: str) -> str | None:
     """A preference of the Prefer header (RFC 7240), e.g. ``prefer("return")`` → ``"minimal"``."""
-    for part in request.headers.get("Prefer", "").split(","):
+    # Preferences are separated by "," and may carry ";" parameters; each is read on its own here.
+    for part in request.headers.get("Prefer", "").replace(";", ",").split(","):
         key, _, value = part.strip().partition("=")
         if key.strip().lower() == name:
             return value.strip().strip('"')

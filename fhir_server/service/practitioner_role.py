@@ -16,6 +16,7 @@ only if it is still the one the client named in If-Match (compare-and-set, else 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -41,7 +42,16 @@ from ..validation.dates import is_current
 from ..validation.fhirpath import ROLE
 from ..validation.profile import MESSAGING_ADDRESS, PROFILE_URL, STATUS_REASON, role_coding, status_reason_code
 from .context import Context
-from .search import Query, identifier_keys, parse_paging, parse_search, search_fields
+from .search import (
+    Query,
+    condition_identifier,
+    identifier_keys,
+    is_number,
+    one_match,
+    parse_paging,
+    parse_search,
+    search_fields,
+)
 
 # Roles ended as entered in error or duplicate hold no period: they never make another a duplicate.
 NOT_RESERVING = {"enteredInError", "duplicate"}
@@ -49,6 +59,8 @@ NORMAL_CONFIDENTIALITY = {"system": "http://terminology.hl7.org/CodeSystem/v3-Co
 HPI_ASSIGNER = {"reference": "Organization/G00001-G"}
 # A reservation whose role is still not stored after this long was left by a process that died.
 ABANDONED_AFTER = dt.timedelta(seconds=60)
+# How often a conditional create that lost a race looks for the winner's role (about 0.9 s in all).
+CONDITION_RETRIES = 9
 # What an update may change (SPEC.md §3.2), and what the server owns (meta, active).
 UPDATABLE = {"telecom", "period", "meta", "active"}
 UPDATABLE_EXTENSIONS = {MESSAGING_ADDRESS, STATUS_REASON}
@@ -74,44 +86,50 @@ class Written:
 def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | None = None) -> Written:
     """Validate ``body`` as a new HPI PractitionerRole and store it as version 1.
 
-    With ``if_none_exist`` (``identifier=[system|]value``), a role that already has the identifier is
-    returned instead (``changed`` False), also when a concurrent create stores it first.
+    With ``if_none_exist`` (``identifier=[system|]value``, an identifier of the body), a role that
+    already has the identifier is returned instead (``changed`` False), also when a concurrent create
+    stores it first.
 
     :raises RequestRejected: with every problem of the first stage that found any.
     """
     doc = parse(body)
     _check_structure(doc)
-    if if_none_exist is not None:
-        existing = find_by_identifier(if_none_exist, ctx)
-        if existing is not None:
-            return Written(existing, False)
+    token = condition_identifier(if_none_exist, doc) if if_none_exist is not None else None
+    existing = _existing(token, ctx)
+    if existing is not None:
+        return Written(existing, False)
     resolved = _check_content(doc, ctx)
     resource = _complete(doc, ctx.store.role_ids.issue(), resolved, ctx)
     key, held = business_key(resource, ctx), None
-    if holds_period(resource):
-        _reserve(key, resource, 1, ctx)
-        held = 1
     try:
+        if holds_period(resource):
+            held = _reserve(key, resource, ctx)
         ctx.store.roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource))
-    except IdentifierTaken as taken:
+    except (IdentifierTaken, RequestRejected) as e:
         if held is not None:
-            ctx.store.roles.release(key, resource["id"], held)
-        existing = find_by_identifier(if_none_exist, ctx) if if_none_exist is not None else None
-        if existing is not None:  # a concurrent conditional create won
+            ctx.store.roles.release(key, held)
+        # A concurrent conditional create of the same role may have won the period or the identifier.
+        existing = _existing(token, ctx, wait=True)
+        if existing is not None:
             return Written(existing, False)
-        raise RequestRejected(issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=taken.identifier, key=taken.key))
+        if isinstance(e, IdentifierTaken):
+            raise RequestRejected(issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=e.identifier, key=e.key)) from None
+        raise
     return Written(resource, True)
 
 
-def find_by_identifier(condition: str, ctx: Context) -> dict[str, t.Any] | None:
-    """The role an ``If-None-Exist: identifier=[system|]value`` names, or None; 412 if several do."""
-    name, _, value = condition.partition("=")
-    if name != "identifier" or not value:
-        raise RequestRejected(issue(Msg.CONDITION_INVALID))
-    found = ctx.store.roles.find_by_identifier(value)
-    if len(found) > 1:
-        raise RequestRejected(issue(Msg.CONDITION_AMBIGUOUS, count=len(found)))
-    return with_active(found[0], ctx) if found else None
+def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, t.Any] | None:
+    """The role with identifier ``token``, if any. With ``wait``, give a create that has reserved the
+    period but not yet stored its role a moment to finish."""
+    if token is None:
+        return None
+    for attempt in range(CONDITION_RETRIES if wait else 1):
+        found = one_match(ctx.store.roles.find_by_identifier(token))
+        if found is not None:
+            return with_active(found, ctx)
+        if wait:
+            time.sleep(0.02 * (attempt + 1))
+    return None
 
 
 # --- update ------------------------------------------------------------------------------------------
@@ -133,15 +151,15 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     resource = _check_update(doc, stored, ctx)
     if _same_content(resource, stored.resource):
         return Written(with_active(stored.resource, ctx), False)
-    vid = stored.vid + 1
-    resource["meta"] = {**stored.resource["meta"], "versionId": str(vid), "lastUpdated": _timestamp(ctx)}
-    held = _move_reservation(stored, resource, vid, ctx)
+    meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": _timestamp(ctx)}
+    resource = in_element_order({**resource, "meta": meta})
+    held = _move_reservation(stored, resource, ctx)
     if not ctx.store.roles.replace(stored, resource, held, search_fields(resource)):
         if held is not None and held != stored.held:
-            ctx.store.roles.release(stored.key, role_id, held)
+            ctx.store.roles.release(stored.key, held)
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
     if stored.held is not None and held != stored.held:
-        ctx.store.roles.release(stored.key, role_id, stored.held)
+        ctx.store.roles.release(stored.key, stored.held)
     return Written(resource, True)
 
 
@@ -150,7 +168,7 @@ def parse_if_match(value: str | None) -> int:
     if value is None:
         raise RequestRejected(issue(Msg.IF_MATCH_REQUIRED))
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    if not is_number(text):
         raise RequestRejected(issue(Msg.IF_MATCH_INVALID))
     return int(text)
 
@@ -166,7 +184,8 @@ def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> di
     for name, value in (("extension", doc.get("extension")), ("period", doc.get("period")), ("telecom", doc.get("telecom"))):
         if value:
             resource[name] = assign_ranks(value) if name == "telecom" else value
-    resource["active"] = is_current(resource.get("period"), ctx.today())
+    # Without a period a role keeps the flag it has (R00000015-C is inactive without one).
+    resource["active"] = is_current(resource["period"], ctx.today()) if "period" in resource else stored.resource.get("active", True)
     return in_element_order(resource)
 
 
@@ -190,7 +209,7 @@ def _unchanged_elements(doc: dict[str, t.Any], stored: dict[str, t.Any], ctx: Co
 def _comparable(name: str, value: t.Any) -> t.Any:
     """The role code is compared by its codings' systems and codes: display and text may differ."""
     if name == "code" and value:
-        return sorted((c.get("system"), c.get("code")) for code in value for c in code.get("coding", []))
+        return sorted((c.get("system") or "", c.get("code") or "") for code in value for c in code.get("coding", []))
     return value
 
 
@@ -215,15 +234,19 @@ def _same_content(new: dict[str, t.Any], current: dict[str, t.Any]) -> bool:
     return content(new) == content(current)
 
 
-def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], vid: int, ctx: Context) -> int | None:
-    """Reserve the new version's period if it is new or changed; return the version whose reservation
-    the role will own (None if it holds no period)."""
+def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], ctx: Context) -> str | None:
+    """Reserve the new version's period if it is new or its dates changed; return the token of the
+    reservation the role will own (None if it holds no period)."""
     if not holds_period(resource):
         return None
-    if stored.held is not None and stored.resource.get("period") == resource.get("period"):
+    if stored.held is not None and _dates(stored.resource) == _dates(resource):
         return stored.held
-    _reserve(stored.key, resource, vid, ctx)
-    return vid
+    return _reserve(stored.key, resource, ctx)
+
+
+def _dates(resource: dict[str, t.Any]) -> tuple[str | None, str | None]:
+    period = resource.get("period") or {}
+    return period.get("start"), period.get("end")
 
 
 # --- validate ----------------------------------------------------------------------------------------
@@ -243,8 +266,14 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
         _check_structure(doc)
         if role_id is None:
             resource = point_at_live_records(doc, _check_content(doc, ctx))
+            taken = ctx.store.roles.identifier_holder(identifier_keys(doc), None)
+            if taken is not None:
+                raise RequestRejected(issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=taken.identifier, key=taken.key))
         else:
-            resource = _check_update(doc, _get(role_id, ctx), ctx)
+            stored = _get(role_id, ctx)
+            if doc.get("id") != role_id:
+                raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
+            resource = _check_update(doc, stored, ctx)
         if holds_period(resource) and ctx.store.roles.would_clash(business_key(resource, ctx), resource.get("period"), role_id):
             raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
     except RequestRejected as e:
@@ -270,7 +299,7 @@ def read_practitioner_role(role_id: str, ctx: Context) -> dict[str, t.Any]:
 
 
 def read_version(role_id: str, vid: str, ctx: Context) -> dict[str, t.Any]:
-    wellformed = ids.is_valid_role_id(role_id) and vid.isdigit() and len(vid) <= 9
+    wellformed = ids.is_valid_role_id(role_id) and is_number(vid) and len(vid) <= 9
     resource = ctx.store.roles.version(role_id, int(vid)) if wellformed else None
     if resource is None:
         _get(role_id, ctx)  # 404 for the role itself first
@@ -376,9 +405,12 @@ def in_element_order(resource: dict[str, t.Any]) -> dict[str, t.Any]:
     return dict(sorted(resource.items(), key=lambda kv: (rank.get(kv[0].lstrip("_"), len(rank)), kv[0].startswith("_"))))
 
 
-def _reserve(key: str, resource: dict[str, t.Any], vid: int, ctx: Context) -> None:
+def _reserve(key: str, resource: dict[str, t.Any], ctx: Context) -> str:
+    """Reserve the role's period under a new token, and return it; 422 if another role holds an overlap."""
     roles, period, now = ctx.store.roles, resource.get("period"), ctx.now()
-    reserved = roles.reserve(key, period, resource["id"], vid, now) or (
-        roles.clear_abandoned(key, now - ABANDONED_AFTER) and roles.reserve(key, period, resource["id"], vid, now))
+    token = roles.new_token(resource["id"])
+    reserved = roles.reserve(key, period, resource["id"], token, now) or (
+        roles.clear_abandoned(key, now - ABANDONED_AFTER) and roles.reserve(key, period, resource["id"], token, now))
     if not reserved:
         raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
+    return token

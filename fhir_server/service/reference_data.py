@@ -22,7 +22,7 @@ from ..store.reference_data import StoredReference
 from ..validation import check_structure
 from .context import Context
 from .practitioner_role import Written, parse, parse_if_match
-from .search import Query, parse_search, search_fields
+from .search import Query, condition_identifier, one_match, parse_search, search_fields
 
 
 @dataclass(frozen=True)
@@ -70,17 +70,6 @@ def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: boo
     return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
 
 
-def find_by_identifier(rtype: str, condition: str, ctx: Context) -> dict[str, t.Any] | None:
-    """The record an ``If-None-Exist: identifier=[system|]value`` names, or None; 412 if several do."""
-    name, _, value = condition.partition("=")
-    if name != "identifier" or not value:
-        raise RequestRejected(issue(Msg.CONDITION_INVALID))
-    found = ctx.store.references.find_by_identifier(rtype, value)
-    if len(found) > 1:
-        raise RequestRejected(issue(Msg.CONDITION_AMBIGUOUS, count=len(found)))
-    return found[0] if found else None
-
-
 # --- create and update -----------------------------------------------------------------------------
 
 def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str | None = None) -> Written:
@@ -95,16 +84,17 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
     :raises RequestRejected: with every problem of the first stage that found any.
     """
     doc = _parse(rtype, body)
-    if if_none_exist is not None:
-        existing = find_by_identifier(rtype, if_none_exist, ctx)
-        if existing is not None:
-            return Written(existing, False)
+    # Any identifier may be the condition: the record's own HPI id is unique whatever it names.
+    token = condition_identifier(if_none_exist) if if_none_exist is not None else None
+    existing = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
+    if existing is not None:
+        return Written(existing, False)
     official = _check_identifiers(rtype, doc)
     resource = _complete(doc, official, 1, ctx)
     try:
         ctx.store.references.insert(resource, search_fields(resource))
     except IdentifierTaken as taken:
-        existing = find_by_identifier(rtype, if_none_exist, ctx) if if_none_exist is not None else None
+        existing = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
         if existing is not None:
             return Written(existing, False)
         raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None

@@ -11,6 +11,7 @@ import datetime as dt
 import re
 import typing as t
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from .. import identifiers as ids
 from ..outcome import Issue, Msg, RequestRejected, issue
@@ -53,6 +54,10 @@ PARAMETERS: dict[str, list[SearchParam]] = {
 # _include values per resource type: "PractitionerRole:practitioner" → the reference element it follows.
 INCLUDES = {"PractitionerRole": {f"PractitionerRole:{name}": name for name in ("practitioner", "organization", "location")}}
 REQUIRED = {"PractitionerRole": "practitioner"}
+
+
+def _include_target(resource_type: str, element: str) -> str | None:
+    return next((p.target for p in PARAMETERS[resource_type] if p.name == element), None)
 
 
 # --- what is stored beside a record -------------------------------------------------------------------
@@ -104,6 +109,31 @@ def identifier_keys(resource: dict[str, t.Any]) -> list[str]:
     return sorted({f"{i['system']}|{i['value']}" for i in resource.get("identifier", []) if i.get("system") and i.get("value")})
 
 
+def condition_identifier(condition: str, resource: t.Mapping[str, t.Any] | None = None) -> str:
+    """The ``[system|]value`` of ``If-None-Exist: identifier=…`` (URL-encoded or not, after an optional
+    ``Type?``). If ``resource`` is given, the condition must name an identifier it carries: only then
+    does the unique index on identifiers make a conditional create safe against a concurrent one.
+
+    :raises RequestRejected: 400 for any other condition.
+    """
+    pairs = parse_qsl(condition.split("?", 1)[-1], keep_blank_values=True)
+    if len(pairs) != 1 or pairs[0][0] != "identifier" or not pairs[0][1]:
+        raise RequestRejected(issue(Msg.CONDITION_INVALID))
+    token = pairs[0][1]
+    if resource is not None:
+        carried = {tok for i in resource.get("identifier", []) for tok in tokens(i.get("system"), i.get("value"))}
+        if token not in carried:
+            raise RequestRejected(issue(Msg.CONDITION_NOT_IN_RESOURCE, identifier=token))
+    return token
+
+
+def one_match(found: list[dict[str, t.Any]]) -> dict[str, t.Any] | None:
+    """The record a conditional create found, or None; 412 if it found several."""
+    if len(found) > 1:
+        raise RequestRejected(issue(Msg.CONDITION_AMBIGUOUS, count=len(found)))
+    return found[0] if found else None
+
+
 # --- what a query asks --------------------------------------------------------------------------------
 
 @dataclass
@@ -136,11 +166,14 @@ def _date_range(value: str) -> tuple[str, dt.datetime, dt.datetime] | None:
             high = low + dt.timedelta(days=1)
         else:
             low = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-            high = low + dt.timedelta(milliseconds=1)
+            time = text[11:19]  # HH:MM or HH:MM:SS, then fractions and zone
+            step = dt.timedelta(milliseconds=1) if "." in text else dt.timedelta(minutes=1) if time.count(":") == 1 else dt.timedelta(seconds=1)
+            high = low + step
+        # A value without a zone is read as a New Zealand time, where HPI records are kept; the
+        # database compares in UTC, which may step outside the calendar too.
+        low, high = ((d if d.tzinfo else d.replace(tzinfo=NZ)).astimezone(dt.timezone.utc) for d in (low, high))
     except (ValueError, OverflowError):  # beyond the calendar: year 0, or past 9999
         return None
-    # A value without a zone is read as a New Zealand time, where HPI records are kept.
-    low, high = (d if d.tzinfo else d.replace(tzinfo=NZ) for d in (low, high))
     return prefix, low, high
 
 
@@ -158,12 +191,21 @@ def _token_values(param: SearchParam, value: str) -> list[str] | None:
     if param.name == "active":
         return None if value not in ("true", "false") else [value]
     if param.type == "reference":
-        return [v.rstrip("/").rsplit("/", 1)[-1] for v in value.split(",") if v]
+        values = [v.rstrip("/").split("/") for v in value.split(",") if v]
+        # An id, "Type/id" or an absolute URL: a type, if given, must be the parameter's target.
+        if any(len(v) > 1 and v[-2] != param.target for v in values):
+            return None
+        return [v[-1] for v in values]
     return [v for v in value.split(",") if v]
 
 
+def is_number(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes "²", which ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _set_paging(query: Query, name: str, value: str) -> list[Issue]:
-    if not (value.isdigit() and int(value) <= MAX_OFFSET):
+    if not (is_number(value) and int(value) <= MAX_OFFSET):
         return [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value)]
     if name == "_count":
         query.count = min(int(value), MAX_COUNT)
@@ -202,15 +244,23 @@ def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: 
             issues += _set_paging(query, name, value)
             continue
         if name == "_include":
-            if value in includes:
-                query.includes.append(includes[value])
+            # "PractitionerRole:practitioner", or with its target type, ":practitioner:Practitioner".
+            source, _, rest = value.partition(":")
+            element, _, target = rest.partition(":")
+            wanted = f"{source}:{element}"
+            if wanted in includes and target in ("", _include_target(resource_type, element)):
+                query.includes.append(includes[wanted])
                 query.used.append((name, value))
             elif strict:
                 issues.append(issue(Msg.SEARCH_INCLUDE_UNKNOWN, value=value, type=resource_type))
             continue
-        if param is None or (modifier and not (param.type == "reference" and modifier == param.target)):
+        if param is None:
             if strict:
                 issues.append(issue(Msg.SEARCH_PARAM_UNKNOWN, name=name, type=resource_type))
+            continue
+        if modifier and not (param.type == "reference" and modifier == param.target):
+            # Ignoring a modifier would widen the search (":not" turned inside out): always refused.
+            issues.append(issue(Msg.SEARCH_MODIFIER_UNSUPPORTED, name=name))
             continue
         if param.type == "date":
             criterion = _date_criterion(base, value)

@@ -14,7 +14,8 @@ current document, and the next update writes it (:meth:`RoleStore.replace`).
 
 Duplicates and overlaps (SPEC.md §3.5) are prevented without transactions: each business key
 (live CPN, organisation, facility, role code) has one document in ``role_keys`` holding the periods of
-the roles that use it, each tagged with the role and the version that reserved it. Reserving a period
+the roles that use it, each tagged with the role and a token naming the reservation; a role stores
+the token of the one it owns (``held``). Reserving a period
 is one conditional upsert on that document, atomic in any MongoDB: it matches only if no other role's
 held period overlaps, so of N racing creates exactly one wins, and the others' upsert collides on
 ``_id`` (DuplicateKeyError), which means "duplicate".
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import typing as t
+import uuid
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
@@ -46,7 +48,7 @@ _UPDATED_INDEX = [("updated", DESCENDING)]
 class StoredRole:
     resource: dict[str, t.Any]
     key: str
-    held: int | None  # the version whose reservation this role owns, if it holds a period
+    held: str | None  # the token of the reservation this role owns, if it holds a period
 
     @property
     def vid(self) -> int:
@@ -85,7 +87,7 @@ class RoleStore:
         return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
 
     @translate_errors
-    def insert(self, resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+    def insert(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
                identifiers: list[str]) -> None:
         """Store a new role as its current version, then keep the version.
 
@@ -95,16 +97,23 @@ class RoleStore:
         try:
             self._roles.insert_one({**self._current_doc(resource, key, held, search), "identifiers": identifiers})
         except DuplicateKeyError:
-            other = self._roles.find_one({"identifiers": {"$in": identifiers}, "_id": {"$ne": resource["id"]}}, {"identifiers": 1})
-            if other is None:
+            taken = self.identifier_holder(identifiers, resource["id"])
+            if taken is None:
                 raise  # the id itself: a record loaded twice
-            shared = next(i for i in identifiers if i in other["identifiers"])
-            raise IdentifierTaken(shared, f"PractitionerRole/{other['_id']}") from None
+            raise taken from None
         self._versions.update_one({"_id": f"{resource['id']}/{resource['meta']['versionId']}"},
                                   {"$setOnInsert": _version_doc(resource)}, upsert=True)
 
     @translate_errors
-    def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: int | None, search: dict[str, t.Any]) -> bool:
+    def identifier_holder(self, identifiers: list[str], role_id: str | None) -> IdentifierTaken | None:
+        """Which other role has one of ``identifiers`` (``system|value``), if any."""
+        other = self._roles.find_one({"identifiers": {"$in": identifiers}, "_id": {"$ne": role_id}}, {"identifiers": 1})
+        if other is None:
+            return None
+        return IdentifierTaken(next(i for i in identifiers if i in other["identifiers"]), f"PractitionerRole/{other['_id']}")
+
+    @translate_errors
+    def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: str | None, search: dict[str, t.Any]) -> bool:
         """Make ``resource`` the current version if ``previous`` still is; False if another update won."""
         result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid},
                                         {"$set": self._current_doc(resource, previous.key, held, search, with_id=False)})
@@ -118,7 +127,7 @@ class RoleStore:
         return True
 
     @staticmethod
-    def _current_doc(resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+    def _current_doc(resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
                      with_id: bool = True) -> dict[str, t.Any]:
         doc = {"vid": int(resource["meta"]["versionId"]), "key": key, "held": held, "search": search, "resource": resource}
         return {"_id": resource["id"], **doc} if with_id else doc
@@ -160,7 +169,7 @@ class RoleStore:
     # --- seeding -----------------------------------------------------------------------------------
 
     @translate_errors
-    def insert_existing(self, resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+    def insert_existing(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
                         identifiers: list[str]) -> bool:
         """Load a record that already has its id and version (reference data); False if present."""
         try:
@@ -175,10 +184,10 @@ class RoleStore:
         return [d["resource"] for d in self._roles.find({"identifiers": {"$exists": False}}, {"resource": 1})]
 
     @translate_errors
-    def upgrade(self, resource: dict[str, t.Any], key: str, held: int | None, search: dict[str, t.Any],
+    def upgrade(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
                 identifiers: list[str], at: dt.datetime) -> None:
         """Give an older role what this version stores beside it, keep its version, and re-tag the
-        period it holds with the version that owns it."""
+        period it holds with the token it now owns."""
         rid = resource["id"]
         self._roles.update_one({"_id": rid, "identifiers": {"$exists": False}},
                                {"$set": {**self._current_doc(resource, key, held, search, with_id=False), "identifiers": identifiers}})
@@ -189,41 +198,36 @@ class RoleStore:
 
     # --- business-key reservations -------------------------------------------------------------------
 
-    @translate_errors
-    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, vid: int, at: dt.datetime) -> bool:
-        """Hold ``period`` of business key ``key`` for version ``vid`` of ``role_id``; False if a period
-        another role holds overlaps.
+    @staticmethod
+    def new_token(role_id: str) -> str:
+        """A reservation's own name: unique per attempt, so that releasing one never frees another's
+        (two updates racing from one version would otherwise share a name)."""
+        return f"{role_id}/{uuid.uuid4().hex}"
 
-        Overlap is ``s1 < e2 and s2 < e1`` ("two periods are not overlapping if one starts on the same
-        day the other ends"), plus two identical single-day periods, tracked by ``day``.
-        """
-        start = (period or {}).get("start", OPEN_START)
-        end = (period or {}).get("end", OPEN_END)
-        held = {"s": start, "e": end, "role": role_id, "by": f"{role_id}/{vid}", "day": start if start == end else None, "at": at}
-        clash = {"s": {"$lt": end}, "e": {"$gt": start}, "role": {"$ne": role_id}}
-        query: dict[str, t.Any] = {"_id": key, "periods": {"$not": {"$elemMatch": clash}}}
-        if start == end:
-            query["periods.day"] = {"$ne": start}
+    @translate_errors
+    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime) -> bool:
+        """Hold ``period`` of business key ``key`` for ``role_id`` under ``token``; False if a period
+        another role holds overlaps."""
+        start, end = _bounds(period)
+        held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at}
+        query = {"_id": key, "$nor": _clashes(start, end, role_id)}
         try:
             self._keys.update_one(query, {"$push": {"periods": held}}, upsert=True)
         except DuplicateKeyError:
-            return False
+            # A clash, or two first reservations of a new key racing to insert it: MongoDB retries
+            # such an upsert only when its filter is all equalities, so try once more as an update.
+            return self._keys.update_one(query, {"$push": {"periods": held}}).matched_count == 1
         return True
 
     @translate_errors
-    def would_clash(self, key: str, period: dict[str, t.Any] | None, role_id: str) -> bool:
+    def would_clash(self, key: str, period: dict[str, t.Any] | None, role_id: str | None) -> bool:
         """Whether :meth:`reserve` would fail now; reserves nothing (for $validate)."""
-        start = (period or {}).get("start", OPEN_START)
-        end = (period or {}).get("end", OPEN_END)
-        clash: dict[str, t.Any] = {"s": {"$lt": end}, "e": {"$gt": start}, "role": {"$ne": role_id}}
-        same_day = {"periods": {"$elemMatch": {"day": start, "role": {"$ne": role_id}}}} if start == end else None
-        query = {"_id": key, "$or": [{"periods": {"$elemMatch": clash}}, *([same_day] if same_day else [])]}
-        return self._keys.find_one(query, {"_id": 1}) is not None
+        start, end = _bounds(period)
+        return self._keys.find_one({"_id": key, "$or": _clashes(start, end, role_id)}, {"_id": 1}) is not None
 
     @translate_errors
-    def release(self, key: str, role_id: str, vid: int) -> None:
-        """Free the period that version ``vid`` of ``role_id`` reserved."""
-        self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": f"{role_id}/{vid}"}}})
+    def release(self, key: str, token: str) -> None:
+        self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": token}}})
 
     @translate_errors
     def clear_abandoned(self, key: str, reserved_before: dt.datetime) -> bool:
@@ -232,8 +236,21 @@ class RoleStore:
         doc = self._keys.find_one({"_id": key}) or {"periods": []}
         old = [p for p in doc["periods"] if p["at"] < reserved_before]
         roles = list({p["role"] for p in old})
-        owned = {f"{d['_id']}/{d['held']}" for d in self._roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
+        owned = {d.get("held") for d in self._roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
         abandoned = [p["by"] for p in old if p.get("by") not in owned]
         if abandoned:
-            self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": abandoned}}}})
+            self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": abandoned}, "at": {"$lt": reserved_before}}}})
         return bool(abandoned)
+
+
+def _bounds(period: dict[str, t.Any] | None) -> tuple[str, str]:
+    return (period or {}).get("start", OPEN_START), (period or {}).get("end", OPEN_END)
+
+
+def _clashes(start: str, end: str, role_id: str | None) -> list[dict[str, t.Any]]:
+    """The held periods of other roles that a period clashes with (SPEC.md §3.5): overlap is
+    ``s1 < e2 and s2 < e1`` ("two periods are not overlapping if one starts on the same day the
+    other ends"), plus an identical single-day period, tracked by ``day``."""
+    others = {"role": {"$ne": role_id}}
+    overlapping = {"periods": {"$elemMatch": {"s": {"$lt": end}, "e": {"$gt": start}, **others}}}
+    return [overlapping, {"periods": {"$elemMatch": {"day": start, **others}}}] if start == end else [overlapping]

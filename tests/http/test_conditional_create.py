@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -36,11 +37,17 @@ def test_a_match_returns_it_unchanged(api, mongo):
     assert mongo["practitioner_roles"].count_documents({}) == count
 
 
-def test_the_issued_role_id_can_be_the_condition(api):
-    response = api.post("/PractitionerRole", fresh_role(),
-                        headers={"If-None-Exist": "identifier=https://standards.digital.health.nz/ns/hpi-practitionerrole-id|R00000029-P"})
-    assert response.status_code == 200
-    assert response.json()["id"] == "R00000029-P"
+def test_the_condition_may_be_url_encoded(api):
+    value = uuid.uuid4().hex
+    encoded = f"identifier={quote(CLINIC, safe='')}%7C{value}"
+    assert api.post("/PractitionerRole", with_identifier(value), headers={"If-None-Exist": encoded}).status_code == 201
+    assert api.post("/PractitionerRole", with_identifier(value), headers={"If-None-Exist": encoded}).status_code == 200
+
+
+def test_the_condition_must_name_an_identifier_of_the_resource(api):
+    response = api.post("/PractitionerRole", fresh_role(), headers={"If-None-Exist": f"identifier={CLINIC}|elsewhere"})
+    assert response.status_code == 400
+    assert outcome_messages(response) == [issue(Msg.CONDITION_NOT_IN_RESOURCE, identifier=f"{CLINIC}|elsewhere").diagnostics]
 
 
 def test_several_matches_are_412(api):
@@ -48,12 +55,13 @@ def test_several_matches_are_412(api):
     value = uuid.uuid4().hex
     for system in ("https://a.example.nz/ids", "https://b.example.nz/ids"):
         assert api.create(fresh_role(identifier=[{"system": system, "value": value}])).status_code == 201
-    response = api.post("/PractitionerRole", fresh_role(), headers={"If-None-Exist": f"identifier={value}"})
+    body = fresh_role(identifier=[{"system": "https://c.example.nz/ids", "value": value}])
+    response = api.post("/PractitionerRole", body, headers={"If-None-Exist": f"identifier={value}"})
     assert response.status_code == 412
     assert outcome_messages(response) == [issue(Msg.CONDITION_AMBIGUOUS, count=2).diagnostics]
 
 
-@pytest.mark.parametrize("condition", ["practitioner=97ZACB", "identifier=", "nonsense"])
+@pytest.mark.parametrize("condition", ["practitioner=97ZACB", "identifier=", "nonsense", "identifier=a&identifier=b"])
 def test_other_conditions_are_400(api, condition):
     response = api.post("/PractitionerRole", fresh_role(), headers={"If-None-Exist": condition})
     assert response.status_code == 400
@@ -71,9 +79,12 @@ def test_an_identifier_another_role_has_is_422(api, mongo):
     assert sum(len(d["periods"]) for d in mongo["role_keys"].find()) == held  # its reservation was released
 
 
-def test_concurrent_conditional_creates_store_one(api, mongo):
+@pytest.mark.parametrize("same_role", [False, True])
+def test_concurrent_conditional_creates_store_one(api, mongo, same_role):
+    """Whether they race for the identifier only, or also for the same role's period."""
     value = uuid.uuid4().hex
-    bodies = [with_identifier(value) for _ in range(8)]  # different role codes: only the identifier joins them
+    first = with_identifier(value)
+    bodies = [first if same_role else with_identifier(value) for _ in range(8)]
     results: list[tuple[int, str]] = []
     ready = threading.Barrier(len(bodies))
 

@@ -144,8 +144,8 @@ def found(api: Api, rtype: str, **params: t.Any) -> list[str]:
     bundle = response.json()
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset"
     assert all(e["resource"]["resourceType"] == rtype and e["fullUrl"].endswith(f"/{rtype}/{e['resource']['id']}")
-               for e in bundle["entry"])
-    return [e["resource"]["id"] for e in bundle["entry"]]
+               for e in bundle.get("entry", []))
+    return [e["resource"]["id"] for e in bundle.get("entry", [])]
 
 
 @pytest.mark.parametrize("value", ["98ZZQJ", f"{ids.PERSON_SYSTEM}|98ZZQJ", "90ZZGJ", f"{ids.PERSON_SYSTEM}|90ZZGJ",

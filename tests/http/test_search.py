@@ -13,7 +13,7 @@ ANZSCO = "http://www.abs.gov.au/ausstats/abs@.nsf/mf/1220.0"
 
 
 def ids(bundle: dict, mode: str = "match") -> list[str]:
-    return [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == mode]
+    return [e["resource"]["id"] for e in bundle.get("entry", []) if e["search"]["mode"] == mode]
 
 
 def search(api, **params) -> dict:
@@ -72,7 +72,7 @@ def test_practitioner_is_required(api, roles):
 
 def test_an_unknown_practitioner_finds_nothing(api):
     bundle = search(api, practitioner="99ZZZZ")
-    assert bundle["total"] == 0 and bundle["entry"] == []
+    assert bundle["total"] == 0 and "entry" not in bundle  # FHIR JSON has no empty arrays
 
 
 def test_organization_location_role_and_identifier_narrow_the_search(api, roles):
@@ -147,7 +147,7 @@ def test_count_defaults_to_10_and_is_capped_at_50(api):
 
 def test_count_zero_gives_only_the_total(api, roles):
     bundle = search(api, practitioner="92ZZRE", _count=0)
-    assert bundle["total"] == 3 and bundle["entry"] == []
+    assert bundle["total"] == 3 and "entry" not in bundle
 
 
 def test_unknown_parameters_are_ignored_by_default_and_dropped_from_self(api, roles):
@@ -181,3 +181,35 @@ def test_searches_use_the_practitioner_index(mongo, roles):
     query = to_filter([Criterion("practitioner", "any", ("92ZZRE",)), Criterion("active", "active_on", ("2026-01-01", True))], "search.")
     plan = mongo["practitioner_roles"].find(query, hint=[("search.practitioner", 1), ("_id", 1)]).sort("_id", 1).explain()
     assert "search.practitioner_1__id_1" in str(plan["queryPlanner"]["winningPlan"])
+
+
+@pytest.mark.parametrize("name, value", [("_count", "²"), ("_lastUpdated", "0001"), ("_lastUpdated", "0001-01-01T00:00:00+14:00"),
+                                         ("_lastUpdated", "9999-12-31T23:59:59-14:00"), ("practitioner", "Organization/92ZZRE")])
+def test_values_outside_what_can_be_searched_are_400_not_500(api, name, value):
+    params = {"practitioner": "92ZZRE", name: value} if name != "practitioner" else {name: value}
+    response = api.get("/PractitionerRole", params=params)
+    assert response.status_code == 400
+    assert outcome_messages(response) == [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value).diagnostics]
+
+
+def test_last_updated_covers_the_precision_given(api, roles):
+    stamp = roles["elsewhere"]["meta"]["lastUpdated"]  # 2026-11-21T11:22:33.456Z
+    for cut in (stamp[:19] + "Z", stamp[:16] + "Z"):
+        assert roles["elsewhere"]["id"] in ids(search(api, practitioner="92ZZRE", _lastUpdated=cut)), cut
+
+
+def test_an_unsupported_modifier_is_400_even_when_lenient(api, roles):
+    response = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", "active:not": "true"})
+    assert response.status_code == 400
+    assert outcome_messages(response) == [issue(Msg.SEARCH_MODIFIER_UNSUPPORTED, name="active:not").diagnostics]
+
+
+def test_include_may_name_its_target_type(api, roles):
+    bundle = search(api, practitioner="92ZZRE", _include="PractitionerRole:practitioner:Practitioner")
+    assert ids(bundle, "include") == ["92ZZRE"]
+
+
+def test_prefer_parameters_after_a_semicolon_are_read(api):
+    response = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", "colour": "blue"},
+                       headers={"Prefer": "return=minimal; handling=strict"})
+    assert response.status_code == 400

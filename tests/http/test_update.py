@@ -252,3 +252,54 @@ def test_delete_is_405_with_the_hpi_rule(api, role):
     assert response.status_code == 405
     assert outcome_messages(response) == [issue(Msg.NOT_DELETABLE).diagnostics]
     assert api.get(f"/PractitionerRole/{role['id']}").status_code == 200
+
+
+def test_the_loser_of_a_race_between_period_changes_leaves_the_winners_period_held(api, role):
+    """Each reservation has its own token: the loser's release frees only its own."""
+    ready = threading.Barrier(2)
+    results: dict[str, int] = {}
+
+    def put(start: str) -> None:
+        ready.wait()
+        results[start] = api.put(f"/PractitionerRole/{role['id']}", {**role, "period": {"start": start}}, if_match="1").status_code
+
+    threads = [threading.Thread(target=put, args=(start,)) for start in ("2023-01-01", "2023-02-02")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sorted(results.values()) == [200, 409]
+    winner = api.get(f"/PractitionerRole/{role['id']}").json()["period"]["start"]
+    clash = api.create({**fresh_role(), "code": role["code"], "period": {"start": winner}})
+    assert outcome_messages(clash) == [issue(Msg.DUPLICATE).diagnostics]
+
+
+def test_resending_a_single_day_period_with_an_element_id_is_not_a_duplicate_of_itself(api):
+    body = fresh_role(period={"start": "2021-03-03", "end": "2021-03-03"}, extension=[*fresh_role()["extension"], reason("other")])
+    role = api.create(body).json()
+    response = api.put(f"/PractitionerRole/{role['id']}", {**role, "period": {"id": "p1", **role["period"]}}, if_match="1")
+    assert response.status_code == 200, response.text
+
+
+def test_a_role_without_period_keeps_its_inactive_flag_on_update(api):
+    role = api.get("/PractitionerRole/R00000015-C").json()
+    body = {**role, "telecom": [{"system": "phone", "value": "021 555 0601", "use": "work"}]}
+    response = api.put("/PractitionerRole/R00000015-C", body, if_match=role["meta"]["versionId"])
+    assert response.status_code == 200
+    assert response.json()["active"] is False
+    assert [e["resource"]["id"] for e in api.get("/PractitionerRole", params={"practitioner": "99ZZZS", "active": "false"}).json()["entry"]] \
+        == ["R00000015-C"]
+
+
+@pytest.mark.parametrize("if_match", ["²", "W/\"²\""])
+def test_non_ascii_digits_in_if_match_are_400(api, role, if_match):
+    response = api.put(f"/PractitionerRole/{role['id']}", role, if_match=if_match.encode().decode("latin-1"))
+    assert response.status_code == 400
+
+
+def test_a_coding_without_system_is_a_change_not_a_crash(api, role):
+    body = copy.deepcopy(role)
+    body["code"][0]["coding"].append({"code": "x"})
+    response = api.put(f"/PractitionerRole/{role['id']}", body, if_match="1")
+    assert response.status_code == 422
+    assert NOT_UPDATABLE in outcome_messages(response)

@@ -8,6 +8,7 @@ import typing as t
 from pathlib import Path
 
 from .identifiers import role_number
+from .instants import format_instant
 from .service import Context
 from .service.practitioner_role import business_key, holds_period
 from .service.search import identifier_keys, search_fields
@@ -52,8 +53,7 @@ def prepare_database(ctx: Context) -> bool:
 def with_version(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     """A reference data record as the FHIR API serves it: with a version and a last-updated time, for
     ETags and updates. A record that has them keeps its own; the others are version 1 as of now."""
-    now = ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    meta = {"versionId": "1", "lastUpdated": now, **resource.get("meta", {})}
+    meta = {"versionId": "1", "lastUpdated": format_instant(ctx.now()), **resource.get("meta", {})}
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
     return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **rest}
 

@@ -7,6 +7,7 @@ import typing as t
 import uuid
 from urllib.parse import urlencode
 
+from ..instants import format_instant
 from ..store.queries import Page
 from .responses import base_url
 
@@ -15,7 +16,7 @@ def _bundle(kind: str, total: int, links: list[dict[str, str]], entries: list[di
     return {
         "resourceType": "Bundle",
         "id": uuid.uuid4().hex,
-        "meta": {"lastUpdated": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")},
+        "meta": {"lastUpdated": format_instant(dt.datetime.now(dt.timezone.utc))},
         "type": kind,
         "total": total,
         "link": links,

@@ -7,13 +7,13 @@ response is ``application/fhir+json`` unless the client asked for ``application/
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import typing as t
 
 from flask import Response, current_app, g, request
 from werkzeug.http import http_date
 
+from ..instants import last_updated
 from ..outcome import Msg, RequestRejected, issue, operation_outcome
 
 FHIR_JSON = "application/fhir+json"
@@ -62,10 +62,9 @@ def prefer(name: str) -> str | None:
 def version_headers(resource: dict[str, t.Any]) -> dict[str, str]:
     """ETag, Last-Modified and Content-Location of a stored resource version (FHIR http.html#versioning)."""
     meta = resource["meta"]
-    last_updated = dt.datetime.fromisoformat(meta["lastUpdated"].replace("Z", "+00:00"))
     return {
         "ETag": f'W/"{meta["versionId"]}"',
-        "Last-Modified": http_date(last_updated),
+        "Last-Modified": http_date(last_updated(resource)),
         "Content-Location": f"{base_url()}/{resource['resourceType']}/{resource['id']}/_history/{meta['versionId']}",
     }
 

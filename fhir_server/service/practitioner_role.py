@@ -21,6 +21,7 @@ import typing as t
 from dataclasses import dataclass
 
 from .. import identifiers as ids
+from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
 from ..store.queries import Page
@@ -151,7 +152,7 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     resource = _check_update(doc, stored, ctx)
     if _same_content(resource, stored.resource):
         return Written(with_active(stored.resource, ctx), False)
-    meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": _timestamp(ctx)}
+    meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": format_instant(ctx.now())}
     resource = in_element_order({**resource, "meta": meta})
     held = _move_reservation(stored, resource, ctx)
     if not ctx.store.roles.replace(stored, resource, held, search_fields(resource)):
@@ -377,17 +378,13 @@ def _check_content(doc: dict[str, t.Any], ctx: Context) -> dict[str, Target]:
     return resolved
 
 
-def _timestamp(ctx: Context) -> str:
-    return ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def _complete(doc: dict[str, t.Any], role_id: str, resolved: dict[str, Target], ctx: Context) -> dict[str, t.Any]:
     """The record to store: server-assigned id, identifier, meta and active; references to live
     records; contact ranks filled in. Whatever the client sent for the server's parts is replaced."""
     resource = point_at_live_records(doc, resolved)
     resource.update(
         id=role_id,
-        meta={"versionId": "1", "lastUpdated": _timestamp(ctx), "profile": [PROFILE_URL], "security": [NORMAL_CONFIDENTIALITY]},
+        meta={"versionId": "1", "lastUpdated": format_instant(ctx.now()), "profile": [PROFILE_URL], "security": [NORMAL_CONFIDENTIALITY]},
         identifier=[
             *(i for i in doc.get("identifier", []) if i.get("system") != ids.ROLE_SYSTEM),
             {"use": "official", "system": ids.ROLE_SYSTEM, "value": role_id, "assigner": HPI_ASSIGNER},

@@ -15,6 +15,7 @@ import typing as t
 from dataclasses import dataclass
 
 from .. import identifiers as ids
+from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
 from ..store.queries import Page
@@ -175,7 +176,7 @@ def _complete(doc: dict[str, t.Any], official: str, vid: int, ctx: Context) -> d
     """The record to store: id from the official identifier, version and time set by the server;
     whatever id the client sent is replaced."""
     meta = {**{k: v for k, v in doc.get("meta", {}).items() if k not in _SERVER_META},
-            "versionId": str(vid), "lastUpdated": ctx.now().isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+            "versionId": str(vid), "lastUpdated": format_instant(ctx.now())}
     rest = {k: v for k, v in doc.items() if k not in ("resourceType", "id", "meta")}
     return {"resourceType": doc["resourceType"], "id": official, "meta": meta, **rest}
 

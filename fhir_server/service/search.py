@@ -13,7 +13,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from .. import identifiers as ids
+from ..instants import last_updated, parse_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.queries import Criterion
 from ..validation.dates import OPEN_END, OPEN_START
@@ -75,15 +75,11 @@ def _reference_id(ref: dict[str, t.Any] | None) -> list[str]:
     return [literal.rsplit("/", 1)[-1]] if literal else []
 
 
-def _last_updated(resource: dict[str, t.Any]) -> dt.datetime:
-    return dt.datetime.fromisoformat(resource["meta"]["lastUpdated"].replace("Z", "+00:00"))
-
-
 def search_fields(resource: dict[str, t.Any]) -> dict[str, t.Any]:
     """The values each search parameter of the resource's type matches, stored beside it."""
     fields: dict[str, t.Any] = {
         "_id": [resource["id"]],
-        "_lastUpdated": _last_updated(resource),
+        "_lastUpdated": last_updated(resource),
         "identifier": [tok for i in resource.get("identifier", []) for tok in tokens(i.get("system"), i.get("value"))],
     }
     if resource["resourceType"] != "PractitionerRole":
@@ -165,7 +161,7 @@ def _date_range(value: str) -> tuple[str, dt.datetime, dt.datetime] | None:
             low = dt.datetime.fromisoformat(text)
             high = low + dt.timedelta(days=1)
         else:
-            low = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            low = parse_instant(text)
             time = text[11:19]  # HH:MM or HH:MM:SS, then fractions and zone
             step = dt.timedelta(milliseconds=1) if "." in text else dt.timedelta(minutes=1) if time.count(":") == 1 else dt.timedelta(seconds=1)
             high = low + step

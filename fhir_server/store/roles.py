@@ -35,6 +35,7 @@ from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from ..instants import last_updated
 from ..validation.dates import OPEN_END, OPEN_START
 from .errors import IdentifierTaken, translate_errors
 from .queries import Criterion, Page, to_filter
@@ -55,13 +56,9 @@ class StoredRole:
         return int(self.resource["meta"]["versionId"])
 
 
-def _updated(resource: dict[str, t.Any]) -> dt.datetime:
-    return dt.datetime.fromisoformat(resource["meta"]["lastUpdated"].replace("Z", "+00:00"))
-
-
 def _version_doc(resource: dict[str, t.Any]) -> dict[str, t.Any]:
     vid = int(resource["meta"]["versionId"])
-    return {"_id": f"{resource['id']}/{vid}", "role": resource["id"], "vid": vid, "updated": _updated(resource), "resource": resource}
+    return {"_id": f"{resource['id']}/{vid}", "role": resource["id"], "vid": vid, "updated": last_updated(resource), "resource": resource}
 
 
 class RoleStore:

@@ -7,7 +7,10 @@ import typing as t
 import uuid
 from urllib.parse import urlencode
 
+from flask import request
+
 from ..instants import format_instant
+from ..service.search import Query
 from ..store.queries import Page
 from .responses import base_url
 
@@ -28,10 +31,14 @@ def _full_url(resource: dict[str, t.Any]) -> str:
     return f"{base_url()}/{resource['resourceType']}/{resource['id']}"
 
 
-def paging_links(path: str, params: list[tuple[str, str]], offset: int, count: int, total: int) -> list[dict[str, str]]:
-    """``self``, and ``next``/``previous`` where there are more, each a complete query to follow."""
+def paging_links(query: Query, total: int) -> list[dict[str, str]]:
+    """``self``, and ``next``/``previous`` where there are more, each a complete query to follow: the
+    parameters understood, at this request's path."""
+    offset, count = query.offset, query.count
+
     def url(at: int) -> str:
-        return f"{base_url()}{path}?{urlencode([*params, ('_count', str(count)), ('_offset', str(at))])}"
+        params = [*query.used, ("_count", str(count)), ("_offset", str(at))]
+        return f"{base_url()}{request.path}?{urlencode(params)}"
 
     links = [{"relation": "self", "url": url(offset)}]
     if count and offset + count < total:

@@ -4,44 +4,37 @@ CapabilityStatement lists each. DELETE is not routed (405): PractitionerRoles po
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
-from ..service import Context
 from ..service import reference_data as references
 from . import bundles
-from .practitioner_role import body
+from .incoming import args, body, context
 from .responses import fhir_response, prefer, resource_response, written_response
 
 bp = Blueprint("reference_data", __name__)
 
 
-def _context() -> Context:
-    return current_app.extensions["context"]
-
-
 def create(rtype: str) -> Response:
-    written = references.create_reference(rtype, body(), _context(), request.headers.get("If-None-Exist"))
+    written = references.create_reference(rtype, body(), context(), request.headers.get("If-None-Exist"))
     return written_response(written.resource, 201 if written.changed else 200, "Created" if written.changed else "Exists")
 
 
 def read(rtype: str, rid: str) -> Response:
-    return resource_response(references.read_reference(rtype, rid, _context()))
+    return resource_response(references.read_reference(rtype, rid, context()))
 
 
 def vread(rtype: str, rid: str, vid: str) -> Response:
-    return resource_response(references.read_version(rtype, rid, vid, _context()))
+    return resource_response(references.read_version(rtype, rid, vid, context()))
 
 
 def update(rtype: str, rid: str) -> Response:
-    written = references.update_reference(rtype, rid, body(), request.headers.get("If-Match"), _context())
+    written = references.update_reference(rtype, rid, body(), request.headers.get("If-Match"), context())
     return written_response(written.resource, 200, "Updated" if written.changed else "Unchanged: no new version")
 
 
 def search(rtype: str) -> Response:
-    args = list(request.args.items(multi=True))
-    query, page = references.search_references(rtype, args, prefer("handling") == "strict", _context())
-    links = bundles.paging_links(request.path, query.used, query.offset, query.count, page.total)
-    return fhir_response(bundles.searchset(page, [], links))
+    query, page = references.search_references(rtype, args(), prefer("handling") == "strict", context())
+    return fhir_response(bundles.searchset(page, [], bundles.paging_links(query, page.total)))
 
 
 for _type in references.KINDS:

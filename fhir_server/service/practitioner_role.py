@@ -114,9 +114,13 @@ def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | Non
         if existing is not None:
             return Written(existing, False)
         if isinstance(e, IdentifierTaken):
-            raise RequestRejected(issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=e.identifier, key=e.key)) from None
+            raise RequestRejected(_in_use(e)) from None
         raise
     return Written(resource, True)
+
+
+def _in_use(taken: IdentifierTaken) -> Issue:
+    return issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=taken.identifier, key=taken.key)
 
 
 def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, t.Any] | None:
@@ -185,9 +189,8 @@ def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> di
     for name, value in (("extension", doc.get("extension")), ("period", doc.get("period")), ("telecom", doc.get("telecom"))):
         if value:
             resource[name] = assign_ranks(value) if name == "telecom" else value
-    # Without a period a role keeps the flag it has (R00000015-C is inactive without one).
-    resource["active"] = is_current(resource["period"], ctx.today()) if "period" in resource else stored.resource.get("active", True)
-    return in_element_order(resource)
+    resource["active"] = stored.resource.get("active", True)
+    return in_element_order(with_active(resource, ctx))
 
 
 def _unchanged_elements(doc: dict[str, t.Any], stored: dict[str, t.Any], ctx: Context) -> list[Issue]:
@@ -269,7 +272,7 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
             resource = point_at_live_records(doc, _check_content(doc, ctx))
             taken = ctx.store.roles.identifier_holder(identifier_keys(doc), None)
             if taken is not None:
-                raise RequestRejected(issue(Msg.IDENTIFIER_IN_USE, f"{ROLE}.identifier", identifier=taken.identifier, key=taken.key))
+                raise RequestRejected(_in_use(taken))
         else:
             stored = _get(role_id, ctx)
             if doc.get("id") != role_id:

@@ -98,8 +98,7 @@ class RoleStore:
             if taken is None:
                 raise  # the id itself: a record loaded twice
             raise taken from None
-        self._versions.update_one({"_id": f"{resource['id']}/{resource['meta']['versionId']}"},
-                                  {"$setOnInsert": _version_doc(resource)}, upsert=True)
+        self._keep_versions(resource)
 
     @translate_errors
     def identifier_holder(self, identifiers: list[str], role_id: str | None) -> IdentifierTaken | None:
@@ -117,11 +116,13 @@ class RoleStore:
         if result.matched_count == 0:
             return False
         # The previous version too, in case a crash kept it from being written when it was made.
-        self._versions.bulk_write([
-            UpdateOne({"_id": doc["_id"]}, {"$setOnInsert": doc}, upsert=True)
-            for doc in (_version_doc(previous.resource), _version_doc(resource))
-        ], ordered=False)
+        self._keep_versions(previous.resource, resource)
         return True
+
+    def _keep_versions(self, *resources: dict[str, t.Any]) -> None:
+        """Write these versions unless already kept (a version never changes): one round trip."""
+        docs = [_version_doc(r) for r in resources]
+        self._versions.bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs], ordered=False)
 
     @staticmethod
     def _current_doc(resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
@@ -188,7 +189,7 @@ class RoleStore:
         rid = resource["id"]
         self._roles.update_one({"_id": rid, "identifiers": {"$exists": False}},
                                {"$set": {**self._current_doc(resource, key, held, search, with_id=False), "identifiers": identifiers}})
-        self._versions.update_one({"_id": _version_doc(resource)["_id"]}, {"$setOnInsert": _version_doc(resource)}, upsert=True)
+        self._keep_versions(resource)
         if held is not None:
             self.reserve(key, resource.get("period"), rid, held, at)
         self._keys.update_one({"_id": key}, {"$pull": {"periods": {"role": rid, "by": {"$exists": False}}}})

@@ -1,0 +1,25 @@
+"""What the views take from a request: the service context, a FHIR JSON body, the query parameters."""
+
+from __future__ import annotations
+
+from flask import current_app, request
+
+from ..outcome import Msg, RequestRejected, issue
+from ..service import Context
+
+JSON_TYPES = {"application/fhir+json", "application/json"}
+
+
+def context() -> Context:
+    return current_app.extensions["context"]
+
+
+def body() -> bytes:
+    """The raw body of a FHIR JSON request; its size is capped by MAX_CONTENT_LENGTH (413)."""
+    if request.mimetype not in JSON_TYPES:
+        raise RequestRejected(issue(Msg.UNSUPPORTED_MEDIA_TYPE))
+    return request.get_data(cache=False)
+
+
+def args() -> list[tuple[str, str]]:
+    return list(request.args.items(multi=True))

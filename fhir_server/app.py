@@ -11,7 +11,7 @@ from .config import Settings
 from .http.auth import KeyCache
 from .service import Context
 from .store import Store
-from .terminology import load_value_sets
+from .definitions import load_definitions
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms)
     app.extensions.update(
         settings=settings,
-        context=Context(store, load_value_sets(settings.profiles_dir)),
+        context=Context(store, load_definitions(settings.profiles_dir)),
         api_key_cache=KeyCache(store.api_keys, settings.api_key_cache_seconds),
         started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )

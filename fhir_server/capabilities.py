@@ -7,11 +7,10 @@ from __future__ import annotations
 import re
 import typing as t
 
+from .definitions import DEFAULT_PROFILES, Definitions
 from .service.search import INCLUDES, PARAMETERS
-from .validation.profile import PROFILE_URL
 
-SOFTWARE_VERSION = "0.2.0"
-PROFILES = {"PractitionerRole": PROFILE_URL}
+SOFTWARE_VERSION = "0.3.0"
 # Interaction codes (FHIR restful-interaction) by HTTP method and the route's shape after the type.
 _INTERACTIONS = {
     ("POST", ""): "create",
@@ -66,14 +65,14 @@ def interactions(routes: t.Iterable[Route]) -> dict[str, dict[str, set[str]]]:
     return found
 
 
-def capability_statement(routes: t.Iterable[Route], base_url: str, started: str) -> dict[str, t.Any]:
+def capability_statement(routes: t.Iterable[Route], base_url: str, started: str, definitions: Definitions) -> dict[str, t.Any]:
     order = list(dict.fromkeys(_INTERACTIONS.values()))
     resources = []
     for rtype, offered in sorted(interactions(routes).items()):
         docs = _DOCUMENTATION.get(rtype, {})
         resource: dict[str, t.Any] = {"type": rtype}
-        if rtype in PROFILES:
-            resource.update(profile=PROFILES[rtype], supportedProfile=[PROFILES[rtype]])
+        if rtype in DEFAULT_PROFILES:
+            resource.update(profile=DEFAULT_PROFILES[rtype], supportedProfile=definitions.known_profiles(rtype))
         resource.update(
             interaction=[{"code": code, **({"documentation": docs[code]} if code in docs else {})}
                          for code in order if code in offered["interactions"]],

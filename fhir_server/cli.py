@@ -5,11 +5,13 @@
     fhir-server api-key create NAME   prints a new key once
     fhir-server api-key list
     fhir-server api-key revoke KEY_ID
+    fhir-server profiles snapshot     regenerate the profiles' snapshots after editing a differential
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -22,9 +24,10 @@ import click
 from .config import Settings
 from .embedded_db import EmbeddedDatabase
 from .seed import prepare_database
+from .snapshot import generate_snapshot
 from .service import Context
 from .store import Store
-from .terminology import load_value_sets
+from .definitions import DefinitionError, Definitions, load_definitions
 
 URI_FILE = "mongodb-uri"  # where a running `serve` tells the other commands its embedded database
 DEV_KEY_FILE = "dev-api-key"
@@ -51,11 +54,18 @@ def _context(settings: Settings) -> t.Iterator[Context]:
         uri = db.uri
     store = Store(uri, settings.database, settings.db_timeout_ms)
     try:
-        yield Context(store, load_value_sets(settings.profiles_dir))
+        yield Context(store, _definitions(settings))
     finally:
         store.close()
         if db:
             db.stop()
+
+
+def _definitions(settings: Settings) -> Definitions:
+    try:
+        return load_definitions(settings.profiles_dir)
+    except DefinitionError as e:
+        raise click.ClickException(f"cannot enforce the profiles: {e}") from None
 
 
 @click.group(help=__doc__)
@@ -79,6 +89,7 @@ def _ensure_dev_key(ctx: Context, data_dir: Path) -> None:
 def serve() -> None:
     """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly."""
     settings = Settings()
+    definitions = _definitions(settings)  # a profile the server cannot enforce stops it here
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = None
     uri = settings.mongodb_uri
@@ -89,7 +100,7 @@ def serve() -> None:
         uri = db.uri
         (settings.data_dir / URI_FILE).write_text(uri)
     try:
-        ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), load_value_sets(settings.profiles_dir))
+        ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions)
         if prepare_database(ctx):
             click.echo("Loaded the reference data.")
         _ensure_dev_key(ctx, settings.data_dir)
@@ -154,3 +165,27 @@ def revoke_key(key_id: str) -> None:
         if not ctx.store.api_keys.revoke(key_id):
             raise click.ClickException(f"no active key {key_id}")
     click.echo(f"Revoked {key_id}.")
+
+
+@main.group()
+def profiles() -> None:
+    """Maintain the StructureDefinitions of the profiles folder (PROFILES_DIR)."""
+
+
+@profiles.command("snapshot")
+def write_snapshots() -> None:
+    """Regenerate every StructureDefinition's snapshot from its differential, then check the folder loads."""
+    folder = Settings().profiles_dir
+    files = {p: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("StructureDefinition-*.json"))}
+    by_url = {sd["url"]: sd for sd in files.values()}
+    for path, sd in files.items():
+        try:
+            elements = generate_snapshot(sd, by_url)
+        except ValueError as e:
+            raise click.ClickException(f"{path}: {e}") from None
+        rest = {k: v for k, v in sd.items() if k not in ("snapshot", "differential")}
+        path.write_text(json.dumps({**rest, "snapshot": {"element": elements}, "differential": sd["differential"]},
+                                   indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        click.echo(f"{path.name}: {len(elements)} elements")
+    _definitions(Settings())
+    click.echo("The profiles load.")

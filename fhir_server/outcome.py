@@ -131,11 +131,19 @@ class Msg(enum.Enum):
     CONTACT_SYSTEM_REQUIRED = Entry(422, "processing", "Contact point system is required when a value is given", EM07201,
                                     note="FHIR invariant cpt-2")
 
-    # Profile (SPEC.md §1): cardinality, fixed values, required bindings. Not IG wording.
-    PROHIBITED = Entry(422, "processing", "{element} is not allowed in an HPI PractitionerRole", EM07208)
+    # Profiles (profiles/, SPEC.md §1): cardinality, fixed values, bindings, types, slices. Not IG wording.
+    PROFILE_UNKNOWN = Entry(422, "processing", "Profile {profile} is not one this server knows for {type}; it knows {known}", EM07208)
+    PROHIBITED = Entry(422, "processing", "{element} is not allowed by profile {profile}", EM07208)
     TOO_MANY = Entry(422, "processing", "{element} may occur at most {max} time(s)", EM07208)
     REQUIRED = Entry(422, "processing", "{element} is required", EM07201)
+    TOO_FEW = Entry(422, "processing", "{element} must occur at least {min} time(s)", EM07201)
     CODE_NOT_IN_VALUE_SET = Entry(422, "code-invalid", "{code!r} is not a code of the value set {value_set}", EM07208)
+    FIXED_VALUE = Entry(422, "value", "{element} must be {value}", EM07208)
+    TYPE_NOT_ALLOWED = Entry(422, "processing", "{element} is not allowed here; use {allowed}", EM07208)
+    REFERENCE_TARGET = Entry(422, "processing", "{element} must refer to a {allowed}", EM07208)
+    SLICE_UNMATCHED = Entry(422, "processing", "{element} allows only the entries its profile defines (closed slicing)", EM07208)
+    SLICE_ORDER = Entry(422, "processing", "{element}: entries the profile does not define must come after those it does",
+                        EM07208, note="slicing rules openAtEnd")
 
     # Reference data (Practitioner, Organization, Location) maintained over FHIR (SPEC.md §2, §4). Not IG
     # wording: the HPI offers no such writes. {name} is the type's HPI identifier, e.g. hpi-person-id.

@@ -1,15 +1,13 @@
-"""Value sets the profile binds, expanded from the CodeSystem and ValueSet files in ``profiles/``.
+"""Value sets the profiles bind, expanded from the CodeSystem and ValueSet resources of ``profiles/``.
 
-The server reads terminology as data so that a changed file changes a verdict without a code change.
-A ValueSet that includes a CodeSystem the folder does not hold fails at start-up, not at a request.
+Terminology is data: a changed file changes a verdict without a code change. A ValueSet that
+includes a CodeSystem the folder does not hold fails at start-up, not at a request.
 """
 
 from __future__ import annotations
 
-import json
 import typing as t
 from dataclasses import dataclass
-from pathlib import Path
 
 ROLE_CODES = "https://nzhts.digital.health.nz/fhir/ValueSet/practitioner-role-code"
 STATUS_REASONS = "https://nzhts.digital.health.nz/fhir/ValueSet/hpi-practitioner-role-status-reason-code"
@@ -17,42 +15,53 @@ CONTACT_POINT_USE = "https://nzhts.digital.health.nz/fhir/ValueSet/hpi-contact-p
 
 
 class TerminologyError(Exception):
-    """The profiles folder cannot support a binding the server enforces."""
+    """The profiles folder cannot support a value set."""
+
+
+@dataclass(frozen=True)
+class Concept:
+    system: str
+    version: str | None
+    code: str
+    display: str | None
 
 
 @dataclass(frozen=True)
 class ValueSet:
     url: str
-    codes: frozenset[tuple[str, str]]  # (system, code)
+    concepts: tuple[Concept, ...]  # in the order of the definitions
+
+    @property
+    def codes(self) -> frozenset[tuple[str, str]]:
+        return frozenset((c.system, c.code) for c in self.concepts)
 
     def contains(self, system: str | None, code: str | None) -> bool:
         return (system, code) in self.codes
 
     def contains_code(self, code: str | None) -> bool:
         """For bound ``code`` elements, which carry no system."""
-        return any(c == code for _, c in self.codes)
+        return any(c.code == code for c in self.concepts)
+
+    def find(self, system: str | None, code: str) -> Concept | None:
+        return next((c for c in self.concepts if c.code == code and system in (None, c.system)), None)
 
 
-def _expand(vs: dict[str, t.Any], code_systems: dict[str, dict[str, t.Any]]) -> frozenset[tuple[str, str]]:
-    codes: set[tuple[str, str]] = set()
+def _expand(vs: dict[str, t.Any], code_systems: dict[str, dict[str, t.Any]]) -> tuple[Concept, ...]:
+    concepts: list[Concept] = []
     for include in vs.get("compose", {}).get("include", []):
-        system = include["system"]
+        system, version = include["system"], include.get("version")
         if "concept" in include:
-            codes.update((system, c["code"]) for c in include["concept"])
+            concepts += [Concept(system, version, c["code"], c.get("display")) for c in include["concept"]]
             continue
         cs = code_systems.get(system)
         if cs is None:
             raise TerminologyError(f"ValueSet {vs['url']} includes CodeSystem {system}, which profiles/ does not hold")
-        codes.update((system, c["code"]) for c in cs.get("concept", []))
-    return frozenset(codes)
+        concepts += [Concept(system, version or cs.get("version"), c["code"], c.get("display")) for c in cs.get("concept", [])]
+    return tuple(concepts)
 
 
-def load_value_sets(folder: Path) -> dict[str, ValueSet]:
-    """Every ValueSet in ``folder``, expanded, by canonical url."""
-    resources = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+def expand_value_sets(resources: t.Iterable[dict[str, t.Any]]) -> dict[str, ValueSet]:
+    """Every ValueSet among ``resources``, expanded from the CodeSystems among them, by canonical url."""
+    resources = list(resources)
     code_systems = {r["url"]: r for r in resources if r.get("resourceType") == "CodeSystem"}
-    value_sets = {r["url"]: ValueSet(r["url"], _expand(r, code_systems)) for r in resources if r.get("resourceType") == "ValueSet"}
-    for url in (ROLE_CODES, STATUS_REASONS, CONTACT_POINT_USE):
-        if url not in value_sets:
-            raise TerminologyError(f"profiles/ has no ValueSet {url}, which the HPI profile binds")
-    return value_sets
+    return {r["url"]: ValueSet(r["url"], _expand(r, code_systems)) for r in resources if r.get("resourceType") == "ValueSet"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from ..store import Store
-from ..terminology import ValueSet
+from ..definitions import Definitions
 
 # HPI dates are New Zealand dates: a role ending "2025-03-01" is current until that day ends there.
 NZ = ZoneInfo("Pacific/Auckland")
@@ -21,7 +21,7 @@ def _utc_now() -> dt.datetime:
 @dataclass(frozen=True)
 class Context:
     store: Store
-    value_sets: t.Mapping[str, ValueSet]
+    definitions: Definitions
     clock: t.Callable[[], dt.datetime] = field(default=_utc_now)
 
     def now(self) -> dt.datetime:

@@ -21,6 +21,7 @@ import typing as t
 from dataclasses import dataclass
 
 from .. import identifiers as ids
+from ..definitions import DEFAULT_PROFILES
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
@@ -41,7 +42,7 @@ from ..validation import (
 )
 from ..validation.dates import is_current
 from ..validation.fhirpath import ROLE
-from ..validation.profile import MESSAGING_ADDRESS, PROFILE_URL, STATUS_REASON, role_coding, status_reason_code
+from ..validation.role_elements import MESSAGING_ADDRESS, STATUS_REASON, role_coding, status_reason_code
 from .context import Context
 from .search import (
     Query,
@@ -180,7 +181,7 @@ def parse_if_match(value: str | None) -> int:
 
 def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> dict[str, t.Any]:
     """Check an update against the stored version; return the new version's content (meta aside)."""
-    issues = check_profile(doc, ctx.value_sets) + check_role_period(doc) + check_telecom(doc.get("telecom", []), ctx.today())
+    issues = _check_profiles(doc, ctx) + check_role_period(doc) + check_telecom(doc.get("telecom", []), ctx.today())
     issues += _unchanged_elements(doc, stored.resource, ctx)
     if issues:
         raise RequestRejected(issues)
@@ -348,7 +349,7 @@ def _get(role_id: str, ctx: Context) -> StoredRole:
 
 def business_key(resource: dict[str, t.Any], ctx: Context) -> str:
     """The duplicate rule's key (SPEC.md §3.5): live CPN, organisation, facility and role code."""
-    coding = role_coding(resource, ctx.value_sets[ROLE_CODES]) if resource.get("code") else {}
+    coding = role_coding(resource, ctx.definitions.value_sets[ROLE_CODES]) if resource.get("code") else {}
     org = resource.get("organization", {}).get("reference", "")
     location = (resource.get("location") or [{}])[0].get("reference", "")
     return "|".join([resource["practitioner"]["reference"], org, location, coding.get("system", ""), coding.get("code", "")])
@@ -372,7 +373,7 @@ def _check_structure(doc: t.Any) -> None:
 
 
 def _check_content(doc: dict[str, t.Any], ctx: Context) -> dict[str, Target]:
-    issues = check_profile(doc, ctx.value_sets) + check_required(doc) + check_role_period(doc)
+    issues = _check_profiles(doc, ctx) + check_required(doc) + check_role_period(doc)
     issues += check_telecom(doc.get("telecom", []), ctx.today())
     resolved, reference_issues = check_references(doc, ctx.store.references.resolve)
     issues += reference_issues
@@ -381,22 +382,37 @@ def _check_content(doc: dict[str, t.Any], ctx: Context) -> dict[str, Target]:
     return resolved
 
 
+def _check_profiles(doc: dict[str, t.Any], ctx: Context) -> list[Issue]:
+    """Check against the profiles ``meta.profile`` claims (each must be one the server knows), else the default."""
+    claimed = doc.get("meta", {}).get("profile", [])
+    profiles, unknown = ctx.definitions.profiles_for(claimed, ROLE)
+    known = ", ".join(ctx.definitions.known_profiles(ROLE))
+    issues = [issue(Msg.PROFILE_UNKNOWN, f"{ROLE}.meta.profile[{claimed.index(url)}]", profile=url, type=ROLE, known=known)
+              for url in unknown]
+    return issues + [found for profile in profiles for found in check_profile(doc, profile)]
+
+
 def _complete(doc: dict[str, t.Any], role_id: str, resolved: dict[str, Target], ctx: Context) -> dict[str, t.Any]:
     """The record to store: server-assigned id, identifier, meta and active; references to live
     records; contact ranks filled in. Whatever the client sent for the server's parts is replaced."""
     resource = point_at_live_records(doc, resolved)
     resource.update(
         id=role_id,
-        meta={"versionId": "1", "lastUpdated": format_instant(ctx.now()), "profile": [PROFILE_URL], "security": [NORMAL_CONFIDENTIALITY]},
-        identifier=[
-            *(i for i in doc.get("identifier", []) if i.get("system") != ids.ROLE_SYSTEM),
+        meta={"versionId": "1", "lastUpdated": format_instant(ctx.now()), "profile": _profiles(doc),
+              "security": [NORMAL_CONFIDENTIALITY]},
+        identifier=[  # the profile's RI slice first: its identifier slicing is openAtEnd
             {"use": "official", "system": ids.ROLE_SYSTEM, "value": role_id, "assigner": HPI_ASSIGNER},
+            *(i for i in doc.get("identifier", []) if i.get("system") != ids.ROLE_SYSTEM),
         ],
         active=is_current(doc.get("period"), ctx.today()),
     )
     if "telecom" in doc:
         resource["telecom"] = assign_ranks(doc["telecom"])
     return in_element_order(resource)
+
+
+def _profiles(doc: dict[str, t.Any]) -> list[str]:
+    return list(doc.get("meta", {}).get("profile", [])) or [DEFAULT_PROFILES[ROLE]]
 
 
 def in_element_order(resource: dict[str, t.Any]) -> dict[str, t.Any]:

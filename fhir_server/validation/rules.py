@@ -7,7 +7,7 @@ import typing as t
 from ..outcome import Issue, Msg, issue
 from .dates import check_period
 from .fhirpath import ROLE, extension
-from .profile import STATUS_REASON
+from .role_elements import STATUS_REASON
 
 
 def check_required(resource: dict[str, t.Any]) -> list[Issue]:

@@ -11,7 +11,7 @@ import pytest
 from fhir_server.identifiers import ROLE_SYSTEM, is_valid_role_id
 from fhir_server.outcome import Msg, issue
 from fhir_server.validation.fhirpath import extension
-from fhir_server.validation.profile import CREATOR, STATUS_REASON
+from fhir_server.validation.role_elements import CREATOR, STATUS_REASON
 
 from ..support import CREATE_EXAMPLE, fresh_role, outcome_expressions, outcome_messages, stored_counts
 
@@ -20,6 +20,10 @@ ENTERED_IN_ERROR = {
     "valueCodeableConcept": {"coding": [{"system": "https://standards.digital.health.nz/ns/hpi-practitioner-role-status-reason-code",
                                          "code": "enteredInError", "display": "Entered in error"}]},
 }
+
+
+HPI = "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"
+NZ_ROLE = "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole"
 
 
 def text(msg: Msg, **values: object) -> str:
@@ -63,6 +67,14 @@ def test_201_carries_the_stored_resource_and_its_version(api, mongo, server):
     assert mongo["practitioner_roles"].find_one({"_id": role_id})["resource"] == body
     read = api.get(f"/PractitionerRole/{role_id}")
     assert read.status_code == 200 and read.json() == body and read.headers["ETag"] == 'W/"1"'
+
+
+@pytest.mark.parametrize("profiles", [[], [HPI], [f"{HPI}|1.4.10"], [NZ_ROLE, HPI]])
+def test_a_role_claiming_known_profiles_or_none_is_stored_with_its_claims(api, profiles):
+    role = fresh_role(meta={"profile": profiles} if profiles else {})
+    response = api.create(role)
+    assert response.status_code == 201, response.text
+    assert response.json()["meta"]["profile"] == (profiles or [HPI])
 
 
 def test_ids_are_issued_fresh_and_client_ids_ignored(api):
@@ -133,9 +145,25 @@ REJECTED = {
                                   [text(Msg.CODE_NOT_IN_VALUE_SET, code="home", value_set="https://nzhts.digital.health.nz/fhir/ValueSet/hpi-contact-point-use-code")],
                                   ["PractitionerRole.telecom[0].use"]),
     "prohibited specialty": (_with(specialty=[{"text": "Oncology"}]),
-                             [text(Msg.PROHIBITED, element="PractitionerRole.specialty")], ["PractitionerRole.specialty"]),
+                             [text(Msg.PROHIBITED, element="PractitionerRole.specialty", profile="HpiPractitionerRole")], ["PractitionerRole.specialty"]),
     "two locations": (_with(location=[{"reference": "Location/FZZ961-K"}, {"reference": "Location/FZZ999-B"}]),
                       [text(Msg.TOO_MANY, element="PractitionerRole.location", max=1)], ["PractitionerRole.location"]),
+    "unknown profile claimed": (_with(meta={"profile": ["http://example.org/StructureDefinition/OtherRole"]}),
+                                [text(Msg.PROFILE_UNKNOWN, profile="http://example.org/StructureDefinition/OtherRole", type="PractitionerRole",
+                                      known=f"{HPI}, {NZ_ROLE}")], ["PractitionerRole.meta.profile[0]"]),
+    "a profile of another type claimed": (_with(meta={"profile": [HPI, "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitioner"]}),
+                                          [text(Msg.PROFILE_UNKNOWN, profile="http://hl7.org.nz/fhir/StructureDefinition/HPIPractitioner",
+                                                type="PractitionerRole", known=f"{HPI}, {NZ_ROLE}")], ["PractitionerRole.meta.profile[1]"]),
+    "another version of the profile": (_with(meta={"profile": [f"{HPI}|9.9"]}),
+                                       [text(Msg.PROFILE_UNKNOWN, profile=f"{HPI}|9.9", type="PractitionerRole", known=f"{HPI}, {NZ_ROLE}")],
+                                       ["PractitionerRole.meta.profile[0]"]),
+    "claiming the parent profile does not lift the HPI's": (
+        _with(meta={"profile": [NZ_ROLE]}, specialty=[{"text": "Oncology"}]),
+        [text(Msg.PROHIBITED, element="PractitionerRole.specialty", profile="HpiPractitionerRole")], ["PractitionerRole.specialty"]),
+    "practitioner refers to an organisation": (_with(practitioner={"reference": "Organization/GZZ998-G"}),
+                                               [text(Msg.REFERENCE_TARGET, element="PractitionerRole.practitioner", allowed="Practitioner"),
+                                                text(Msg.PRACTITIONER_INVALID)],
+                                               ["PractitionerRole.practitioner", "PractitionerRole.practitioner"]),
     "creator without person": (_with(extension=[CREATOR_WITHOUT_PERSON]),
                                [text(Msg.REQUIRED, element=f"{extension(CREATOR)}.extension('person')")],
                                [f"{extension(CREATOR)}.extension('person')"]),

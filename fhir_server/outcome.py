@@ -158,6 +158,10 @@ class Msg(enum.Enum):
     REFERENCE_ID_CHANGED = Entry(422, "processing", "The official {name} identifier is the {type}'s id and cannot change from {id}",
                                  EM07208)
 
+    # Loading reference data from files (``fhir-server load``). Not IG wording. A line or entry that is not
+    # a Practitioner, Organization or Location gets WRONG_RESOURCE_TYPE above.
+    LOAD_NOT_JSON = Entry(400, "structure", "Not valid JSON: {detail}")
+
 
 @dataclass(frozen=True)
 class Issue:

@@ -47,6 +47,19 @@ KINDS = {
 _SERVER_META = ("versionId", "lastUpdated")
 
 
+def official_id(rtype: str, doc: dict[str, t.Any]) -> str | None:
+    """The id :func:`create_reference` would give ``doc``: the value of its one official HPI
+    identifier, if well formed. None otherwise, whatever the shape of ``doc`` (a create then says
+    what is wrong), so that a caller can ask before deciding between create and update."""
+    systems = ids.SYSTEM_ALIASES[KINDS[rtype].system]
+    identifiers = doc.get("identifier")
+    values = [i.get("value") for i in (identifiers if isinstance(identifiers, list) else [])
+              if isinstance(i, dict) and i.get("use") == "official" and isinstance(i.get("system"), str)
+              and i["system"] in systems]
+    value = values[0] if len(values) == 1 else None
+    return value if isinstance(value, str) and KINDS[rtype].is_valid(value) else None
+
+
 # --- read and search -----------------------------------------------------------------------------------
 
 def read_reference(rtype: str, rid: str, ctx: Context) -> dict[str, t.Any]:

@@ -1,0 +1,150 @@
+"""``fhir-server load``: Bundles and NDJSON of reference data, run as a user runs it, on the shared
+SecantusDB in a database of its own, emptied before each test."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import typing as t
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pymongo import MongoClient
+
+from fhir_server.cli import main
+from fhir_server.outcome import Msg, issue
+
+from .support import ROOT
+
+DATABASE = "fhir_loader_test"
+NDJSON = "tests/data/load-references.ndjson"  # Practitioner 98ZZQJ, 90ZZLP; Organization GZZ956-B
+BUNDLE = "tests/data/load-bundle.json"  # a transaction: Location FZZ941-D, FZZ958-K; Organization GZZ991-D
+REJECTED = "tests/data/load-rejected.ndjson"
+LOADED = {"Practitioner/98ZZQJ", "Practitioner/90ZZLP", "Organization/GZZ956-B",
+          "Location/FZZ941-D", "Location/FZZ958-K", "Organization/GZZ991-D"}
+
+
+@pytest.fixture
+def db(database: t.Any) -> t.Iterator[t.Any]:
+    client: MongoClient[dict[str, t.Any]] = MongoClient(database.uri)
+    client.drop_database(DATABASE)
+    yield client[DATABASE]
+    client.close()
+
+
+@pytest.fixture
+def load(database: t.Any, db: t.Any, tmp_path: Path) -> t.Callable[..., subprocess.CompletedProcess[str]]:
+    env = {"MONGODB_URI": database.uri, "MONGODB_DATABASE": DATABASE, "DATA_DIR": str(tmp_path / "var")}
+
+    def run(*files: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fhir_server", "load", *map(str, files)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    return run
+
+
+def summary(created: int = 0, updated: int = 0, unchanged: int = 0, rejected: int = 0) -> str:
+    return f"{created} created, {updated} updated, {unchanged} unchanged, {rejected} rejected"
+
+
+def text(msg: Msg, **values: object) -> str:
+    return issue(msg, **values).diagnostics
+
+
+def stored(db: t.Any) -> dict[str, dict[str, t.Any]]:
+    return {d["_id"]: d["resource"] for d in db["reference_resources"].find()}
+
+
+def records_in(path: Path) -> list[dict[str, t.Any]]:
+    doc = json.loads(path.read_text())
+    return [e["resource"] for e in doc["entry"]] if doc["resourceType"] == "Bundle" else [doc]
+
+
+def test_ndjson_and_a_bundle_create_the_records_and_a_second_load_changes_nothing(load, db):
+    first = load(NDJSON, BUNDLE)
+    assert (first.returncode, first.stdout, first.stderr) == (0, summary(created=6) + "\n", "")  # no bar off a terminal
+    records = stored(db)
+    assert set(records) == LOADED
+    in_files = [json.loads(line) for line in (ROOT / NDJSON).read_text().splitlines()] + records_in(ROOT / BUNDLE)
+    for resource in in_files:
+        record = records[f"{resource['resourceType']}/{resource['id']}"]
+        assert record["meta"]["versionId"] == "1"
+        assert {k: v for k, v in record.items() if k != "meta"} == {k: v for k, v in resource.items() if k != "meta"}
+
+    again = load(NDJSON, BUNDLE)
+    assert (again.returncode, again.stdout) == (0, summary(unchanged=6) + "\n")
+    assert stored(db) == records
+
+
+def test_a_changed_record_is_updated_to_version_2(load, db, tmp_path):
+    assert load(NDJSON).returncode == 0
+    lines = (ROOT / NDJSON).read_text().splitlines()
+    changed = json.loads(lines[0])
+    changed["name"][0]["family"] = "Renamed"
+    del changed["id"]  # the official hpi-person-id names the record, as on a create
+    (tmp_path / "changed.ndjson").write_text("\n".join([json.dumps(changed), *lines[1:]]) + "\n")
+
+    result = load(tmp_path / "changed.ndjson")
+    assert (result.returncode, result.stdout) == (0, summary(updated=1, unchanged=2) + "\n")
+    records = stored(db)
+    assert records["Practitioner/98ZZQJ"]["meta"]["versionId"] == "2"
+    assert records["Practitioner/98ZZQJ"]["name"][0]["family"] == "Renamed"
+    assert db["reference_resources"].find_one({"_id": "Practitioner/98ZZQJ"})["vid"] == 2
+    assert {records[k]["meta"]["versionId"] for k in ("Practitioner/90ZZLP", "Organization/GZZ956-B")} == {"1"}
+
+
+def test_rejected_lines_are_listed_with_line_and_reasons_and_nothing_of_them_is_stored(load, db):
+    # Line 1 a valid Practitioner, line 2 blank, line 3 not JSON, line 4 a PractitionerRole,
+    # line 5 a Practitioner whose hpi-person-id is 12345.
+    result = load(REJECTED)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        summary(created=1, rejected=3),
+        "Rejected:",
+        f"  {REJECTED}, line 3",
+        f"    {text(Msg.LOAD_NOT_JSON, detail='Expecting property name enclosed in double quotes at column 49')}",
+        f"  {REJECTED}, line 4",
+        f"    {text(Msg.WRONG_RESOURCE_TYPE, expected='Practitioner, Organization or Location')}",
+        f"  {REJECTED}, line 5",
+        f"    {text(Msg.REFERENCE_ID_INVALID, name='hpi-person-id', value='12345')} (at Practitioner.identifier[0].value)",
+    ]
+    assert set(stored(db)) == {"Practitioner/91ZABY"}
+    assert db["practitioner_roles"].count_documents({}) == 0
+
+
+def test_any_bundle_type_and_its_rejected_entries_by_index(load, db, tmp_path):
+    organization, role = records_in(ROOT / BUNDLE)[2], json.loads((ROOT / REJECTED).read_text().splitlines()[3])
+    bundle = tmp_path / "found.json"
+    bundle.write_text(json.dumps({"resourceType": "Bundle", "type": "searchset",
+                                  "entry": [{"resource": role}, {"resource": organization}, {"fullUrl": "urn:uuid:1"}]}))
+    result = load(bundle)
+    wrong_type = text(Msg.WRONG_RESOURCE_TYPE, expected="Practitioner, Organization or Location")
+    assert (result.returncode, result.stdout.splitlines()) == (1, [
+        summary(created=1, rejected=2), "Rejected:",
+        f"  {bundle}, Bundle.entry[0]", f"    {wrong_type}",
+        f"  {bundle}, Bundle.entry[2]", f"    {wrong_type}",
+    ])
+    assert set(stored(db)) == {"Organization/GZZ991-D"}
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", '{"name": "no resourceType"}', '{"resourceType": "Bundle", "entry": {}}',
+                                     "not JSON", b"\xff\xfe\x00"])
+def test_a_file_that_is_neither_bundle_nor_resource_stops_the_load_before_anything_is_stored(load, db, tmp_path, content):
+    bad = tmp_path / "bad.json"
+    bad.write_bytes(content if isinstance(content, bytes) else content.encode())
+    result = load(NDJSON, bad)
+    assert result.returncode == 2
+    assert "Error:" in result.stderr and str(bad) in result.stderr and "Traceback" not in result.stderr
+    assert stored(db) == {}
+
+
+def test_a_missing_file_is_a_usage_error(load, db, tmp_path):
+    result = load(tmp_path / "missing.ndjson")
+    assert result.returncode == 2 and "missing.ndjson" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_gives_the_formats_and_the_exit_status():
+    shown = CliRunner().invoke(main, ["load", "--help"]).output
+    assert all(word in shown for word in (".ndjson", "Bundle", "Exit status", "rejected"))

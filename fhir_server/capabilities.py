@@ -65,6 +65,11 @@ def interactions(routes: t.Iterable[Route]) -> dict[str, dict[str, set[str]]]:
     return found
 
 
+def _operation_definition(rtype: str, name: str) -> str:
+    """The canonical of a core operation: $validate is defined on Resource, the others on their type."""
+    return f"http://hl7.org/fhir/OperationDefinition/{'Resource' if name == 'validate' else rtype}-{name}"
+
+
 def capability_statement(routes: t.Iterable[Route], base_url: str, started: str, definitions: Definitions) -> dict[str, t.Any]:
     order = list(dict.fromkeys(_INTERACTIONS.values()))
     resources = []
@@ -73,21 +78,25 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
         resource: dict[str, t.Any] = {"type": rtype}
         if rtype in DEFAULT_PROFILES:
             resource.update(profile=DEFAULT_PROFILES[rtype], supportedProfile=definitions.known_profiles(rtype))
-        resource.update(
-            interaction=[{"code": code, **({"documentation": docs[code]} if code in docs else {})}
-                         for code in order if code in offered["interactions"]],
-            versioning="versioned-update",
-            # vread of past versions; Practitioner, Organization and Location keep only their current one.
-            readHistory="history-instance" in offered["interactions"],
-            updateCreate=False,
-            conditionalCreate=True,
-            conditionalUpdate=False,
-            conditionalDelete="not-supported",
-            searchInclude=sorted(INCLUDES.get(rtype, {})),
-            searchParam=[{"name": p.name, "type": p.type, "documentation": p.documentation} for p in PARAMETERS[rtype]],
-        )
+        resource["interaction"] = [{"code": code, **({"documentation": docs[code]} if code in docs else {})}
+                                   for code in order if code in offered["interactions"]]
+        if "create" in offered["interactions"]:
+            resource.update(
+                versioning="versioned-update",
+                # vread of past versions; Practitioner, Organization and Location keep only their current one.
+                readHistory="history-instance" in offered["interactions"],
+                updateCreate=False,
+                conditionalCreate=True,
+                conditionalUpdate=False,
+                conditionalDelete="not-supported",
+            )
+        else:
+            resource["documentation"] = "Read-only: the conformance resources the server enforces, from its profiles folder"
+        if INCLUDES.get(rtype):
+            resource["searchInclude"] = sorted(INCLUDES[rtype])
+        resource["searchParam"] = [{"name": p.name, "type": p.type, "documentation": p.documentation} for p in PARAMETERS[rtype]]
         if offered["operations"]:
-            resource["operation"] = [{"name": name, "definition": f"http://hl7.org/fhir/OperationDefinition/Resource-{name}"}
+            resource["operation"] = [{"name": name, "definition": _operation_definition(rtype, name)}
                                      for name in sorted(offered["operations"])]
         resources.append(resource)
     return {

@@ -71,6 +71,10 @@ class Msg(enum.Enum):
                                   "/PractitionerRole/$validate, update on /PractitionerRole/{{id}}/$validate")
     VALIDATE_RESOURCE_REQUIRED = Entry(400, "required", "$validate needs exactly one 'resource' parameter")
     OPERATION_OK = Entry(200, "informational", "{what}", severity="information")
+    OPERATION_PARAM_REQUIRED = Entry(400, "required", "{operation} needs the parameter {name}")
+    CANONICAL_UNKNOWN = Entry(404, "not-found", "{type} {url} is not known here")
+    DISPLAY_WRONG = Entry(200, "invalid", "The display of {code!r} is {display!r}", severity="information",
+                      note="a $validate-code message, not an error of the request")
     DB_UNAVAILABLE = Entry(503, "transient", "The database is unavailable; retry shortly")
     INTERNAL = Entry(500, "exception", "System error occured while processing the request", EM01100)
 

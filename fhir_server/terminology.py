@@ -46,6 +46,16 @@ class ValueSet:
         return next((c for c in self.concepts if c.code == code and system in (None, c.system)), None)
 
 
+def _concepts(code_system: dict[str, t.Any], version: str | None = None) -> list[Concept]:
+    url = code_system["url"]
+    return [Concept(url, version or code_system.get("version"), c["code"], c.get("display")) for c in code_system.get("concept", [])]
+
+
+def whole_code_system(code_system: dict[str, t.Any]) -> ValueSet:
+    """Every code of a CodeSystem, as the implicit value set of all of them."""
+    return ValueSet(code_system["url"], tuple(_concepts(code_system)))
+
+
 def _expand(vs: dict[str, t.Any], code_systems: dict[str, dict[str, t.Any]]) -> tuple[Concept, ...]:
     concepts: list[Concept] = []
     for include in vs.get("compose", {}).get("include", []):
@@ -56,7 +66,7 @@ def _expand(vs: dict[str, t.Any], code_systems: dict[str, dict[str, t.Any]]) -> 
         cs = code_systems.get(system)
         if cs is None:
             raise TerminologyError(f"ValueSet {vs['url']} includes CodeSystem {system}, which profiles/ does not hold")
-        concepts += [Concept(system, version or cs.get("version"), c["code"], c.get("display")) for c in cs.get("concept", [])]
+        concepts += _concepts(cs, version)
     return tuple(concepts)
 
 

@@ -27,7 +27,7 @@ MAX_OFFSET = 2**31 - 1  # the database takes skip as a 64-bit number; no page is
 @dataclass(frozen=True)
 class SearchParam:
     name: str
-    type: t.Literal["reference", "token", "date"]
+    type: t.Literal["reference", "token", "date", "uri", "string"]
     documentation: str
     target: str | None = None  # the resource type a reference parameter points at
 
@@ -51,6 +51,10 @@ PARAMETERS: dict[str, list[SearchParam]] = {
                _ID, _LAST_UPDATED]
        for rtype in ("Practitioner", "Organization", "Location")},
 }
+PARAMETERS.update({kind: [SearchParam("url", "uri", f"The canonical url of the {kind} (url or url|version)"),
+                          SearchParam("version", "token", "Its business version"),
+                          SearchParam("name", "string", "Its computable name (exact)"), _ID]
+                   for kind in ("StructureDefinition", "ValueSet", "CodeSystem")})
 # _include values per resource type: "PractitionerRole:practitioner" → the reference element it follows.
 INCLUDES = {"PractitionerRole": {f"PractitionerRole:{name}": name for name in ("practitioner", "organization", "location")}}
 REQUIRED = {"PractitionerRole": "practitioner"}

@@ -26,6 +26,8 @@ class Settings:
     #: Absolute base of Location headers; by default taken from the request's Host.
     base_url: str = field(default_factory=lambda: os.environ.get("BASE_URL", ""))
     max_body_bytes: int = field(default_factory=lambda: _env_int("MAX_BODY_BYTES", 1024 * 1024))
+    #: Entries one batch or transaction Bundle may hold; more get 413.
+    max_bundle_entries: int = field(default_factory=lambda: _env_int("MAX_BUNDLE_ENTRIES", 100))
     #: How long a worker trusts an API key it has checked (seconds); a revoked key dies within this.
     api_key_cache_seconds: int = field(default_factory=lambda: _env_int("API_KEY_CACHE_SECONDS", 10))
     #: How long a request waits for an unreachable database before answering 503 (milliseconds).

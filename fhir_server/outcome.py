@@ -94,6 +94,16 @@ class Msg(enum.Enum):
     CONDITION_NOT_IN_RESOURCE = Entry(400, "value", "If-None-Exist names identifier {identifier}, which the resource does not have")
     CONDITION_AMBIGUOUS = Entry(412, "multiple-matches", "If-None-Exist matches {count} records")
 
+    # Batch and transaction Bundles (FHIR http.html#transaction).
+    BUNDLE_TYPE = Entry(400, "invalid", "POST / takes a Bundle of type batch or transaction")
+    BUNDLE_TOO_LARGE = Entry(413, "too-costly", "The Bundle has {count} entries; this server takes at most {limit} in one request")
+    BUNDLE_ENTRY_INVALID = Entry(400, "invalid", "Bundle.entry[{index}]: {reason}")
+    TRANSACTION_FAILED = Entry(400, "processing", "Bundle.entry[{index}] ({method} {url}) failed with {status}; "
+                               "nothing of the transaction was stored", note="the status is the failing entry's")
+    TRANSACTION_CONFLICT = Entry(409, "conflict", "The transaction met a concurrent change and was rolled back; nothing was "
+                                 "stored. Send it again")
+    REFERENCE_UNRESOLVED = Entry(412, "processing", "The conditional reference {reference} matches {count} records; it must match one")
+
     # Search (SPEC.md §3.4; FHIR search.html).
     SEARCH_PRACTITIONER_REQUIRED = Entry(422, "processing", "Practitioner required", EM07201)
     SEARCH_PARAM_UNKNOWN = Entry(400, "not-supported", "Unknown search parameter {name!r} for {type}")

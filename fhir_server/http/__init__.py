@@ -6,7 +6,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from . import auth, definitions, errors, metadata, practitioner_role, reference_data
+from . import auth, bundle, definitions, errors, metadata, practitioner_role, reference_data
 from .responses import negotiate
 
 __all__ = ["register"]
@@ -32,5 +32,5 @@ def register(app: Flask) -> None:
     app.before_request(negotiate)  # before authentication, so that its errors are in the chosen format
     app.after_request(_tag_response)
     errors.register(app)
-    for module in (auth, metadata, practitioner_role, reference_data, definitions):
+    for module in (auth, metadata, practitioner_role, reference_data, definitions, bundle):
         app.register_blueprint(module.bp)

@@ -1,4 +1,4 @@
-"""Bundles of search results and of versions (FHIR bundle.html, search.html#paging, http.html#history)."""
+"""Bundles of search results, of versions and of batch answers (FHIR bundle.html, search.html#paging, http.html#history)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,22 @@ from ..store.queries import Page
 from .responses import base_url
 
 
-def _bundle(kind: str, total: int, links: list[dict[str, str]], entries: list[dict[str, t.Any]]) -> dict[str, t.Any]:
-    return {
+def bundle(kind: str, entries: list[dict[str, t.Any]], total: int | None = None,
+           links: list[dict[str, str]] | None = None) -> dict[str, t.Any]:
+    """A Bundle; ``total`` and ``link`` belong to searchsets and histories."""
+    out: dict[str, t.Any] = {
         "resourceType": "Bundle",
         "id": uuid.uuid4().hex,
         "meta": {"lastUpdated": format_instant(dt.datetime.now(dt.timezone.utc))},
         "type": kind,
-        "total": total,
-        "link": links,
-        **({"entry": entries} if entries else {}),  # FHIR JSON has no empty arrays
     }
+    if total is not None:
+        out["total"] = total
+    if links:
+        out["link"] = links
+    if entries:  # FHIR JSON has no empty arrays
+        out["entry"] = entries
+    return out
 
 
 def _full_url(resource: dict[str, t.Any]) -> str:
@@ -51,7 +57,7 @@ def paging_links(query: Query, total: int) -> list[dict[str, str]]:
 def searchset(page: Page, included: list[dict[str, t.Any]], links: list[dict[str, str]]) -> dict[str, t.Any]:
     entries = [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "match"}} for r in page.resources]
     entries += [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "include"}} for r in included]
-    return _bundle("searchset", page.total, links, entries)
+    return bundle("searchset", entries, page.total, links)
 
 
 def history(page: Page, links: list[dict[str, str]]) -> dict[str, t.Any]:
@@ -67,4 +73,4 @@ def history(page: Page, links: list[dict[str, str]]) -> dict[str, t.Any]:
                          "lastModified": meta["lastUpdated"]},
         }
 
-    return _bundle("history", page.total, links, [entry(r) for r in page.resources])
+    return bundle("history", [entry(r) for r in page.resources], page.total, links)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
 from pymongo import ASCENDING, MongoClient
 
 from .api_keys import ApiKeyStore
 from .errors import translate_errors
+from .transactions import Joined, run_in_transaction
 from .reference_data import ReferenceStore
 from .role_ids import RoleIdAllocator
 from .roles import RoleStore
@@ -23,9 +25,12 @@ class Store:
             socketTimeoutMS=max(10_000, 5 * timeout_ms), tz_aware=True, appname="fhir-server",
         )
         self.db = self.client[database]
-        self.roles = RoleStore(self.db)
+        # Roles and reference data join a transaction in progress; ids and keys never do: an id block
+        # taken inside an aborted transaction would be issued twice.
+        joined = Joined(self.db)
+        self.roles = RoleStore(joined)
         self.role_ids = RoleIdAllocator(self.db)
-        self.references = ReferenceStore(self.db)
+        self.references = ReferenceStore(joined)
         self.api_keys = ApiKeyStore(self.db)
 
     @translate_errors
@@ -34,6 +39,12 @@ class Store:
         self.references.ensure_indexes()
         self.roles.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
+
+    @contextlib.contextmanager
+    def transaction(self) -> t.Iterator[None]:
+        """All writes of roles and reference data inside the block commit together or not at all."""
+        with run_in_transaction(self.client):
+            yield
 
     def close(self) -> None:
         self.client.close()

@@ -1,9 +1,10 @@
 # Two commands set everything up: `make run` and `make test`. Both create .venv with the pinned packages.
+# `make conformance` runs the requests in examples/ against a throwaway server and checks every answer.
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test clean
+.PHONY: run test conformance clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,9 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+conformance: $(INSTALLED)
+	$(VENV)/bin/fhir-server conformance --serve
 
 clean:
 	rm -rf $(VENV) var

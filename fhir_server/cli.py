@@ -7,6 +7,7 @@
     fhir-server api-key list
     fhir-server api-key revoke KEY_ID
     fhir-server profiles snapshot     regenerate the profiles' snapshots after editing a differential
+    fhir-server conformance           run examples/ against a server (--serve: a throwaway one)
 """
 
 from __future__ import annotations
@@ -24,7 +25,17 @@ import click
 from tqdm import tqdm
 
 from . import loader
-from .config import Settings
+from .config import PROJECT_DIR, Settings
+from .conformance import (
+    ManifestError,
+    ServerDidNotStart,
+    Target,
+    format_steps,
+    format_table,
+    load_manifest,
+    run,
+    throwaway_server,
+)
 from .embedded_db import EmbeddedDatabase
 from .outcome import StoreUnavailable
 from .seed import prepare_database
@@ -224,3 +235,44 @@ def write_snapshots() -> None:
         click.echo(f"{path.name}: {len(elements)} elements")
     _definitions(Settings())
     click.echo("The profiles load.")
+
+
+@main.command()
+@click.option("--base-url", help="The server to check  [default: http://127.0.0.1:8080, or HOST and PORT as `make run` uses them]")
+@click.option("--api-key", help="The x-api-key to send  [default: the one `make run` wrote to DATA_DIR/dev-api-key]")
+@click.option("--userid", default="99ZZZS", show_default=True, help="The userid header to send.")
+@click.option("--examples", "examples_dir", default=PROJECT_DIR / "examples", show_default=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path), help="The folder holding manifest.json.")
+@click.option("--serve", is_flag=True, help="Start a throwaway server (embedded database in a temporary DATA_DIR), check it, stop it.")
+@click.option("--list", "list_only", is_flag=True, help="Print the steps and what each expects; send nothing.")
+def conformance(base_url: str | None, api_key: str | None, userid: str, examples_dir: Path, serve: bool, list_only: bool) -> None:
+    """Run the examples against a server and print a pass/fail table; exit status 1 if any step fails."""
+    try:
+        manifest = load_manifest(examples_dir)
+    except ManifestError as e:
+        raise click.ClickException("\n  ".join([f"{examples_dir / 'manifest.json'} cannot be run:", *e.problems])) from None
+    if list_only:
+        click.echo(format_steps(manifest))
+        return
+    if serve:
+        if base_url or api_key:
+            raise click.UsageError("--serve checks a server of its own: leave out --base-url and --api-key")
+        try:
+            with throwaway_server() as server:
+                click.echo(f"Started a throwaway server on {server.base_url} (data in {server.data_dir})")
+                results = run(manifest, Target(server.base_url, _dev_key(server.data_dir), userid))
+        except ServerDidNotStart as e:
+            raise click.ClickException(str(e)) from None
+    else:
+        settings = Settings()
+        target = Target(base_url or f"http://{settings.host}:{settings.port}", api_key or _dev_key(settings.data_dir), userid)
+        results = run(manifest, target)
+    click.echo(format_table(results))
+    sys.exit(0 if all(r.passed for r in results) else 1)
+
+
+def _dev_key(data_dir: Path) -> str:
+    path = data_dir / DEV_KEY_FILE
+    if not path.exists():
+        raise click.UsageError(f"no --api-key given and no {path}: start the server with `make run` first, or pass --api-key")
+    return path.read_text().strip()

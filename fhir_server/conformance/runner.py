@@ -1,0 +1,115 @@
+"""Running the steps of a manifest, in order, against a server.
+
+Each step's request is built from the manifest (fresh literals replaced, placeholders filled), sent,
+and its answer compared with the step's expectations. A failed step does not stop the run; what it
+would have saved stays unsaved, and a later step that needs it fails saying so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing as t
+from dataclasses import dataclass
+
+import requests
+
+from .checks import Answer, compare, saved_value
+from .manifest import Manifest, Step
+from .values import fresh_values, placeholders, substitute
+
+TIMEOUT_SECONDS = 30
+
+#: How a request reaches the server: method, absolute URL, headers, body → the answer. Raises
+#: ``requests.RequestException`` when there is none.
+Send = t.Callable[[str, str, dict[str, str], bytes | None], Answer]
+
+
+@dataclass(frozen=True)
+class Target:
+    """The server to run against and the credentials to send (SPEC.md §6)."""
+
+    base_url: str
+    api_key: str
+    userid: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """One step's outcome. ``path`` is what was requested (relative to the base URL where it was);
+    ``status`` is None if no request was made or none answered."""
+
+    step: Step
+    path: str
+    status: int | None
+    differences: tuple[str, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.differences
+
+
+def http_sender(session: requests.Session | None = None) -> Send:
+    session = session or requests.Session()
+
+    def send(method: str, url: str, headers: dict[str, str], body: bytes | None) -> Answer:
+        response = session.request(method, url, headers=headers, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False)
+        return Answer(response.status_code, response.headers, response.text)
+
+    return send
+
+
+def run(manifest: Manifest, target: Target, send: Send | None = None) -> list[Result]:
+    """Run every step of ``manifest`` against ``target``, with new fresh values, and return the results."""
+    send = send or http_sender()
+    base_url = target.base_url.rstrip("/")
+    fresh = fresh_values(manifest.fresh)
+    saved = {"base_url": base_url, "api_key": target.api_key, "userid": target.userid}
+    saved_by = manifest.saved_by()
+    results = []
+    for step in manifest.steps:
+        missing = _missing_values(step, manifest.headers, saved)
+        if missing:
+            reasons = tuple(f"needs {{{{{name}}}}}, which step {saved_by[name]} did not save (it failed)" for name in missing)
+            results.append(Result(step, step.path, None, reasons))
+        else:
+            results.append(_run_step(step, manifest.headers, base_url, fresh, saved, send))
+    return results
+
+
+def _missing_values(step: Step, default_headers: dict[str, str], saved: dict[str, str]) -> list[str]:
+    """The placeholders of a step with no value yet: an earlier step failed to save them. (Loading the
+    manifest has checked that some earlier step saves each.)"""
+    request = [step.path, {**default_headers, **step.headers}, step.body_text()]
+    expectations = [step.expect.messages, step.expect.headers, step.expect.body]
+    return sorted((placeholders(request) | (placeholders(expectations) - set(step.save))) - saved.keys())
+
+
+def _run_step(step: Step, default_headers: dict[str, str], base_url: str, fresh: dict[str, str],
+              saved: dict[str, str], send: Send) -> Result:
+    """Send one step's request and compare the answer; on success, keep the values it saves."""
+    headers = {**default_headers, **step.headers}
+    body_text = step.body_text()
+    path = substitute(step.path, fresh, saved)
+    url = path if path.startswith(("http://", "https://")) else base_url + path
+    sent_headers = {name: substitute(value, fresh, saved) for name, value in headers.items() if value is not None}
+    body = substitute(body_text, fresh, saved).encode("utf-8") if body_text is not None else None
+    shown = path.removeprefix(base_url) or "/"
+    try:
+        answer = send(step.method, url, sent_headers, body)
+    except requests.RequestException as e:
+        return Result(step, shown, None, (f"no answer: {e.__class__.__name__}: {e}",))
+    values = {name: saved_value(source, answer) for name, source in step.save.items()}
+    problems = [f"cannot save {name}: {step.save[name]} is absent" for name, value in values.items() if value is None]
+    # The expectations may use the values this step saves; one it could not save stays "{{name}}".
+    known = {**saved, **{name: value or f"{{{{{name}}}}}" for name, value in values.items()}}
+    expect = dataclasses.replace(
+        step.expect,
+        messages=tuple(substitute(list(step.expect.messages), fresh, known)),
+        headers=substitute(step.expect.headers, fresh, known),
+        body=substitute(step.expect.body, fresh, known),
+    )
+    differences = compare(expect, answer) + problems
+    if not differences:
+        saved.update(t.cast(dict[str, str], values))
+    return Result(step, shown, answer.status, tuple(differences))
+

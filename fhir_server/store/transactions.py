@@ -29,10 +29,6 @@ class TransactionConflict(RequestRejected):
         super().__init__(issue(Msg.TRANSACTION_CONFLICT))
 
 
-def current_session() -> ClientSession | None:
-    return _session.get()
-
-
 class _JoinedCollection:
     def __init__(self, collection: Collection[t.Any]) -> None:
         self._collection = collection

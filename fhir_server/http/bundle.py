@@ -39,6 +39,10 @@ class Outcome:
     def failed(self) -> bool:
         return self.status >= 400
 
+    @property
+    def status_line(self) -> str:
+        return f"{self.status} {HTTPStatus(self.status).phrase}"
+
 
 class _Failed(Exception):
     def __init__(self, request: Request, outcome: Outcome) -> None:
@@ -127,8 +131,7 @@ def _response_bundle(kind: str, outcomes: list[Outcome]) -> dict[str, t.Any]:
 
 
 def _entry(outcome: Outcome) -> dict[str, t.Any]:
-    status = f"{outcome.status} {HTTPStatus(outcome.status).phrase}"
-    response: dict[str, t.Any] = {"status": status}
+    response: dict[str, t.Any] = {"status": outcome.status_line}
     if "Location" in outcome.headers:
         response["location"] = urlsplit(outcome.headers["Location"]).path.lstrip("/")
     if "ETag" in outcome.headers:
@@ -147,8 +150,7 @@ def _entry(outcome: Outcome) -> dict[str, t.Any]:
 
 def _transaction_failed(failed: _Failed) -> Response:
     entry, outcome = failed.request, failed.outcome
-    status = f"{outcome.status} {HTTPStatus(outcome.status).phrase}"
     first = issue(Msg.TRANSACTION_FAILED, f"Bundle.entry[{entry.index}]", index=entry.index, method=entry.method, url=entry.url,
-                  status=status).to_fhir()
+                  status=outcome.status_line).to_fhir()
     issues = (outcome.body or {}).get("issue", []) if (outcome.body or {}).get("resourceType") == "OperationOutcome" else []
     return fhir_response({"resourceType": "OperationOutcome", "issue": [first, *issues]}, outcome.status)

@@ -67,8 +67,6 @@ class Profile:
     root: Rule
 
 
-Resolve = t.Callable[[str], t.Any]  # canonical url → a compiled Profile, a ValueSet or a type name; None if unknown
-
 
 # --- compile -----------------------------------------------------------------------------------------
 
@@ -251,7 +249,7 @@ def _check_slices(items: list[tuple[str, t.Any]], rule: Rule, at: str, profile: 
     issues: list[Issue] = []
     matched: dict[int, Slice] = {}
     for i, (_, value) in enumerate(items):
-        s = next((s for s in rule.slices if isinstance(value, dict) and _matches(value, s.values, rule)), None)
+        s = next((s for s in rule.slices if isinstance(value, dict) and _matches(value, s.values)), None)
         if s is not None:
             matched[i] = s
     for s in rule.slices:
@@ -271,7 +269,7 @@ def _check_slices(items: list[tuple[str, t.Any]], rule: Rule, at: str, profile: 
     return issues
 
 
-def _matches(value: dict[str, t.Any], wanted: dict[str, t.Any], rule: Rule) -> bool:
+def _matches(value: dict[str, t.Any], wanted: dict[str, t.Any]) -> bool:
     return all(_conforms(value.get(path), v, "pattern") for path, v in wanted.items())
 
 

@@ -3,8 +3,9 @@
     fhir-server serve                 embedded database unless MONGODB_URI, reference data, gunicorn
     fhir-server init-db               indexes and first-start reference data (for deployments)
     fhir-server load FILE...          create or update Practitioners, Organizations, Locations
-    fhir-server api-key create NAME   prints a new key once
+    fhir-server api-key create NAME   prints a new key once (--rate-limit: its own limit)
     fhir-server api-key list
+    fhir-server api-key limit KEY_ID LIMIT   e.g. 100/minute; "default" for RATE_LIMIT again
     fhir-server api-key revoke KEY_ID
     fhir-server profiles snapshot     regenerate the profiles' snapshots after editing a differential
     fhir-server conformance           run examples/ against a server (--serve: a throwaway one)
@@ -37,6 +38,7 @@ from .conformance import (
     throwaway_server,
 )
 from .embedded_db import EmbeddedDatabase
+from .http.rate_limits import parse_rate_limit
 from .outcome import StoreUnavailable
 from .seed import prepare_database
 from .snapshot import generate_snapshot
@@ -105,6 +107,7 @@ def serve() -> None:
     """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly."""
     settings = Settings()
     definitions = _definitions(settings)  # a profile the server cannot enforce stops it here
+    _rate_limit(settings.rate_limit, "RATE_LIMIT")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = None
     uri = settings.mongodb_uri
@@ -188,25 +191,55 @@ def api_key() -> None:
     """Create, list and revoke API keys (stored hashed)."""
 
 
+def _rate_limit(text: str, name: str) -> str:
+    try:
+        parse_rate_limit(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=name) from None
+    return text
+
+
 @api_key.command("create")
 @click.argument("name")
-def create_key(name: str) -> None:
+@click.option("--rate-limit", help="This key's own limit, e.g. 100/minute or 10/second;1000/hour  [default: RATE_LIMIT]")
+def create_key(name: str, rate_limit: str | None) -> None:
+    """Make a key called NAME and print it, once."""
+    if rate_limit is not None:
+        _rate_limit(rate_limit, "--rate-limit")
     with _context(Settings()) as ctx:
-        key_id, key = ctx.store.api_keys.create(name)
+        key_id, key = ctx.store.api_keys.create(name, rate_limit)
     click.echo(f"{key_id}  {key}\nKeep the key now: only its hash is stored.")
 
 
 @api_key.command("list")
 def list_keys() -> None:
-    with _context(Settings()) as ctx:
+    """Every key: id, name, created, state and rate limit."""
+    settings = Settings()
+    with _context(settings) as ctx:
         for k in ctx.store.api_keys.list():
             state = f"revoked {k['revoked']:%Y-%m-%d %H:%M}" if k["revoked"] else "active"
-            click.echo(f"{k['key_id']}  {k['name']:<24} created {k['created']:%Y-%m-%d %H:%M}  {state}")
+            limit = k.get("rate_limit") or f"{settings.rate_limit} (RATE_LIMIT)"
+            click.echo(f"{k['key_id']}  {k['name']:<24} created {k['created']:%Y-%m-%d %H:%M}  {state:<22} {limit}")
+
+
+@api_key.command("limit")
+@click.argument("key_id")
+@click.argument("limit")
+def limit_key(key_id: str, limit: str) -> None:
+    """Set a key's own rate LIMIT, such as 100/minute; "default" returns it to RATE_LIMIT.
+
+    Workers apply the change within API_KEY_CACHE_SECONDS."""
+    own = None if limit == "default" else _rate_limit(limit, "LIMIT")
+    with _context(Settings()) as ctx:
+        if not ctx.store.api_keys.set_rate_limit(key_id, own):
+            raise click.ClickException(f"no active key {key_id}")
+    click.echo(f"{key_id} may make {own or 'RATE_LIMIT'}.")
 
 
 @api_key.command("revoke")
 @click.argument("key_id")
 def revoke_key(key_id: str) -> None:
+    """Stop a key working (within API_KEY_CACHE_SECONDS)."""
     with _context(Settings()) as ctx:
         if not ctx.store.api_keys.revoke(key_id):
             raise click.ClickException(f"no active key {key_id}")

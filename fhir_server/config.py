@@ -30,5 +30,9 @@ class Settings:
     max_bundle_entries: int = field(default_factory=lambda: _env_int("MAX_BUNDLE_ENTRIES", 100))
     #: How long a worker trusts an API key it has checked (seconds); a revoked key dies within this.
     api_key_cache_seconds: int = field(default_factory=lambda: _env_int("API_KEY_CACHE_SECONDS", 10))
+    #: Requests an API key may make, unless it has a limit of its own (``fhir-server api-key limit``):
+    #: one or more ``N/second|minute|hour|day`` joined by ``;``. Counted in the database, so shared by
+    #: every worker on every host.
+    rate_limit: str = field(default_factory=lambda: os.environ.get("RATE_LIMIT", "500/hour"))
     #: How long a request waits for an unreachable database before answering 503 (milliseconds).
     db_timeout_ms: int = field(default_factory=lambda: _env_int("DB_TIMEOUT_MS", 2000))

@@ -21,6 +21,10 @@ from .validation.profile import Profile, ProfileError, compile_profile
 KINDS = ("StructureDefinition", "ValueSet", "CodeSystem")
 # What a resource that claims no profile is validated against.
 DEFAULT_PROFILES = {"PractitionerRole": "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"}
+# What a role created through the plain-JSON API (/v1/practitioner-roles) is validated against.
+PLAIN_ROLE_PROFILE = "https://fhir-server.example/fhir/StructureDefinition/PlainJsonPractitionerRole"
+# Profiles the server cannot start without, and the type each constrains.
+REQUIRED_PROFILES = {**{url: kind for kind, url in DEFAULT_PROFILES.items()}, PLAIN_ROLE_PROFILE: "PractitionerRole"}
 
 
 class DefinitionError(Exception):
@@ -77,9 +81,9 @@ def load_definitions(folder: Path) -> Definitions:
         profiles = _compile_all(resources["StructureDefinition"], value_sets)
     except (ProfileError, TerminologyError) as e:
         raise DefinitionError(f"{folder}: {e}") from None
-    for resource_type, url in DEFAULT_PROFILES.items():
+    for url, resource_type in REQUIRED_PROFILES.items():
         if profiles.get(url, None) is None or profiles[url].type != resource_type:
-            raise DefinitionError(f"{folder}: no StructureDefinition {url}, the default profile of {resource_type}")
+            raise DefinitionError(f"{folder}: no StructureDefinition {url} of a {resource_type}, which the server needs")
     return Definitions(resources, value_sets, profiles)
 
 

@@ -82,6 +82,30 @@ class Msg(enum.Enum):
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")
     MISSING_USERID = Entry(401, "processing", "Authentication: missing userid header")
 
+    # Rate limits, on every authenticated route (not HPI wording).
+    THROTTLED = Entry(429, "throttled", "Rate limit exceeded: this API key may make {limit}; retry in {seconds} s")
+
+    # The plain-JSON API (/v1/practitioner-roles): answered in its own envelope, each field problem
+    # under the field's name. Marshmallow's own messages are replaced by these (see validation/plain_role).
+    API_KEY_MISSING = Entry(401, "login", "An x-api-key header is required")
+    API_KEY_UNKNOWN = Entry(403, "forbidden", "The API key is not valid")
+    PLAIN_MEDIA_TYPE = Entry(415, "not-supported", "Content-Type must be application/json")
+    PLAIN_NOT_FOUND = Entry(404, "not-found", "No practitioner role {id} was created through this API")
+    FIELD_INVALID = Entry(422, "invalid", "{message}", note="the text is one of the FIELD_* texts below")
+    FIELD_REQUIRED = Entry(422, "required", "Missing data for required field.")
+    FIELD_NULL = Entry(422, "required", "Field may not be null.")
+    FIELD_UNKNOWN = Entry(422, "structure", "Unknown field.")
+    FIELD_NOT_STRING = Entry(422, "value", "Not a valid string.")
+    FIELD_NOT_LIST = Entry(422, "value", "Not a valid list.")
+    FIELD_EMPTY = Entry(422, "value", "Must not be empty.")
+    FIELD_TOO_LONG = Entry(422, "value", "Longer than maximum length {max}.")
+    FIELD_NOT_ONE_OF = Entry(422, "code-invalid", "Must be one of: {choices}.")
+    FIELD_TIME = Entry(422, "value", "Not a valid 24-hour time HH:mm (such as 08:00).")
+    FIELD_START_AFTER_END = Entry(422, "invariant", "Must be before availableEndTime.")
+    FIELD_PHONE = Entry(422, "value", "Not a valid phone number.")
+    FIELD_EMAIL = Entry(422, "value", "Not a valid email address: {reason}")
+    FIELD_NO_PRACTITIONER = Entry(422, "not-found", "No practitioner with this id.")
+
     # Versions and conditional requests (SPEC.md §3.2, §3.7; FHIR http.html).
     VERSION_CONFLICT = Entry(409, "conflict", "Resource conflict, the version provided for the resource is not the current version",
                              EM07106, note="IG status-table text for 409 with the EM07106 coding")

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 ROLE_CODES = "https://nzhts.digital.health.nz/fhir/ValueSet/practitioner-role-code"
 STATUS_REASONS = "https://nzhts.digital.health.nz/fhir/ValueSet/hpi-practitioner-role-status-reason-code"
 CONTACT_POINT_USE = "https://nzhts.digital.health.nz/fhir/ValueSet/hpi-contact-point-use-code"
+# The plain-JSON API's role values, each with the coding it is stored as.
+PLAIN_ROLES = "https://fhir-server.example/fhir/ValueSet/plain-json-practitioner-role"
 
 
 class TerminologyError(Exception):

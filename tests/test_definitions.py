@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fhir_server.definitions import DEFAULT_PROFILES, DefinitionError, load_definitions
+from fhir_server.definitions import DEFAULT_PROFILES, PLAIN_ROLE_PROFILE, DefinitionError, load_definitions
 from fhir_server.outcome import Msg
 from fhir_server.terminology import CONTACT_POINT_USE, ROLE_CODES, STATUS_REASONS, ValueSet
 from fhir_server.validation.profile import check_profile
@@ -139,7 +139,7 @@ def _set_element(sd: dict[str, t.Any], element_id: str, **changes: t.Any) -> Non
 def test_every_structure_definition_has_a_snapshot_matching_its_differential() -> None:
     definitions = load_definitions(PROFILES)
     assert set(definitions.profiles) == {sd["url"] for sd in definitions.resources["StructureDefinition"].values()}
-    assert definitions.known_profiles("PractitionerRole") == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole"]
+    assert definitions.known_profiles("PractitionerRole") == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole", PLAIN_ROLE_PROFILE]
 
 
 def test_allowing_a_prohibited_element_in_the_file_accepts_it(profiles_copy: Path) -> None:

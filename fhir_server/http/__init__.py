@@ -6,7 +6,8 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from . import auth, bundle, definitions, errors, metadata, practitioner_role, reference_data
+from . import auth, bundle, definitions, errors, metadata, plain_roles, practitioner_role, rate_limits, reference_data
+from .envelope import in_plain_api
 from .responses import negotiate
 
 __all__ = ["register"]
@@ -14,13 +15,22 @@ __all__ = ["register"]
 _MAX_CORRELATION_ID = 200
 
 
+def _new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
 def _tag_request() -> None:
-    g.request_id = uuid.uuid4().hex
+    g.request_id = _new_request_id()
+
+
+def _negotiate() -> None:
+    if not in_plain_api():  # that API answers JSON, whatever is asked
+        negotiate()
 
 
 def _tag_response(response: Response) -> Response:
     """Every response carries X-Request-Id; X-Correlation-Id is echoed when given (SPEC.md §6)."""
-    response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-Id"] = g.get("request_id") or _new_request_id()
     correlation = request.headers.get("X-Correlation-Id")
     if correlation and len(correlation) <= _MAX_CORRELATION_ID and correlation.isprintable():
         response.headers["X-Correlation-Id"] = correlation
@@ -29,8 +39,9 @@ def _tag_response(response: Response) -> Response:
 
 def register(app: Flask) -> None:
     app.before_request(_tag_request)
-    app.before_request(negotiate)  # before authentication, so that its errors are in the chosen format
+    app.before_request(_negotiate)  # before authentication, so that its errors are in the chosen format
     app.after_request(_tag_response)
     errors.register(app)
-    for module in (auth, metadata, practitioner_role, reference_data, definitions, bundle):
+    for module in (auth, metadata, practitioner_role, reference_data, definitions, bundle, plain_roles):
         app.register_blueprint(module.bp)
+    rate_limits.install(app, app.extensions["settings"])  # after authentication, which names the caller

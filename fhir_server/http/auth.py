@@ -1,14 +1,17 @@
-"""Authentication the HPI way (SPEC.md §6): an ``x-api-key`` the server knows (else 403 "Forbidden")
-and a ``userid`` naming the person behind the request (else 401). ``/metadata`` is open to all."""
+"""Authentication. FHIR routes follow the HPI (SPEC.md §6): an ``x-api-key`` the server knows (else 403
+"Forbidden") and a ``userid`` naming the person behind the request (else 401). The plain-JSON API
+asks only for the key, as its clients expect: 401 without one, 403 for one the server does not know.
+``/metadata`` is open to all. The caller's key is left in ``g.api_key`` for the rate limits."""
 
 from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, request
+from flask import Blueprint, current_app, g, request
 
 from ..outcome import Msg, RequestRejected, issue
-from ..store.api_keys import ApiKeyStore, digest
+from ..store.api_keys import ApiKey, ApiKeyStore, digest
+from .envelope import in_plain_api
 
 bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = {"metadata.capability_statement_view"}
@@ -17,33 +20,41 @@ PUBLIC_ENDPOINTS = {"metadata.capability_statement_view"}
 class KeyCache:
     """Keys this process has recently found active, so that most requests skip the key lookup.
 
-    Only good news is kept, and only for ``seconds``: a revoked key stops working within that time.
+    Only good news is kept, and only for ``seconds``: a revoked key stops working, and a changed
+    rate limit applies, within that time.
     """
 
     def __init__(self, keys: ApiKeyStore, seconds: int) -> None:
         self.keys = keys
         self.seconds = seconds
-        self._until: dict[str, float] = {}
+        self._found: dict[str, tuple[float, ApiKey]] = {}
 
-    def is_active(self, key: str) -> bool:
+    def find(self, key: str) -> ApiKey | None:
         now = time.monotonic()
         hashed = digest(key)
-        if self._until.get(hashed, 0.0) > now:
-            return True
-        if not self.keys.is_active(key):
-            return False
-        if len(self._until) > 10_000:
-            self._until.clear()
-        self._until[hashed] = now + self.seconds
-        return True
+        until, found = self._found.get(hashed, (0.0, None))
+        if until > now:
+            return found
+        found = self.keys.find_active(key)
+        if found is None:
+            return None
+        if len(self._found) > 10_000:
+            self._found.clear()
+        self._found[hashed] = (now + self.seconds, found)
+        return found
 
 
 @bp.before_app_request
 def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
+    plain = in_plain_api()
     key = request.headers.get("x-api-key")
-    if not key or not current_app.extensions["api_key_cache"].is_active(key):
-        raise RequestRejected(issue(Msg.FORBIDDEN))
-    if not request.headers.get("userid"):
+    if not key and plain:
+        raise RequestRejected(issue(Msg.API_KEY_MISSING))
+    found = current_app.extensions["api_key_cache"].find(key) if key else None
+    if found is None:
+        raise RequestRejected(issue(Msg.API_KEY_UNKNOWN if plain else Msg.FORBIDDEN))
+    g.api_key = found
+    if not plain and not request.headers.get("userid"):
         raise RequestRejected(issue(Msg.MISSING_USERID))

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import secrets
 import typing as t
+from dataclasses import dataclass
 
 from pymongo.database import Database
 
@@ -17,22 +18,31 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class ApiKey:
+    """An active key as requests see it: its public id, and its own rate limit (None: the server's)."""
+
+    key_id: str
+    rate_limit: str | None = None
+
+
 class ApiKeyStore:
     def __init__(self, db: Database[t.Any]) -> None:
         self._keys = db["api_keys"]
 
     @translate_errors
-    def create(self, name: str) -> tuple[str, str]:
+    def create(self, name: str, rate_limit: str | None = None) -> tuple[str, str]:
         """A new key called ``name``: returns (key id, the key). The key itself is shown only now."""
         key = "hpi_" + secrets.token_urlsafe(32)
         key_id = digest(key)[:12]
-        self._keys.insert_one({"_id": digest(key), "key_id": key_id, "name": name,
+        self._keys.insert_one({"_id": digest(key), "key_id": key_id, "name": name, "rate_limit": rate_limit,
                                "created": dt.datetime.now(dt.timezone.utc), "revoked": None})
         return key_id, key
 
     @translate_errors
-    def is_active(self, key: str) -> bool:
-        return self._keys.find_one({"_id": digest(key), "revoked": None}, {"_id": 1}) is not None
+    def find_active(self, key: str) -> ApiKey | None:
+        doc = self._keys.find_one({"_id": digest(key), "revoked": None}, {"key_id": 1, "rate_limit": 1})
+        return ApiKey(doc["key_id"], doc.get("rate_limit")) if doc else None
 
     @translate_errors
     def count(self) -> int:
@@ -41,6 +51,12 @@ class ApiKeyStore:
     @translate_errors
     def list(self) -> list[dict[str, t.Any]]:
         return list(self._keys.find({}, {"_id": 0}).sort("created", 1))
+
+    @translate_errors
+    def set_rate_limit(self, key_id: str, rate_limit: str | None) -> bool:
+        """Give an active key its own limit, or (None) the server's again."""
+        result = self._keys.update_one({"key_id": key_id, "revoked": None}, {"$set": {"rate_limit": rate_limit}})
+        return result.matched_count == 1
 
     @translate_errors
     def revoke(self, key_id: str) -> bool:

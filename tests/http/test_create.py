@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from fhir_server.definitions import PLAIN_ROLE_PROFILE
 from fhir_server.identifiers import ROLE_SYSTEM, is_valid_role_id
 from fhir_server.outcome import Msg, issue
 from fhir_server.validation.fhirpath import extension
@@ -24,6 +25,7 @@ ENTERED_IN_ERROR = {
 
 HPI = "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"
 NZ_ROLE = "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole"
+KNOWN = f"{HPI}, {NZ_ROLE}, {PLAIN_ROLE_PROFILE}"  # every PractitionerRole profile of profiles/
 
 
 def text(msg: Msg, **values: object) -> str:
@@ -150,12 +152,12 @@ REJECTED = {
                       [text(Msg.TOO_MANY, element="PractitionerRole.location", max=1)], ["PractitionerRole.location"]),
     "unknown profile claimed": (_with(meta={"profile": ["http://example.org/StructureDefinition/OtherRole"]}),
                                 [text(Msg.PROFILE_UNKNOWN, profile="http://example.org/StructureDefinition/OtherRole", type="PractitionerRole",
-                                      known=f"{HPI}, {NZ_ROLE}")], ["PractitionerRole.meta.profile[0]"]),
+                                      known=KNOWN)], ["PractitionerRole.meta.profile[0]"]),
     "a profile of another type claimed": (_with(meta={"profile": [HPI, "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitioner"]}),
                                           [text(Msg.PROFILE_UNKNOWN, profile="http://hl7.org.nz/fhir/StructureDefinition/HPIPractitioner",
-                                                type="PractitionerRole", known=f"{HPI}, {NZ_ROLE}")], ["PractitionerRole.meta.profile[1]"]),
+                                                type="PractitionerRole", known=KNOWN)], ["PractitionerRole.meta.profile[1]"]),
     "another version of the profile": (_with(meta={"profile": [f"{HPI}|9.9"]}),
-                                       [text(Msg.PROFILE_UNKNOWN, profile=f"{HPI}|9.9", type="PractitionerRole", known=f"{HPI}, {NZ_ROLE}")],
+                                       [text(Msg.PROFILE_UNKNOWN, profile=f"{HPI}|9.9", type="PractitionerRole", known=KNOWN)],
                                        ["PractitionerRole.meta.profile[0]"]),
     "claiming the parent profile does not lift the HPI's": (
         _with(meta={"profile": [NZ_ROLE]}, specialty=[{"text": "Oncology"}]),

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from fhir_server.definitions import PLAIN_ROLE_PROFILE
 from fhir_server.outcome import Msg, issue
 
 from ..support import ROOT, outcome_messages
@@ -145,4 +146,4 @@ def test_capability_statement_lists_them(api):
     assert resources["CodeSystem"]["operation"] == [
         {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"}]
     assert "versioning" not in resources["ValueSet"]
-    assert resources["PractitionerRole"]["supportedProfile"] == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole"]
+    assert resources["PractitionerRole"]["supportedProfile"] == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole", PLAIN_ROLE_PROFILE]

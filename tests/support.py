@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import typing as t
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,6 +105,26 @@ def fresh_role(**changes: t.Any) -> dict[str, t.Any]:
     role["code"] = [next(_fresh_codes)]
     role.update(changes)
     return role
+
+
+PERSON = "https://standards.digital.health.nz/ns/hpi-person-id"
+_CPN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+_taken_cpns: set[str] = set()
+
+
+def fresh_cpn() -> str:
+    """A CPN no other test uses (2 digits and 4 letters; its check character is not validated)."""
+    while True:
+        n = uuid.uuid4().int
+        cpn = f"{n % 100:02d}" + "".join(_CPN_LETTERS[(n >> (8 * i)) % len(_CPN_LETTERS)] for i in range(4))
+        if cpn not in _taken_cpns:
+            _taken_cpns.add(cpn)
+            return cpn
+
+
+def practitioner(cpn: str) -> dict[str, t.Any]:
+    return {"resourceType": "Practitioner", "identifier": [{"use": "official", "system": PERSON, "value": cpn}],
+            "name": [{"family": "Bundle", "given": ["Test"]}]}
 
 
 def stored_counts(mongo: t.Any) -> tuple[int, int]:

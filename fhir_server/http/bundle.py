@@ -22,6 +22,7 @@ from ..outcome import Issue, Msg, issue, operation_outcome
 from ..service.bundle import Request, conditional_references, read_bundle, transaction_order, with_references
 from .bundles import bundle
 from .incoming import body, context
+from .rate_limits import BUNDLE_ENTRY
 from .responses import fhir_response
 
 bp = Blueprint("bundle", __name__)
@@ -118,7 +119,8 @@ def _dispatch(entry: Request, data: bytes | None) -> Outcome:
     if data is not None:
         headers["Content-Type"] = "application/fhir+json"
     outer_id = g.get("request_id")
-    with current_app.test_request_context(entry.path, method=entry.method, headers=headers, data=data, base_url=request.host_url):
+    with current_app.test_request_context(entry.path, method=entry.method, headers=headers, data=data, base_url=request.host_url,
+                                          environ_overrides={BUNDLE_ENTRY: True}):
         response = current_app.full_dispatch_request()
     g.request_id = outer_id
     raw = response.get_data()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+import typing as t
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, request
@@ -27,6 +28,7 @@ from ..store.rate_limits import STRATEGY, storage_options
 
 # Set in the WSGI environ of a Bundle entry's internal request (see .bundle).
 BUNDLE_ENTRY = "fhir_server.bundle_entry"
+_WINDOW = "fhir_server.rate_window"
 
 
 @dataclass(frozen=True)
@@ -74,17 +76,17 @@ def install(app: Flask, settings: Settings) -> None:
 def current_window() -> Window | None:
     """The caller's window after this request, or None if the request is not counted (or the counter
     cannot be read now: the request itself has been counted and done, so it is not failed for that).
-    Read once per request, then kept."""
-    if "rate_window" not in g:
+    Read once per request, then kept with the request (not in ``g``, which a Bundle's entries share)."""
+    if _WINDOW not in request.environ:
         limit = current_app.extensions["rate_limiter"].current_limit
         try:
-            g.rate_window = None if limit is None else Window(
+            request.environ[_WINDOW] = None if limit is None else Window(
                 limit.limit.amount, max(0, limit.remaining), max(0, math.ceil(limit.window.reset_time - time.time())),
                 limit.limit.get_expiry(),
             )
         except StorageError:
-            g.rate_window = None
-    return g.rate_window
+            request.environ[_WINDOW] = None
+    return t.cast(Window | None, request.environ[_WINDOW])
 
 
 def _caller() -> str:

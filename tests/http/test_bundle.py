@@ -9,27 +9,7 @@ import pytest
 
 from fhir_server.outcome import Msg, issue
 
-from ..support import fresh_role, outcome_messages, stored_counts
-
-PERSON = "https://standards.digital.health.nz/ns/hpi-person-id"
-CPN_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-_taken: set[str] = set()
-
-
-def fresh_cpn() -> str:
-    """A CPN no other test uses (2 digits and 4 letters; its check character is not validated)."""
-    while True:
-        n = uuid.uuid4().int
-        cpn = f"{n % 100:02d}" + "".join(CPN_LETTERS[(n >> (8 * i)) % len(CPN_LETTERS)] for i in range(4))
-        if cpn not in _taken:
-            _taken.add(cpn)
-            return cpn
-
-
-def practitioner(cpn: str) -> dict:
-    return {"resourceType": "Practitioner", "identifier": [{"use": "official", "system": PERSON, "value": cpn}],
-            "name": [{"family": "Bundle", "given": ["Test"]}]}
-
+from ..support import PERSON, fresh_cpn, fresh_role, outcome_messages, practitioner, stored_counts
 
 def entry(method: str, url: str, resource: dict | None = None, full_url: str | None = None, **request: str) -> dict:
     out: dict = {"request": {"method": method, "url": url, **request}}

@@ -1,0 +1,144 @@
+"""Rate limits per API key (fhir_server/http/rate_limits.py): counted in the database, so shared by the
+workers of one server and by a second server on the same database; reported in headers and in the
+plain-JSON API's meta; 429 past the limit; configurable per key."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from fhir_server.outcome import Msg
+from fhir_server.store.api_keys import ApiKeyStore
+
+from ..support import ROOT, Server, fresh_cpn, practitioner, start_server
+
+ROLE = "/PractitionerRole/R00000012-G"
+PLAIN = "/v1/practitioner-roles"
+
+
+@pytest.fixture(scope="module")
+def second_server(database, server: Server, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
+    """Another host, as it were: two more workers on the same database."""
+    running = start_server(tmp_path_factory.mktemp("second"), MONGODB_URI=database.uri, MONGODB_DATABASE="fhir_test",
+                           WEB_CONCURRENCY="2", API_KEY_CACHE_SECONDS="0", RATE_LIMIT="1000000/hour")
+    yield running
+    running.stop()
+
+
+def new_key(mongo: t.Any, limit: str | None) -> str:
+    return ApiKeyStore(mongo).create("rate-limit test", limit)[1]
+
+
+def fhir_get(server: Server, key: str, path: str = ROLE) -> requests.Response:
+    return requests.get(server.base_url + path, headers={"x-api-key": key, "userid": "99ZZZS"}, timeout=30)
+
+
+def plain_post(server: Server, key: str, body: dict[str, t.Any]) -> requests.Response:
+    return requests.post(server.base_url + PLAIN, json=body, headers={"x-api-key": key}, timeout=30)
+
+
+def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api) -> None:
+    key, cpn = new_key(mongo, "7/hour"), fresh_cpn()
+    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
+    before = mongo["practitioner_roles"].count_documents({})
+
+    def call(i: int) -> tuple[str, requests.Response]:
+        if i % 2:
+            return "create", plain_post(second_server, key, {"practitionerId": cpn, "role": "consultant"})
+        return "read", fhir_get(server, key)
+
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(call, range(30)))
+    statuses = sorted(r.status_code for _, r in results)
+    assert statuses == sorted([200] * statuses.count(200) + [201] * statuses.count(201) + [429] * 23)
+    assert statuses.count(200) + statuses.count(201) == 7
+    assert mongo["practitioner_roles"].count_documents({}) - before == statuses.count(201)
+    for kind, response in results:
+        if response.status_code != 429:
+            continue
+        seconds = int(response.headers["Retry-After"])
+        assert 1 <= seconds <= 3600
+        assert response.headers["RateLimit-Remaining"] == "0"
+        if kind == "read":
+            assert response.json()["issue"] == [{"severity": "error", "code": "throttled", "diagnostics":
+                                                 Msg.THROTTLED.value.text.format(limit="7 per 1 hour", seconds=seconds)}]
+        else:
+            body = response.json()
+            assert body["error"]["code"] == "TOO_MANY_REQUESTS"
+            assert body["meta"]["rateLimitRemaining"] == 0 and body["meta"]["rateLimitTotal"] == 7
+            assert body["meta"]["rateLimitReset"] == seconds
+
+
+def test_headers_and_meta_report_the_window_as_it_is_used(server: Server, mongo) -> None:
+    key = new_key(mongo, "3/hour")
+    resets = []
+    for remaining in (2, 1, 0):
+        response = requests.get(server.base_url + f"{PLAIN}/R00000012-G", headers={"x-api-key": key}, timeout=30)
+        assert response.status_code == 404  # an answered request counts, whatever its status
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert response.headers["RateLimit-Remaining"] == str(remaining)
+        assert response.headers["RateLimit-Policy"] == "3;w=3600"
+        meta = response.json()["meta"]
+        assert (meta["rateLimitTotal"], meta["rateLimitRemaining"]) == (3, remaining)
+        assert meta["rateLimitReset"] == int(response.headers["RateLimit-Reset"])
+        resets.append(meta["rateLimitReset"])
+    assert 3590 <= resets[0] <= 3600 and resets == sorted(resets, reverse=True)
+    throttled = fhir_get(server, key)
+    assert throttled.status_code == 429
+    assert throttled.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
+
+
+def test_each_key_has_a_window_of_its_own(server: Server, mongo) -> None:
+    first, second = new_key(mongo, "1/hour"), new_key(mongo, "1/hour")
+    assert [fhir_get(server, first).status_code, fhir_get(server, first).status_code] == [200, 429]
+    assert fhir_get(server, second).status_code == 200
+
+
+def test_a_bundle_counts_once_whatever_its_entries(server: Server, mongo) -> None:
+    key = new_key(mongo, "2/hour")
+    batch = {"resourceType": "Bundle", "type": "batch",
+             "entry": [{"request": {"method": "GET", "url": ROLE.lstrip("/")}} for _ in range(3)]}
+    response = requests.post(server.base_url + "/", json=batch, timeout=30,
+                             headers={"x-api-key": key, "userid": "99ZZZS", "Content-Type": "application/fhir+json"})
+    assert response.status_code == 200
+    assert [e["response"]["status"] for e in response.json()["entry"]] == ["200 OK"] * 3
+    assert response.headers["RateLimit-Remaining"] == "1"
+
+
+def test_requests_that_are_not_authenticated_are_not_counted(server: Server) -> None:
+    metadata = requests.get(server.base_url + "/metadata", timeout=30)
+    refused = fhir_get(server, "hpi_unknown")
+    assert (metadata.status_code, refused.status_code) == (200, 403)
+    assert "RateLimit-Limit" not in metadata.headers and "RateLimit-Limit" not in refused.headers
+
+
+def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MONGODB_URI": server.env["MONGODB_URI"], "MONGODB_DATABASE": "fhir_test", "RATE_LIMIT": "1000000/hour"}
+    return subprocess.run([sys.executable, "-m", "fhir_server", "api-key", *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_a_keys_limit_is_set_with_the_cli(server: Server) -> None:
+    created = cli(server, "create", "limited client", "--rate-limit", "2/hour")
+    assert created.returncode == 0, created.stderr
+    key_id, key = created.stdout.split()[:2]
+    assert fhir_get(server, key).headers["RateLimit-Policy"] == "2;w=3600"
+    assert "2/hour" in next(line for line in cli(server, "list").stdout.splitlines() if line.startswith(key_id))
+
+    changed = cli(server, "limit", key_id, "5/minute")
+    assert (changed.returncode, changed.stdout.strip()) == (0, f"{key_id} may make 5/minute.")
+    assert fhir_get(server, key).headers["RateLimit-Policy"] == "5;w=60"  # API_KEY_CACHE_SECONDS is 0 here
+
+    assert cli(server, "limit", key_id, "default").returncode == 0
+    assert fhir_get(server, key).headers["RateLimit-Limit"] == "1000000"
+
+    refused = cli(server, "limit", key_id, "lots")
+    assert refused.returncode == 2
+    assert "'lots' is not a rate limit" in refused.stderr
+    assert cli(server, "limit", "nosuchkey", "5/minute").returncode == 1

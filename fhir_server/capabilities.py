@@ -112,7 +112,9 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
         "rest": [{
             "mode": "server",
             "security": {"description": "Every request but /metadata needs an x-api-key header (403 without) "
-                                        "and a userid header naming the person making it (401 without)."},
+                                        "and a userid header naming the person making it (401 without). Each key "
+                                        "may make a limited number of requests per window, reported in RateLimit-* "
+                                        "headers; past it, 429 with Retry-After."},
             "resource": resources,
         }],
     }

@@ -24,7 +24,7 @@ from limits import RateLimitItem, parse_many
 from limits.errors import StorageError
 
 from ..config import Settings
-from ..store.rate_limits import STRATEGY, storage_options
+from ..store.rate_limits import STRATEGY, storage_options, storage_uri
 
 # Set in the WSGI environ of a Bundle entry's internal request (see .bundle).
 BUNDLE_ENTRY = "fhir_server.bundle_entry"
@@ -65,7 +65,7 @@ def install(app: Flask, settings: Settings) -> None:
     parse_rate_limit(settings.rate_limit)  # a bad default stops start-up, not a request
     limiter = Limiter(
         _caller, application_limits=[_limit_of_caller], strategy=STRATEGY, headers_enabled=False,
-        storage_uri=settings.mongodb_uri, storage_options=storage_options(settings.database, settings.db_timeout_ms),
+        storage_uri=storage_uri(settings.mongodb_uri), storage_options=storage_options(settings.database, settings.db_timeout_ms),
     )
     limiter.request_filter(_not_counted)
     limiter.init_app(app)

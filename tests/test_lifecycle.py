@@ -42,6 +42,10 @@ def test_an_unavailable_database_gives_503_and_the_server_recovers(tmp_path):
             assert response.status_code == 503
             assert outcome_messages(response) == [issue(Msg.DB_UNAVAILABLE).diagnostics]
             assert response.headers["Retry-After"] == "1"
+        plain = requests.post(server.base_url + "/v1/practitioner-roles", json={"practitionerId": "99ZZZS", "role": "nurse"},
+                              headers={"x-api-key": server.api_key}, timeout=30)
+        assert plain.status_code == 503
+        assert plain.json()["error"] == {"code": "SERVICE_UNAVAILABLE", "message": issue(Msg.DB_UNAVAILABLE).diagnostics, "fields": {}}
         db.start()
         assert api.create(fresh_role()).status_code == 201
     finally:

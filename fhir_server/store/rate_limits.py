@@ -1,21 +1,28 @@
 """Where the rate-limit counters live: in the server's own database, so that every worker on every
-host counts against the same windows. The counting is the ``limits`` library's (behind Flask-Limiter):
-a fixed window per key and limit, one atomic ``find_one_and_update`` per request, which SecantusDB and
-MongoDB both run. (Its sliding-window strategy uses aggregation that SecantusDB rejects.)
+host counts against the same windows. Flask-Limiter and its ``limits`` library do the rest (limits
+parsed, keys named, fixed windows, breaches found); this module is their storage.
 
-:class:`WindowedMongoStorage` is that library's MongoDB storage, registered under a scheme of its own
-(the library's documented way to customise a storage), with one change: reporting the window after
-a request costs no further round trips. The library reads the count and the window's end back from
-the database after counting (two more queries per request); here the count is the one the increment
-just returned, and a window's end, which cannot change until it has passed, is remembered until then.
+:class:`WindowedMongoStorage` is the library's MongoDB storage, registered under a scheme of its own
+(the library's documented way to customise a storage), with its increment replaced:
+
+- The library's increment asks whether a window has ended with ``{"$lt": ["$expireAt", "$$NOW"]}``,
+  which SecantusDB always answers false, so its windows would never end. This one compares with the
+  app's clock instead; it is otherwise the same single atomic ``find_one_and_update``: an upsert, so
+  of a key's first requests on several workers one starts the window and the others count in it.
+- It returns the window's end with the count, so reporting the window after a request needs no
+  further queries (the library reads both back: two more round trips per request).
+
+(Its sliding-window strategy uses aggregation that SecantusDB rejects, so only fixed windows are used.)
 """
 
 from __future__ import annotations
 
-import time
+import datetime as dt
 import typing as t
 
 from limits.storage import MongoDBStorage
+from pymongo import ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 PREFIX = "windowed+"  # windowed+mongodb://…, windowed+mongodb+srv://…
 COUNTERS = "rate_limit_counters"
@@ -28,13 +35,33 @@ class WindowedMongoStorage(MongoDBStorage):
 
     def __init__(self, uri: str, **options: t.Any) -> None:
         super().__init__(uri.removeprefix(PREFIX), **options)
-        self._counted: dict[str, int] = {}  # key → the count its last increment returned, until read
+        # What this process's last increment of each key returned: the count until it is read (the
+        # count after this request), the window's end for as long as it lasts.
+        self._counted: dict[str, int] = {}
         self._window_ends: dict[str, float] = {}
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        count = super().incr(key, expiry, amount)
-        self._counted[key] = count
-        return count
+        try:
+            doc = self._increment(key, expiry, amount)
+        except DuplicateKeyError:  # another process's upsert of a new key won; the document exists now
+            doc = self._increment(key, expiry, amount)
+        if len(self._window_ends) > 10_000:
+            self._window_ends.clear()
+        self._window_ends[key] = doc["expireAt"].replace(tzinfo=dt.timezone.utc).timestamp()
+        self._counted[key] = int(doc["count"])
+        return self._counted[key]
+
+    def _increment(self, key: str, expiry: int, amount: int) -> dict[str, t.Any]:
+        now = dt.datetime.now(dt.timezone.utc)
+        ended = {"$lt": ["$expireAt", now]}  # also true for a new key, which has no expireAt
+        return t.cast(dict[str, t.Any], self.counters.find_one_and_update(
+            {"_id": key},
+            [{"$set": {
+                "count": {"$cond": {"if": ended, "then": amount, "else": {"$add": ["$count", amount]}}},
+                "expireAt": {"$cond": {"if": ended, "then": now + dt.timedelta(seconds=expiry), "else": "$expireAt"}},
+            }}],
+            upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
+        ))
 
     def get(self, key: str) -> int:
         if key in self._counted:
@@ -42,14 +69,7 @@ class WindowedMongoStorage(MongoDBStorage):
         return super().get(key)
 
     def get_expiry(self, key: str) -> float:
-        end = self._window_ends.get(key, 0.0)
-        if end > time.time():
-            return end
-        end = super().get_expiry(key)
-        if len(self._window_ends) > 10_000:
-            self._window_ends.clear()
-        self._window_ends[key] = end
-        return end
+        return self._window_ends.get(key) or super().get_expiry(key)
 
     def __del__(self) -> None:
         # The library's closes the client, connecting first if it never did; at interpreter exit with

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
 
@@ -142,3 +143,15 @@ def test_a_keys_limit_is_set_with_the_cli(server: Server) -> None:
     assert refused.returncode == 2
     assert "'lots' is not a rate limit" in refused.stderr
     assert cli(server, "limit", "nosuchkey", "5/minute").returncode == 1
+
+
+def test_after_retry_after_seconds_a_new_window_opens(server: Server, mongo) -> None:
+    key = new_key(mongo, "1 per 3 seconds")
+    assert fhir_get(server, key).status_code == 200
+    throttled = fhir_get(server, key)
+    assert throttled.status_code == 429
+    time.sleep(int(throttled.headers["Retry-After"]))
+    again = fhir_get(server, key)
+    assert again.status_code == 200
+    assert (again.headers["RateLimit-Remaining"], again.headers["RateLimit-Policy"]) == ("0", "1;w=3")
+    assert 2 <= int(again.headers["RateLimit-Reset"]) <= 3

@@ -112,8 +112,8 @@ def compare(expect: Expect, answer: Answer) -> list[str]:
     elif expect.body:
         for path, wanted in expect.body.items():
             got = lookup(doc, path)
-            if wanted is None and got is not MISSING:
-                differences.append(f"{path} is {got!r}, expected absent")
+            if wanted is None and got not in (MISSING, None):
+                differences.append(f"{path} is {got!r}, expected absent or null")
             elif wanted is not None and not _equal(got, wanted):
                 differences.append(f"{path} is {got!r}, expected {wanted!r}")
     if expect.empty_body and doc is not MISSING:

@@ -38,12 +38,12 @@ from .conformance import (
     throwaway_server,
 )
 from .embedded_db import EmbeddedDatabase
-from .http.rate_limits import parse_rate_limit
 from .outcome import StoreUnavailable
 from .seed import prepare_database
 from .snapshot import generate_snapshot
 from .service import Context
 from .store import Store
+from .store.rate_limits import parse_rate_limit
 from .definitions import DefinitionError, Definitions, load_definitions
 
 URI_FILE = "mongodb-uri"  # where a running `serve` tells the other commands its embedded database

@@ -98,6 +98,7 @@ class Msg(enum.Enum):
     FIELD_NOT_STRING = Entry(422, "value", "Not a valid string.")
     FIELD_NOT_LIST = Entry(422, "value", "Not a valid list.")
     FIELD_EMPTY = Entry(422, "value", "Must not be empty.")
+    FIELD_CONTROL = Entry(422, "value", "Must not contain control characters.")
     FIELD_TOO_LONG = Entry(422, "value", "Longer than maximum length {max}.")
     FIELD_NOT_ONE_OF = Entry(422, "code-invalid", "Must be one of: {choices}.")
     FIELD_TIME = Entry(422, "value", "Not a valid 24-hour time HH:mm (such as 08:00).")

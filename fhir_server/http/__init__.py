@@ -38,10 +38,14 @@ def _tag_response(response: Response) -> Response:
 
 
 def register(app: Flask) -> None:
+    """Hooks run in this order: tag, negotiate (so that later errors are in the chosen format), the
+    caller's key, its rate limit, the userid; then the view."""
     app.before_request(_tag_request)
-    app.before_request(_negotiate)  # before authentication, so that its errors are in the chosen format
+    app.before_request(_negotiate)
+    app.before_request(auth.identify_caller)
+    rate_limits.install(app, app.extensions["settings"])
+    app.before_request(auth.require_userid)
     app.after_request(_tag_response)
     errors.register(app)
-    for module in (auth, metadata, practitioner_role, reference_data, definitions, bundle, plain_roles):
+    for module in (metadata, practitioner_role, reference_data, definitions, bundle, plain_roles):
         app.register_blueprint(module.bp)
-    rate_limits.install(app, app.extensions["settings"])  # after authentication, which names the caller

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, g, request
+from flask import current_app, g, request
 
 from ..outcome import Msg, RequestRejected, issue
 from ..store.api_keys import ApiKey, ApiKeyStore, digest
 from .envelope import in_plain_api
 
-bp = Blueprint("auth", __name__)
 PUBLIC_ENDPOINTS = {"metadata.capability_statement_view"}
 
 
@@ -44,8 +43,8 @@ class KeyCache:
         return found
 
 
-@bp.before_app_request
-def authenticate() -> None:
+def identify_caller() -> None:
+    """Runs before every request but /metadata's: the key, which the rate limits then count against."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     plain = in_plain_api()
@@ -56,5 +55,9 @@ def authenticate() -> None:
     if found is None:
         raise RequestRejected(issue(Msg.API_KEY_UNKNOWN if plain else Msg.FORBIDDEN))
     g.api_key = found
-    if not plain and not request.headers.get("userid"):
+
+
+def require_userid() -> None:
+    """Runs after the rate limits: a request without a userid still counts against its key."""
+    if "api_key" in g and not in_plain_api() and not request.headers.get("userid"):
         raise RequestRejected(issue(Msg.MISSING_USERID))

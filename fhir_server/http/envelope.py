@@ -13,15 +13,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import typing as t
-from http import HTTPStatus
 
 from flask import Response, g, request
 
 from ..instants import format_instant
 from ..outcome import Issue
+from ..service.plain_role import PATH_PREFIX as PREFIX
 from .rate_limits import current_window
 
-PREFIX = "/v1/"
+# error.code: the status's name, fixed here (Python's own names change between versions).
+CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+         413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE", 422: "UNPROCESSABLE_ENTITY",
+         429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR", 503: "SERVICE_UNAVAILABLE"}
 
 
 def in_plain_api() -> bool:
@@ -50,7 +53,7 @@ def error_response(issues: t.Sequence[Issue], status: int, headers: t.Mapping[st
         if found.expression:
             fields.setdefault(found.expression, []).append(found.diagnostics)
     message = "; ".join(f"{i.expression}: {i.diagnostics}" if i.expression else i.diagnostics for i in issues)
-    error = {"code": HTTPStatus(status).name, "message": message, "fields": fields}
+    error = {"code": CODES.get(status, f"HTTP_{status}"), "message": message, "fields": fields}
     return _json({"error": error, "meta": meta(status)}, status, headers)
 
 

@@ -7,64 +7,55 @@ them. Every counted response reports its window in the headers of the IETF draft
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``. Past the limit, a request is answered 429
 with ``Retry-After`` before any work is done (see :mod:`.errors`).
 
-What is not counted: requests without a valid key (they are refused first), and the entries of a
-batch or transaction Bundle, which run inside the Bundle's own, counted, request.
+Every request with a valid key counts, whatever its answer; a batch or transaction Bundle counts as
+many requests as it has entries (which are not counted again as they run). Requests without a valid
+key are refused first and not counted. With several limits (``10/second;500/hour``) all are counted;
+the window reported is the one exceeded, else the one with the fewest requests left.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import time
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Flask, Response, current_app, g, request
-from flask_limiter import Limiter
-from limits import RateLimitItem, parse_many
+from flask_limiter import Limiter, RequestLimit
 from limits.errors import StorageError
 
 from ..config import Settings
-from ..store.rate_limits import STRATEGY, storage_options, storage_uri
+from ..store.rate_limits import STRATEGY, parse_rate_limit, storage_options, storage_uri
 
 # Set in the WSGI environ of a Bundle entry's internal request (see .bundle).
 BUNDLE_ENTRY = "fhir_server.bundle_entry"
+BUNDLE_ENDPOINT = "bundle.batch_or_transaction"
 _WINDOW = "fhir_server.rate_window"
 
 
 @dataclass(frozen=True)
 class Window:
-    """Where the caller stands in its current window."""
+    """Where the caller stands: in the window of the limit it is closest to, or has exceeded."""
 
     total: int
     remaining: int
     reset: int  # seconds until the window starts again
-    length: int  # the window's length in seconds
+    policy: str  # every limit of the caller, as RateLimit-Policy states them: "10;w=1, 500;w=3600"
 
     def headers(self) -> dict[str, str]:
         return {"RateLimit-Limit": str(self.total), "RateLimit-Remaining": str(self.remaining),
-                "RateLimit-Reset": str(self.reset), "RateLimit-Policy": f"{self.total};w={self.length}"}
-
-
-def parse_rate_limit(text: str) -> list[RateLimitItem]:
-    """``500/hour``, ``10/second;500/hour``, ``500 per hour``...
-
-    :raises ValueError: with a message fit for the operator.
-    """
-    try:
-        items = parse_many(text)
-    except ValueError:
-        items = []
-    if not items or any(item.amount < 1 for item in items):
-        raise ValueError(f"{text!r} is not a rate limit: write N/second, N/minute, N/hour or N/day (N ≥ 1), "
-                         "several joined by ';'")
-    return items
+                "RateLimit-Reset": str(self.reset), "RateLimit-Policy": self.policy}
 
 
 def install(app: Flask, settings: Settings) -> None:
-    """Count every authenticated request; runs after authentication, which names the caller."""
+    """Count every request that names a known key. Runs after the key is checked (which names the
+    caller) and before anything else is done with the request."""
     parse_rate_limit(settings.rate_limit)  # a bad default stops start-up, not a request
     limiter = Limiter(
-        _caller, application_limits=[_limit_of_caller], strategy=STRATEGY, headers_enabled=False,
+        _caller, application_limits=[_limit_of_caller], application_limits_cost=_cost, strategy=STRATEGY,
+        headers_enabled=False, request_identifier=lambda: request.endpoint or "unrouted",  # a 404 or 405 counts too
         storage_uri=storage_uri(settings.mongodb_uri), storage_options=storage_options(settings.database, settings.db_timeout_ms),
     )
     limiter.request_filter(_not_counted)
@@ -78,15 +69,22 @@ def current_window() -> Window | None:
     cannot be read now: the request itself has been counted and done, so it is not failed for that).
     Read once per request, then kept with the request (not in ``g``, which a Bundle's entries share)."""
     if _WINDOW not in request.environ:
-        limit = current_app.extensions["rate_limiter"].current_limit
         try:
-            request.environ[_WINDOW] = None if limit is None else Window(
-                limit.limit.amount, max(0, limit.remaining), max(0, math.ceil(limit.window.reset_time - time.time())),
-                limit.limit.get_expiry(),
-            )
+            request.environ[_WINDOW] = _window(current_app.extensions["rate_limiter"].current_limits)
         except StorageError:
             request.environ[_WINDOW] = None
     return t.cast(Window | None, request.environ[_WINDOW])
+
+
+def _window(limits: list[RequestLimit]) -> Window | None:
+    if not limits:
+        return None
+    now = time.time()
+    windows = [(limit.breached, Window(limit.limit.amount, max(0, limit.remaining),
+                                       max(0, math.ceil(limit.window.reset_time - now)), "")) for limit in limits]
+    _, closest = min(windows, key=lambda bw: (not bw[0], bw[1].remaining, -bw[1].reset))
+    policy = ", ".join(f"{limit.limit.amount};w={limit.limit.get_expiry()}" for limit in limits)
+    return replace(closest, policy=policy)
 
 
 def _caller() -> str:
@@ -94,7 +92,30 @@ def _caller() -> str:
 
 
 def _limit_of_caller() -> str:
-    return g.api_key.rate_limit or current_app.extensions["settings"].rate_limit
+    own = g.api_key.rate_limit
+    if own and not _is_rate_limit(own):
+        current_app.logger.warning("API key %s has an unusable rate limit %r; RATE_LIMIT applies", g.api_key.key_id, own)
+        own = None
+    return own or current_app.extensions["settings"].rate_limit
+
+
+@functools.lru_cache(maxsize=256)
+def _is_rate_limit(text: str) -> bool:
+    try:
+        return bool(parse_rate_limit(text))
+    except ValueError:
+        return False
+
+
+def _cost() -> int:
+    """A Bundle costs one request per entry, since its entries are not counted again."""
+    if request.endpoint != BUNDLE_ENDPOINT:
+        return 1
+    try:
+        entries = json.loads(request.get_data()).get("entry")  # kept: the view reads the same bytes
+    except (ValueError, AttributeError):
+        return 1
+    return max(1, len(entries)) if isinstance(entries, list) else 1
 
 
 def _not_counted() -> bool:

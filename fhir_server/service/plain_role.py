@@ -19,13 +19,15 @@ from ..definitions import PLAIN_ROLE_PROFILE
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..terminology import PLAIN_ROLES
-from ..validation import check_profile
+from ..validation import Target, check_profile
 from ..validation.fhirpath import ROLE
 from ..validation.plain_role import load_plain_role
 from .context import Context
 from .practitioner_role import in_element_order, parse
 from .search import identifier_keys, search_fields
 
+PATH_PREFIX = "/v1/"  # where the API is served
+UNISSUED = ids.format_role_id(0)  # well-formed, never issued (numbering starts at 1)
 WORK = "work"
 # Where each field lives in the FHIR resource, to name the field when the profile rejects an element.
 _FIELD_OF_ELEMENT = {"practitioner": "practitionerId", "code": "role", "organization": "organizationName",
@@ -47,10 +49,12 @@ def create_plain_role(body: bytes, ctx: Context) -> dict[str, t.Any]:
     if not found:
         raise RequestRejected(issue(Msg.FIELD_INVALID, "practitionerId", message=Msg.FIELD_NO_PRACTITIONER.value.text))
     practitioner = next(iter(found.values()))
-    resource = _to_fhir(fields, ctx.store.role_ids.issue(), practitioner.key, practitioner.name, ctx)
-    problems = check_profile(resource, ctx.definitions.profiles[PLAIN_ROLE_PROFILE])
+    # Checked with a stand-in id, so that a rejected request uses up no role id.
+    checked = _to_fhir(fields, UNISSUED, practitioner, ctx)
+    problems = check_profile(checked, ctx.definitions.profiles[PLAIN_ROLE_PROFILE])
     if problems:
-        raise RequestRejected([_as_field_issue(p, resource) for p in problems])
+        raise RequestRejected([_as_field_issue(p, checked) for p in problems])
+    resource = _to_fhir(fields, ctx.store.role_ids.issue(), practitioner, ctx)
     coding = resource["code"][0]["coding"][0]
     # The shape of the HPI's business key; such a role never reserves a period under it.
     key = "|".join([practitioner.key, "", "", coding["system"], coding["code"]])
@@ -91,7 +95,7 @@ def to_plain(resource: dict[str, t.Any], created_at: str) -> dict[str, t.Any]:
     }
 
 
-def _to_fhir(fields: dict[str, t.Any], role_id: str, practitioner: str, name: str | None, ctx: Context) -> dict[str, t.Any]:
+def _to_fhir(fields: dict[str, t.Any], role_id: str, practitioner: Target, ctx: Context) -> dict[str, t.Any]:
     """The mapping of API.md; fields not sent leave their elements out."""
     concept = ctx.definitions.value_sets[PLAIN_ROLES].find(None, fields["role"])
     coding = {"system": concept.system, "code": concept.code, "display": concept.display} if concept else {"code": fields["role"]}
@@ -101,7 +105,7 @@ def _to_fhir(fields: dict[str, t.Any], role_id: str, practitioner: str, name: st
         "meta": {"versionId": "1", "lastUpdated": format_instant(ctx.now()), "profile": [PLAIN_ROLE_PROFILE]},
         "identifier": [{"use": "official", "system": ids.ROLE_SYSTEM, "value": role_id}],
         "active": True,
-        "practitioner": {"reference": practitioner, **({"display": name} if name else {})},
+        "practitioner": {"reference": practitioner.key, **({"display": practitioner.name} if practitioner.name else {})},
         "code": [{"coding": [{k: v for k, v in coding.items() if v}]}],
     }
     if fields["organizationName"]:

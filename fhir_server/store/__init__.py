@@ -7,6 +7,7 @@ import typing as t
 
 from pymongo import ASCENDING, MongoClient
 
+from . import rate_limits
 from .api_keys import ApiKeyStore
 from .errors import translate_errors
 from .transactions import Joined, run_in_transaction
@@ -39,6 +40,8 @@ class Store:
         self.references.ensure_indexes()
         self.roles.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
+        # Ended rate-limit windows are deleted by MongoDB's TTL monitor (the storage also asks, lazily).
+        self.db[rate_limits.COUNTERS].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0)
 
     @contextlib.contextmanager
     def transaction(self) -> t.Iterator[None]:

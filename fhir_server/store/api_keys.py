@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pymongo.database import Database
 
 from .errors import translate_errors
+from .rate_limits import parse_rate_limit
 
 
 def digest(key: str) -> str:
@@ -32,7 +33,12 @@ class ApiKeyStore:
 
     @translate_errors
     def create(self, name: str, rate_limit: str | None = None) -> tuple[str, str]:
-        """A new key called ``name``: returns (key id, the key). The key itself is shown only now."""
+        """A new key called ``name``: returns (key id, the key). The key itself is shown only now.
+
+        :raises ValueError: ``rate_limit`` is not one (see :func:`.rate_limits.parse_rate_limit`).
+        """
+        if rate_limit is not None:
+            parse_rate_limit(rate_limit)
         key = "hpi_" + secrets.token_urlsafe(32)
         key_id = digest(key)[:12]
         self._keys.insert_one({"_id": digest(key), "key_id": key_id, "name": name, "rate_limit": rate_limit,
@@ -54,7 +60,12 @@ class ApiKeyStore:
 
     @translate_errors
     def set_rate_limit(self, key_id: str, rate_limit: str | None) -> bool:
-        """Give an active key its own limit, or (None) the server's again."""
+        """Give an active key its own limit, or (None) the server's again.
+
+        :raises ValueError: ``rate_limit`` is not one.
+        """
+        if rate_limit is not None:
+            parse_rate_limit(rate_limit)
         result = self._keys.update_one({"key_id": key_id, "revoked": None}, {"$set": {"rate_limit": rate_limit}})
         return result.matched_count == 1
 

@@ -18,8 +18,11 @@ parsed, keys named, fixed windows, breaches found); this module is their storage
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 import typing as t
 
+from limits import RateLimitItem, parse_many
 from limits.storage import MongoDBStorage
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -30,26 +33,43 @@ WINDOWS = "rate_limit_windows"
 STRATEGY = "fixed-window"
 
 
+def parse_rate_limit(text: str) -> list[RateLimitItem]:
+    """``500/hour``, ``10/second;500/hour``, ``1 per 3 seconds``...
+
+    :raises ValueError: with a message fit for the operator.
+    """
+    try:
+        items = parse_many(text)
+    except ValueError:
+        items = []
+    if not items or any(item.amount < 1 for item in items):
+        raise ValueError(f"{text!r} is not a rate limit such as 500/hour, 1 per 3 seconds or 10/second;500/hour "
+                         "(second, minute, hour, day, month or year)")
+    return items
+
+
 class WindowedMongoStorage(MongoDBStorage):
     STORAGE_SCHEME = [PREFIX + scheme for scheme in MongoDBStorage.STORAGE_SCHEME]
 
     def __init__(self, uri: str, **options: t.Any) -> None:
         super().__init__(uri.removeprefix(PREFIX), **options)
-        # What this process's last increment of each key returned: the count until it is read (the
-        # count after this request), the window's end for as long as it lasts.
-        self._counted: dict[str, int] = {}
-        self._window_ends: dict[str, float] = {}
+        self._last = threading.local()
+
+    def _seen(self) -> dict[str, tuple[int | None, float]]:
+        """Key → (count, window end) as this thread's last increment of it found them; the count is
+        kept until read (the count after this request)."""
+        if not hasattr(self._last, "seen") or len(self._last.seen) > 10_000:
+            self._last.seen = {}
+        return t.cast(dict[str, tuple[int | None, float]], self._last.seen)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         try:
             doc = self._increment(key, expiry, amount)
         except DuplicateKeyError:  # another process's upsert of a new key won; the document exists now
             doc = self._increment(key, expiry, amount)
-        if len(self._window_ends) > 10_000:
-            self._window_ends.clear()
-        self._window_ends[key] = doc["expireAt"].replace(tzinfo=dt.timezone.utc).timestamp()
-        self._counted[key] = int(doc["count"])
-        return self._counted[key]
+        count = int(doc["count"])
+        self._seen()[key] = (count, doc["expireAt"].replace(tzinfo=dt.timezone.utc).timestamp())
+        return count
 
     def _increment(self, key: str, expiry: int, amount: int) -> dict[str, t.Any]:
         now = dt.datetime.now(dt.timezone.utc)
@@ -64,12 +84,15 @@ class WindowedMongoStorage(MongoDBStorage):
         ))
 
     def get(self, key: str) -> int:
-        if key in self._counted:
-            return self._counted.pop(key)
-        return super().get(key)
+        count, end = self._seen().get(key, (None, 0.0))
+        if count is None:
+            return int(super().get(key))
+        self._seen()[key] = (None, end)
+        return count
 
     def get_expiry(self, key: str) -> float:
-        return self._window_ends.get(key) or super().get_expiry(key)
+        _, end = self._seen().get(key, (None, 0.0))
+        return end if end > time.time() else float(super().get_expiry(key))
 
     def __del__(self) -> None:
         # The library's closes the client, connecting first if it never did; at interpreter exit with

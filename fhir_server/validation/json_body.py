@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 import typing as t
 
 from ..outcome import Issue, Msg, issue
 
 MAX_DEPTH = 32  # a PractitionerRole is at most ~6 deep; deeper input is an attack or a mistake
+# A \uD800-\uDFFF escape: JSON allows one alone, but such a string is not text and cannot be stored.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class _Rejected(Exception):
@@ -29,10 +32,16 @@ def _no_constant(name: str) -> t.NoReturn:
 
 
 def parse_json(body: bytes) -> tuple[t.Any, list[Issue]]:
-    """Parse ``body`` as UTF-8 JSON. Duplicate keys, NaN/Infinity and invalid UTF-8 are errors."""
+    """Parse ``body`` as UTF-8 JSON. Duplicate keys, NaN/Infinity, invalid UTF-8 and unpaired
+    surrogate escapes are errors."""
     try:
         text = body.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant), []
+        doc = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constant)
+        if _SURROGATE_ESCAPE.search(text):  # rare: only then is the whole document checked
+            json.dumps(doc, ensure_ascii=False).encode("utf-8")
+        return doc, []
+    except UnicodeEncodeError:
+        return None, [issue(Msg.MALFORMED_JSON, detail="a \\u escape of an unpaired surrogate is not text")]
     except _Rejected as e:
         return None, [e.issue]
     except UnicodeDecodeError as e:

@@ -25,32 +25,40 @@ PHONE_REGION = "NZ"
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
-def _text(msg: Msg) -> str:
+def _text_of(msg: Msg) -> str:
     return msg.value.text
 
 
-_STRING_MESSAGES = {"required": _text(Msg.FIELD_REQUIRED), "null": _text(Msg.FIELD_NULL),
-                    "invalid": _text(Msg.FIELD_NOT_STRING), "invalid_utf8": _text(Msg.FIELD_NOT_STRING)}
-_LIST_MESSAGES = {**_STRING_MESSAGES, "invalid": _text(Msg.FIELD_NOT_LIST)}
+_STRING_MESSAGES = {"required": _text_of(Msg.FIELD_REQUIRED), "null": _text_of(Msg.FIELD_NULL),
+                    "invalid": _text_of(Msg.FIELD_NOT_STRING), "invalid_utf8": _text_of(Msg.FIELD_NOT_STRING)}
+_LIST_MESSAGES = {**_STRING_MESSAGES, "invalid": _text_of(Msg.FIELD_NOT_LIST)}
 
 
-def _string(*, required: bool = False, max_length: int | None = None,
+def _string(*, required: bool = False, max_length: int | None = None, nullable: bool | None = None,
             also: t.Sequence[t.Callable[[str], t.Any]] = ()) -> fields.String:
-    """A non-empty string; an optional one may also be sent as null, meaning "not given"."""
-    checks: list[t.Callable[[str], t.Any]] = [validate.Length(min=1, error=_text(Msg.FIELD_EMPTY))]
+    """A string with some text; an optional field may also be sent as null, meaning "not given"."""
+    checks: list[t.Callable[[str], t.Any]] = [_text]
     if max_length is not None:
-        checks.append(validate.Length(max=max_length, error=_text(Msg.FIELD_TOO_LONG)))
-    return fields.String(required=required, allow_none=not required, validate=[*checks, *also],
-                         error_messages=_STRING_MESSAGES)
+        checks.append(validate.Length(max=max_length, error=_text_of(Msg.FIELD_TOO_LONG)))
+    return fields.String(required=required, allow_none=not required if nullable is None else nullable,
+                         validate=[*checks, *also], error_messages=_STRING_MESSAGES)
+
+
+def _text(value: str) -> None:
+    """What FHIR asks of a string: not blank, and no control characters but tab and line breaks."""
+    if not value.strip():
+        raise ValidationError(_text_of(Msg.FIELD_EMPTY))
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in value):
+        raise ValidationError(_text_of(Msg.FIELD_CONTROL))
 
 
 def _one_of(choices: t.Sequence[str]) -> validate.OneOf:
-    return validate.OneOf(choices, error=_text(Msg.FIELD_NOT_ONE_OF))
+    return validate.OneOf(choices, error=_text_of(Msg.FIELD_NOT_ONE_OF))
 
 
 def _time(value: str) -> None:
     if not _HH_MM.fullmatch(value):
-        raise ValidationError(_text(Msg.FIELD_TIME))
+        raise ValidationError(_text_of(Msg.FIELD_TIME))
 
 
 def _phone(value: str) -> None:
@@ -59,14 +67,14 @@ def _phone(value: str) -> None:
     except phonenumbers.NumberParseException:
         number = None
     if number is None or not phonenumbers.is_valid_number(number):
-        raise ValidationError(_text(Msg.FIELD_PHONE))
+        raise ValidationError(_text_of(Msg.FIELD_PHONE))
 
 
 def _email(value: str) -> None:
     try:
         validate_email(value, check_deliverability=False)  # offline: no DNS lookups
     except EmailNotValidError as e:
-        raise ValidationError(_text(Msg.FIELD_EMAIL).format(reason=e)) from None
+        raise ValidationError(_text_of(Msg.FIELD_EMAIL).format(reason=e)) from None
 
 
 class PractitionerRoleRequest(Schema):
@@ -75,16 +83,16 @@ class PractitionerRoleRequest(Schema):
     class Meta:
         unknown = RAISE
 
-    error_messages = {"unknown": _text(Msg.FIELD_UNKNOWN)}
+    error_messages = {"unknown": _text_of(Msg.FIELD_UNKNOWN)}
 
     practitionerId = _string(required=True, max_length=64)
     role = _string(required=True, max_length=100, also=[_one_of(ROLES)])
     organizationName = _string(max_length=200)
-    specialty = fields.List(_string(), allow_none=True, error_messages=_LIST_MESSAGES)
+    specialty = fields.List(_string(nullable=False), allow_none=True, error_messages=_LIST_MESSAGES)
     locationName = _string(max_length=200)
     phone = _string(also=[_phone])
     email = _string(also=[_email])
-    availableDays = fields.List(_string(also=[_one_of(DAYS)]), allow_none=True, error_messages=_LIST_MESSAGES)
+    availableDays = fields.List(_string(nullable=False, also=[_one_of(DAYS)]), allow_none=True, error_messages=_LIST_MESSAGES)
     availableStartTime = _string(also=[_time])
     availableEndTime = _string(also=[_time])
 
@@ -92,7 +100,7 @@ class PractitionerRoleRequest(Schema):
     def _start_before_end(self, data: dict[str, t.Any], **kwargs: t.Any) -> None:
         start, end = data.get("availableStartTime"), data.get("availableEndTime")
         if start and end and start >= end:  # HH:mm strings order as times do
-            raise ValidationError(_text(Msg.FIELD_START_AFTER_END), field_name="availableStartTime")
+            raise ValidationError(_text_of(Msg.FIELD_START_AFTER_END), field_name="availableStartTime")
 
 
 _SCHEMA = PractitionerRoleRequest()

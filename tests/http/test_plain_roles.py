@@ -200,6 +200,11 @@ RULES: dict[str, tuple[dict[str, t.Any], dict[str, list[str]]]] = {
     "specialty not a list": ({"specialty": "Cardiology"}, {"specialty": [text(Msg.FIELD_NOT_LIST)]}),
     "specialty item not a string": ({"specialty": ["Cardiology", 7]}, {"specialty[1]": [text(Msg.FIELD_NOT_STRING)]}),
     "specialty item empty": ({"specialty": [""]}, {"specialty[0]": [text(Msg.FIELD_EMPTY)]}),
+    "specialty item null": ({"specialty": ["Cardiology", None]}, {"specialty[1]": [text(Msg.FIELD_NULL)]}),
+    "a day null": ({"availableDays": [None]}, {"availableDays[0]": [text(Msg.FIELD_NULL)]}),
+    "blank organizationName": ({"organizationName": "  "}, {"organizationName": [text(Msg.FIELD_EMPTY)]}),
+    "a control character": ({"locationName": "Main\u0001Campus"}, {"locationName": [text(Msg.FIELD_CONTROL)]}),
+    "a NUL": ({"practitionerId": "99\u0000ZZZS"}, {"practitionerId": [text(Msg.FIELD_CONTROL)]}),
     "phone not a number": ({"phone": "call me"}, {"phone": [text(Msg.FIELD_PHONE)]}),
     "phone too short": ({"phone": "123"}, {"phone": [text(Msg.FIELD_PHONE)]}),
     "email without @": ({"email": "doctor.example.com"},
@@ -265,6 +270,15 @@ def test_malformed_json_is_400(plain: Plain, mongo) -> None:
     assert mongo["practitioner_roles"].count_documents({}) == before
 
 
+@pytest.mark.parametrize("body", ['{"practitionerId": "\\ud800", "role": "doctor"}', '{"\\udfff": 1}'])
+def test_an_unpaired_surrogate_escape_is_400(plain: Plain, mongo, body: str) -> None:
+    before = mongo["practitioner_roles"].count_documents({})
+    response = plain.post(data=body)
+    assert response.status_code == 400
+    assert error_of(response)["message"] == text(Msg.MALFORMED_JSON, detail="a \\u escape of an unpaired surrogate is not text")
+    assert mongo["practitioner_roles"].count_documents({}) == before
+
+
 @pytest.mark.parametrize("body", ["[]", '"doctor"', "null", "3"])
 def test_a_body_that_is_not_an_object_is_400(plain: Plain, body: str) -> None:
     response = plain.post(data=body)
@@ -316,7 +330,7 @@ def test_other_methods_and_paths_answer_in_the_envelope(plain: Plain) -> None:
 def test_a_body_over_the_size_limit_is_413(plain: Plain) -> None:
     response = plain.post({**EXAMPLE, "organizationName": "x" * 70_000})
     assert response.status_code == 413
-    assert error_of(response)["code"] == "REQUEST_ENTITY_TOO_LARGE"
+    assert error_of(response)["code"] == "PAYLOAD_TOO_LARGE"
 
 
 def test_fhir_updates_apply_the_hpi_rules_so_such_a_role_stays_as_created(plain: Plain, example: requests.Response, api) -> None:
@@ -326,3 +340,14 @@ def test_fhir_updates_apply_the_hpi_rules_so_such_a_role_stays_as_created(plain:
     response = api.put(f"/PractitionerRole/{data['id']}", {**resource, "telecom": []}, if_match='W/"1"')
     assert response.status_code == 422
     assert plain.get(f"{PATH}/{data['id']}").json()["data"] == data
+
+
+def test_a_bundle_entry_cannot_call_this_api(plain: Plain, api, example: requests.Response) -> None:
+    batch = {"resourceType": "Bundle", "type": "batch", "entry": [
+        {"request": {"method": "GET", "url": f"v1/practitioner-roles/{example.json()['data']['id']}"}}]}
+    response = api.post("/", batch)
+    assert response.status_code == 200
+    entry = response.json()["entry"][0]
+    assert entry["response"]["status"] == "400 Bad Request"
+    assert [i["diagnostics"] for i in entry["response"]["outcome"]["issue"]] == [text(
+        Msg.BUNDLE_ENTRY_INVALID, index=0, reason="request.url must be a FHIR interaction; the plain-JSON API answers only requests of its own")]

@@ -56,9 +56,8 @@ def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(serve
 
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(call, range(30)))
-    statuses = sorted(r.status_code for _, r in results)
-    assert statuses == sorted([200] * statuses.count(200) + [201] * statuses.count(201) + [429] * 23)
-    assert statuses.count(200) + statuses.count(201) == 7
+    statuses = [r.status_code for _, r in results]
+    assert statuses.count(429) == 23 and statuses.count(200) + statuses.count(201) == 7
     assert mongo["practitioner_roles"].count_documents({}) - before == statuses.count(201)
     for kind, response in results:
         if response.status_code != 429:
@@ -101,15 +100,44 @@ def test_each_key_has_a_window_of_its_own(server: Server, mongo) -> None:
     assert fhir_get(server, second).status_code == 200
 
 
-def test_a_bundle_counts_once_whatever_its_entries(server: Server, mongo) -> None:
-    key = new_key(mongo, "2/hour")
+def test_a_bundle_counts_as_many_requests_as_it_has_entries(server: Server, mongo) -> None:
+    key = new_key(mongo, "5/hour")
     batch = {"resourceType": "Bundle", "type": "batch",
              "entry": [{"request": {"method": "GET", "url": ROLE.lstrip("/")}} for _ in range(3)]}
-    response = requests.post(server.base_url + "/", json=batch, timeout=30,
+
+    def send() -> requests.Response:
+        return requests.post(server.base_url + "/", json=batch, timeout=30,
                              headers={"x-api-key": key, "userid": "99ZZZS", "Content-Type": "application/fhir+json"})
-    assert response.status_code == 200
-    assert [e["response"]["status"] for e in response.json()["entry"]] == ["200 OK"] * 3
-    assert response.headers["RateLimit-Remaining"] == "1"
+
+    first = send()
+    assert first.status_code == 200
+    assert [e["response"]["status"] for e in first.json()["entry"]] == ["200 OK"] * 3
+    assert first.headers["RateLimit-Remaining"] == "2"
+    assert send().status_code == 429  # 3 more than the 2 left
+
+
+def test_every_answered_request_with_a_known_key_counts(server: Server, mongo) -> None:
+    key = new_key(mongo, "10/hour")
+    answers = [
+        requests.get(server.base_url + "/NoSuchType/1", headers={"x-api-key": key, "userid": "99ZZZS"}, timeout=30),
+        requests.delete(server.base_url + "/metadata", headers={"x-api-key": key, "userid": "99ZZZS"}, timeout=30),
+        requests.get(server.base_url + ROLE, headers={"x-api-key": key}, timeout=30),  # no userid
+        requests.get(server.base_url + "/v1/nothing-here", headers={"x-api-key": key}, timeout=30),
+    ]
+    assert [a.status_code for a in answers] == [404, 405, 401, 404]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["9", "8", "7", "6"]
+    assert answers[3].json()["meta"]["rateLimitRemaining"] == 6
+
+
+def test_with_several_limits_the_closest_is_reported_and_all_are_listed(server: Server, mongo) -> None:
+    key = new_key(mongo, "100/minute;3/hour")
+    remaining = [fhir_get(server, key).headers["RateLimit-Remaining"] for _ in range(3)]
+    assert remaining == ["2", "1", "0"]
+    throttled = fhir_get(server, key)
+    assert throttled.status_code == 429
+    assert throttled.headers["RateLimit-Limit"] == "3"
+    assert throttled.headers["RateLimit-Policy"] == "100;w=60, 3;w=3600"
+    assert 3500 < int(throttled.headers["Retry-After"]) <= 3600
 
 
 def test_requests_that_are_not_authenticated_are_not_counted(server: Server) -> None:

@@ -44,6 +44,8 @@ def test_utf8_text_is_decoded() -> None:
     pytest.param(b'{"rank": -Infinity}', id="-Infinity"),
     pytest.param(b'{"text": "\xff"}', id="invalid-utf8"),
     pytest.param(b'{"text": "\xed\xa0\x80"}', id="utf8-surrogate"),
+    pytest.param(b'{"text": "\\ud800"}', id="unpaired-surrogate-escape"),
+    pytest.param(b'{"\\udfff": 1}', id="unpaired-surrogate-escape-in-a-key"),
 ])
 def test_malformed_json_is_rejected(body: bytes) -> None:
     doc, issues = parse_json(body)

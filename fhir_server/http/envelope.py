@@ -18,7 +18,7 @@ from flask import Response, g, request
 
 from ..instants import format_instant
 from ..outcome import Issue
-from ..service.plain_role import PATH_PREFIX as PREFIX
+from ..service.plain_role import PATH_PREFIX
 from .rate_limits import current_window
 
 # error.code: the status's name, fixed here (Python's own names change between versions).
@@ -28,7 +28,7 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FO
 
 
 def in_plain_api() -> bool:
-    return request.path.startswith(PREFIX)
+    return request.path.startswith(PATH_PREFIX)
 
 
 def meta(status: int) -> dict[str, t.Any]:

@@ -6,11 +6,12 @@ from flask import Blueprint, Response, request
 
 from ..outcome import Msg, RequestRejected, issue
 from ..service import plain_role
-from .envelope import PREFIX, data_response
+from ..service.plain_role import PATH_PREFIX
+from .envelope import data_response
 from .incoming import context
 from .responses import base_url
 
-bp = Blueprint("plain_roles", __name__, url_prefix=PREFIX.rstrip("/"))
+bp = Blueprint("plain_roles", __name__, url_prefix=PATH_PREFIX.rstrip("/"))
 
 
 @bp.post("/practitioner-roles")
@@ -18,7 +19,7 @@ def create() -> Response:
     if request.mimetype != "application/json":
         raise RequestRejected(issue(Msg.PLAIN_MEDIA_TYPE))
     resource = plain_role.create_plain_role(request.get_data(cache=False), context())
-    location = f"{base_url()}{PREFIX}practitioner-roles/{resource['id']}"
+    location = f"{base_url()}{PATH_PREFIX}practitioner-roles/{resource['id']}"
     return data_response(plain_role.to_plain(resource, resource["meta"]["lastUpdated"]), 201, {"Location": location})
 
 

@@ -96,7 +96,7 @@ def _limit_of_caller() -> str:
     if own and not _is_rate_limit(own):
         current_app.logger.warning("API key %s has an unusable rate limit %r; RATE_LIMIT applies", g.api_key.key_id, own)
         own = None
-    return own or current_app.extensions["settings"].rate_limit
+    return str(own or current_app.extensions["settings"].rate_limit)
 
 
 @functools.lru_cache(maxsize=256)

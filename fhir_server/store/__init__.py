@@ -9,6 +9,7 @@ from pymongo import ASCENDING, MongoClient
 
 from . import rate_limits
 from .api_keys import ApiKeyStore
+from .client import client_options
 from .errors import translate_errors
 from .transactions import Joined, run_in_transaction
 from .reference_data import ReferenceStore
@@ -20,11 +21,7 @@ __all__ = ["Store"]
 
 class Store:
     def __init__(self, uri: str, database: str, timeout_ms: int = 2000) -> None:
-        # Fail fast when the database is gone (503, not a hang), but give a slow write time to finish.
-        self.client: MongoClient[dict[str, t.Any]] = MongoClient(
-            uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-            socketTimeoutMS=max(10_000, 5 * timeout_ms), tz_aware=True, appname="fhir-server",
-        )
+        self.client: MongoClient[dict[str, t.Any]] = MongoClient(uri, **client_options(timeout_ms, "fhir-server"))
         self.db = self.client[database]
         # Roles and reference data join a transaction in progress; ids and keys never do: an id block
         # taken inside an aborted transaction would be issued twice.

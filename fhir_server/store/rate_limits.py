@@ -27,6 +27,8 @@ from limits.storage import MongoDBStorage
 from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from .client import client_options
+
 PREFIX = "windowed+"  # windowed+mongodb://…, windowed+mongodb+srv://…
 COUNTERS = "rate_limit_counters"
 WINDOWS = "rate_limit_windows"
@@ -105,11 +107,8 @@ def storage_uri(mongodb_uri: str) -> str:
 
 
 def storage_options(database: str, timeout_ms: int) -> dict[str, t.Any]:
-    """What the storage needs besides the connection string: our database and collections, our
-    timeouts (so an outage is a quick 503, as elsewhere), and its errors wrapped in
-    ``limits.errors.StorageError`` so that they can be told from a bug."""
-    return {
-        "database_name": database, "counter_collection_name": COUNTERS, "window_collection_name": WINDOWS,
-        "wrap_exceptions": True, "appname": "fhir-server-rate-limits",
-        "serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms, "socketTimeoutMS": max(10_000, 5 * timeout_ms),
-    }
+    """What the storage needs besides the connection string: our database and collections, the
+    options of the server's own client (so an outage is a quick 503, as elsewhere), and its errors
+    wrapped in ``limits.errors.StorageError`` so that they can be told from a bug."""
+    return {"database_name": database, "counter_collection_name": COUNTERS, "window_collection_name": WINDOWS,
+            "wrap_exceptions": True, **client_options(timeout_ms, "fhir-server-rate-limits")}

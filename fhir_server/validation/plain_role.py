@@ -29,9 +29,10 @@ def _text_of(msg: Msg) -> str:
     return msg.value.text
 
 
-_STRING_MESSAGES = {"required": _text_of(Msg.FIELD_REQUIRED), "null": _text_of(Msg.FIELD_NULL),
-                    "invalid": _text_of(Msg.FIELD_NOT_STRING), "invalid_utf8": _text_of(Msg.FIELD_NOT_STRING)}
-_LIST_MESSAGES = {**_STRING_MESSAGES, "invalid": _text_of(Msg.FIELD_NOT_LIST)}
+_Messages = dict[str, str | list[t.Any] | dict[t.Any, t.Any]]  # marshmallow's error_messages
+_STRING_MESSAGES: _Messages = {"required": _text_of(Msg.FIELD_REQUIRED), "null": _text_of(Msg.FIELD_NULL),
+                               "invalid": _text_of(Msg.FIELD_NOT_STRING), "invalid_utf8": _text_of(Msg.FIELD_NOT_STRING)}
+_LIST_MESSAGES: _Messages = {**_STRING_MESSAGES, "invalid": _text_of(Msg.FIELD_NOT_LIST)}
 
 
 def _string(*, required: bool = False, max_length: int | None = None, nullable: bool | None = None,

@@ -21,11 +21,13 @@ from flask import Blueprint, Response, current_app, g, request
 from ..outcome import Issue, Msg, issue, operation_outcome
 from ..service.bundle import Request, conditional_references, read_bundle, transaction_order, with_references
 from .bundles import bundle
+from .envelope import in_plain_api
 from .incoming import body, context
 from .rate_limits import BUNDLE_ENTRY
 from .responses import fhir_response
 
 bp = Blueprint("bundle", __name__)
+PLAIN_API_REFUSED = "request.url must be a FHIR interaction; the plain-JSON API answers only requests of its own"
 # What an entry's request takes from the outer request.
 _PASSED_ON = ("x-api-key", "userid", "X-Correlation-Id", "Prefer")
 
@@ -121,6 +123,9 @@ def _dispatch(entry: Request, data: bytes | None) -> Outcome:
     outer_id = g.get("request_id")
     with current_app.test_request_context(entry.path, method=entry.method, headers=headers, data=data, base_url=request.host_url,
                                           environ_overrides={BUNDLE_ENTRY: True}):
+        if in_plain_api():  # asked of the decoded path routing would see: %76%31/… too
+            refused = issue(Msg.BUNDLE_ENTRY_INVALID, f"Bundle.entry[{entry.index}]", index=entry.index, reason=PLAIN_API_REFUSED)
+            return Outcome(refused.status, {}, operation_outcome([refused]))
         response = current_app.full_dispatch_request()
     g.request_id = outer_id
     raw = response.get_data()

@@ -31,8 +31,8 @@ def _fhir_error(e: FhirError) -> Response:
 
 def _throttled(e: RateLimitExceeded) -> Response:
     window = current_window()
-    seconds = max(1, window.reset if window else 1)
-    return _respond([issue(Msg.THROTTLED, limit=str(e.limit.limit), seconds=seconds)], 429, {"Retry-After": str(seconds)})
+    limit, seconds = (window.limit, max(1, window.reset)) if window else (str(e.limit.limit), 1)
+    return _respond([issue(Msg.THROTTLED, limit=limit, seconds=seconds)], 429, {"Retry-After": str(seconds)})
 
 
 def _rate_limits_unavailable(e: StorageError) -> Response:

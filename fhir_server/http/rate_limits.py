@@ -7,16 +7,16 @@ them. Every counted response reports its window in the headers of the IETF draft
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``. Past the limit, a request is answered 429
 with ``Retry-After`` before any work is done (see :mod:`.errors`).
 
-Every request with a valid key counts, whatever its answer; a batch or transaction Bundle counts as
-many requests as it has entries (which are not counted again as they run). Requests without a valid
-key are refused first and not counted. With several limits (``10/second;500/hour``) all are counted;
-the window reported is the one exceeded, else the one with the fewest requests left.
+Every request with a valid key counts, whatever its answer; a batch or transaction Bundle counts
+once (its entries run inside it and are not counted again; ``MAX_BUNDLE_ENTRIES`` bounds what one
+request may do). Requests without a valid key are refused first and not counted. With several limits
+(``10/second;500/hour``) all are counted; the window reported is the exceeded one that ends last (the
+wait before any request can succeed), else the one with the fewest requests left.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 import typing as t
@@ -31,7 +31,6 @@ from ..store.rate_limits import STRATEGY, parse_rate_limit, storage_options, sto
 
 # Set in the WSGI environ of a Bundle entry's internal request (see .bundle).
 BUNDLE_ENTRY = "fhir_server.bundle_entry"
-BUNDLE_ENDPOINT = "bundle.batch_or_transaction"
 _WINDOW = "fhir_server.rate_window"
 
 
@@ -39,6 +38,7 @@ _WINDOW = "fhir_server.rate_window"
 class Window:
     """Where the caller stands: in the window of the limit it is closest to, or has exceeded."""
 
+    limit: str  # "500 per 1 hour"
     total: int
     remaining: int
     reset: int  # seconds until the window starts again
@@ -54,8 +54,9 @@ def install(app: Flask, settings: Settings) -> None:
     caller) and before anything else is done with the request."""
     parse_rate_limit(settings.rate_limit)  # a bad default stops start-up, not a request
     limiter = Limiter(
-        _caller, application_limits=[_limit_of_caller], application_limits_cost=_cost, strategy=STRATEGY,
-        headers_enabled=False, request_identifier=lambda: request.endpoint or "unrouted",  # a 404 or 405 counts too
+        _caller, application_limits=[_limit_of_caller], strategy=STRATEGY, headers_enabled=False,
+        fail_on_first_breach=False,  # every limit counts every request
+        request_identifier=lambda: request.endpoint or "unrouted",  # a 404 or 405 counts too
         storage_uri=storage_uri(settings.mongodb_uri), storage_options=storage_options(settings.database, settings.db_timeout_ms),
     )
     limiter.request_filter(_not_counted)
@@ -80,7 +81,7 @@ def _window(limits: list[RequestLimit]) -> Window | None:
     if not limits:
         return None
     now = time.time()
-    windows = [(limit.breached, Window(limit.limit.amount, max(0, limit.remaining),
+    windows = [(limit.breached, Window(str(limit.limit), limit.limit.amount, max(0, limit.remaining),
                                        max(0, math.ceil(limit.window.reset_time - now)), "")) for limit in limits]
     _, closest = min(windows, key=lambda bw: (not bw[0], bw[1].remaining, -bw[1].reset))
     policy = ", ".join(f"{limit.limit.amount};w={limit.limit.get_expiry()}" for limit in limits)
@@ -93,29 +94,18 @@ def _caller() -> str:
 
 def _limit_of_caller() -> str:
     own = g.api_key.rate_limit
-    if own and not _is_rate_limit(own):
-        current_app.logger.warning("API key %s has an unusable rate limit %r; RATE_LIMIT applies", g.api_key.key_id, own)
-        own = None
-    return str(own or current_app.extensions["settings"].rate_limit)
+    usable = isinstance(own, str) and _is_rate_limit(own, g.api_key.key_id)
+    return str(own if usable else current_app.extensions["settings"].rate_limit)
 
 
 @functools.lru_cache(maxsize=256)
-def _is_rate_limit(text: str) -> bool:
+def _is_rate_limit(text: str, key_id: str) -> bool:
+    """Whether a stored limit can be used (a database edited by hand may hold anything); said once."""
     try:
         return bool(parse_rate_limit(text))
     except ValueError:
+        current_app.logger.warning("API key %s has an unusable rate limit %r; RATE_LIMIT applies", key_id, text)
         return False
-
-
-def _cost() -> int:
-    """A Bundle costs one request per entry, since its entries are not counted again."""
-    if request.endpoint != BUNDLE_ENDPOINT:
-        return 1
-    try:
-        entries = json.loads(request.get_data()).get("entry")  # kept: the view reads the same bytes
-    except (ValueError, AttributeError):
-        return 1
-    return max(1, len(entries)) if isinstance(entries, list) else 1
 
 
 def _not_counted() -> bool:

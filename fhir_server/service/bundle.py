@@ -11,7 +11,6 @@ import typing as t
 from dataclasses import dataclass, field
 
 from ..outcome import Issue, Msg, RequestRejected, issue
-from .plain_role import PATH_PREFIX
 from .practitioner_role import parse
 
 METHODS = ("GET", "POST", "PUT", "DELETE")
@@ -61,8 +60,6 @@ def _read_entry(index: int, entry: t.Any) -> Request | Issue:
     url = request["url"]
     if "://" in url or url.strip("/") == "" or url.startswith("$") or any(ord(c) < 32 for c in url):
         return invalid("request.url must be relative to the server's base, e.g. PractitionerRole or Practitioner/91ZABY")
-    if ("/" + url.lstrip("/")).startswith(PATH_PREFIX):
-        return invalid("request.url must be a FHIR interaction; the plain-JSON API answers only requests of its own")
     resource = entry.get("resource")
     if request["method"] in ("POST", "PUT") and not isinstance(resource, dict):
         return invalid(f"a {request['method']} needs a resource")

@@ -342,12 +342,14 @@ def test_fhir_updates_apply_the_hpi_rules_so_such_a_role_stays_as_created(plain:
     assert plain.get(f"{PATH}/{data['id']}").json()["data"] == data
 
 
-def test_a_bundle_entry_cannot_call_this_api(plain: Plain, api, example: requests.Response) -> None:
+@pytest.mark.parametrize("prefix", ["v1/", "/v1/", "%761/", "v1%2F"])
+def test_a_bundle_entry_cannot_call_this_api(plain: Plain, api, example: requests.Response, prefix: str) -> None:
     batch = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"request": {"method": "GET", "url": f"v1/practitioner-roles/{example.json()['data']['id']}"}}]}
+        {"request": {"method": "GET", "url": f"{prefix}practitioner-roles/{example.json()['data']['id']}"}}]}
     response = api.post("/", batch)
     assert response.status_code == 200
     entry = response.json()["entry"][0]
+    assert "resource" not in entry
     assert entry["response"]["status"] == "400 Bad Request"
     assert [i["diagnostics"] for i in entry["response"]["outcome"]["issue"]] == [text(
         Msg.BUNDLE_ENTRY_INVALID, index=0, reason="request.url must be a FHIR interaction; the plain-JSON API answers only requests of its own")]

@@ -100,20 +100,15 @@ def test_each_key_has_a_window_of_its_own(server: Server, mongo) -> None:
     assert fhir_get(server, second).status_code == 200
 
 
-def test_a_bundle_counts_as_many_requests_as_it_has_entries(server: Server, mongo) -> None:
-    key = new_key(mongo, "5/hour")
+def test_a_bundle_counts_once_whatever_its_entries(server: Server, mongo) -> None:
+    key = new_key(mongo, "2/hour")
     batch = {"resourceType": "Bundle", "type": "batch",
              "entry": [{"request": {"method": "GET", "url": ROLE.lstrip("/")}} for _ in range(3)]}
-
-    def send() -> requests.Response:
-        return requests.post(server.base_url + "/", json=batch, timeout=30,
+    response = requests.post(server.base_url + "/", json=batch, timeout=30,
                              headers={"x-api-key": key, "userid": "99ZZZS", "Content-Type": "application/fhir+json"})
-
-    first = send()
-    assert first.status_code == 200
-    assert [e["response"]["status"] for e in first.json()["entry"]] == ["200 OK"] * 3
-    assert first.headers["RateLimit-Remaining"] == "2"
-    assert send().status_code == 429  # 3 more than the 2 left
+    assert response.status_code == 200
+    assert [e["response"]["status"] for e in response.json()["entry"]] == ["200 OK"] * 3
+    assert response.headers["RateLimit-Remaining"] == "1"
 
 
 def test_every_answered_request_with_a_known_key_counts(server: Server, mongo) -> None:
@@ -137,7 +132,21 @@ def test_with_several_limits_the_closest_is_reported_and_all_are_listed(server: 
     assert throttled.status_code == 429
     assert throttled.headers["RateLimit-Limit"] == "3"
     assert throttled.headers["RateLimit-Policy"] == "100;w=60, 3;w=3600"
-    assert 3500 < int(throttled.headers["Retry-After"]) <= 3600
+    seconds = int(throttled.headers["Retry-After"])
+    assert 3500 < seconds <= 3600
+    assert [i["diagnostics"] for i in throttled.json()["issue"]] == [
+        Msg.THROTTLED.value.text.format(limit="3 per 1 hour", seconds=seconds)]
+
+
+def test_a_request_over_one_limit_still_counts_against_the_others(server: Server, mongo) -> None:
+    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "1/minute;100/hour")
+    assert [fhir_get(server, key).status_code for _ in range(3)] == [200, 429, 429]
+    throttled = fhir_get(server, key)
+    assert throttled.headers["RateLimit-Policy"] == "1;w=60, 100;w=3600"
+    assert (throttled.headers["RateLimit-Limit"], throttled.headers["RateLimit-Remaining"]) == ("1", "0")
+    # Counter ids end in amount/multiple/period: …/1/1/minute, …/100/1/hour.
+    counts = {d["_id"].split("/")[-3]: d["count"] for d in mongo["rate_limit_counters"].find({"_id": {"$regex": key_id}})}
+    assert counts == {"1": 4, "100": 4}
 
 
 def test_requests_that_are_not_authenticated_are_not_counted(server: Server) -> None:

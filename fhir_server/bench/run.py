@@ -53,7 +53,10 @@ def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[R
                 "x-api-key": (folder / "dev-api-key").read_text().strip(), "userid": "99ZZZS",
                 "Content-Type": "application/fhir+json"})
             apps = {"server": server, "baseline": baseline}
-            return asyncio.run(_run_scenarios(options, workload, apps, Meter(process_tree(db.process.pid)), echo)), about
+            results = asyncio.run(_run_scenarios(options, workload, apps, Meter(process_tree(db.process.pid)), echo))
+    # A search's cost grows with the roles of its practitioner: say how many there were.
+    about.update(practitioners=len(workload.practitioners), roles_created=len(workload.roles))
+    return results, about
 
 
 async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, Running], db: Meter,

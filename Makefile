@@ -1,10 +1,12 @@
 # Two commands set everything up: `make run` and `make test`. Both create .venv with the pinned packages.
 # `make conformance` runs the requests in examples/ against a throwaway server and checks every answer.
+# `make bench` measures the server under load against a bare Flask baseline (README: Performance);
+# BENCH_SECONDS, BENCH_WARMUP and BENCH_CONNECTIONS change it, e.g. `make bench BENCH_SECONDS=5`.
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test conformance clean
+.PHONY: run test conformance bench clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +22,9 @@ test: $(INSTALLED)
 
 conformance: $(INSTALLED)
 	$(VENV)/bin/fhir-server conformance --serve
+
+bench: $(INSTALLED)
+	$(VENV)/bin/fhir-server bench
 
 clean:
 	rm -rf $(VENV) var

@@ -9,11 +9,13 @@
     fhir-server api-key revoke KEY_ID
     fhir-server profiles snapshot     regenerate the profiles' snapshots after editing a differential
     fhir-server conformance           run examples/ against a server (--serve: a throwaway one)
+    fhir-server bench                 throughput, latency, CPU and memory of each request kind, against a baseline
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -309,3 +311,38 @@ def _dev_key(data_dir: Path) -> str:
     if not path.exists():
         raise click.UsageError(f"no --api-key given and no {path}: start the server with `make run` first, or pass --api-key")
     return path.read_text().strip()
+
+
+@main.command()
+@click.option("--seconds", envvar="BENCH_SECONDS", default=10.0, show_default=True, help="Measured time of each scenario.")
+@click.option("--warmup", envvar="BENCH_WARMUP", default=2.0, show_default=True, help="Unmeasured load before each scenario.")
+@click.option("--connections", envvar="BENCH_CONNECTIONS", default=16, show_default=True, help="Concurrent client connections.")
+@click.option("--output-dir", envvar="BENCH_OUTPUT_DIR", type=click.Path(file_okay=False, path_type=Path),
+              help="Where latest.json and a dated copy go  [default: DATA_DIR/bench]")
+def bench(seconds: float, warmup: float, connections: int, output_dir: Path | None) -> None:
+    """Benchmark the server against a bare Flask baseline on a throwaway database; print a table, save JSON.
+
+    Starts the embedded database, the server and the baseline app (two gunicorn workers each), then for
+    each scenario (baseline routes; create, read, search with _include and update of PractitionerRoles)
+    drives load over loopback and reports requests/s, latency percentiles, errors, CPU per request of
+    the app and the database, and their peak memory. Exit status 1 if a scenario had errors or could
+    not run; missed targets are reported, not failed.
+    """
+    from . import bench as benchmark  # here: its aiohttp and psutil would slow every other command by 0.2 s
+
+    options = benchmark.Options(seconds=seconds, warmup=warmup, connections=connections)
+    started = dt.datetime.now().astimezone()
+    # SIGTERM unwinds like Ctrl-C, so the processes the run started are stopped either way.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results, about = benchmark.run(options, click.echo)
+    except KeyboardInterrupt:
+        raise click.ClickException("interrupted; the processes it started are stopped") from None
+    except RuntimeError as e:
+        raise click.ClickException(str(e)) from None
+    targets = benchmark.check_targets(results, connections)
+    click.echo("\n" + benchmark.format_table(results, targets))
+    about = {"started": started.isoformat(timespec="seconds"), **about}
+    path = benchmark.write_json(benchmark.document(results, targets, about), output_dir or Settings().data_dir / "bench", started)
+    click.echo(f"\nSaved {path} (and latest.json beside it).")
+    sys.exit(0 if all(r.ok for r in results) else 1)

@@ -6,6 +6,7 @@ includes a CodeSystem the folder does not hold fails at start-up, not at a reque
 
 from __future__ import annotations
 
+import functools
 import typing as t
 from dataclasses import dataclass
 
@@ -33,7 +34,7 @@ class ValueSet:
     url: str
     concepts: tuple[Concept, ...]  # in the order of the definitions
 
-    @property
+    @functools.cached_property  # built once: a create asks several times, of 1,098 role codes
     def codes(self) -> frozenset[tuple[str, str]]:
         return frozenset((c.system, c.code) for c in self.concepts)
 

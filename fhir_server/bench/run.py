@@ -1,0 +1,102 @@
+"""One benchmark run: start the database, the server and the baseline app, make the Practitioners the
+creates need, then run every scenario (a warm-up, then the measured time) against the same processes,
+so that the ratios between scenarios hold."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import platform
+import tempfile
+import typing as t
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import aiohttp
+import psutil
+
+from .load import drive, open_session
+from .processes import Meter, gunicorn_workers, process_tree
+from .report import Result
+from .scenarios import SCENARIOS, Scenario, Workload, practitioner_ids, reference_data, role_codes
+from .servers import Running, baseline_server, database, fhir_server
+
+#: Far above what a run can send: the limit never answers 429, yet every request still makes its
+#: counter's round trip to the database, as in production.
+RATE_LIMIT = "100000000/hour"
+#: More creates a second than the server can store, to size the supply of distinct roles.
+MAX_CREATES_PER_SECOND = 1000
+
+
+@dataclass(frozen=True)
+class Options:
+    seconds: float = 10.0
+    warmup: float = 2.0
+    connections: int = 16
+    workers: int = 2
+
+    def server_env(self) -> dict[str, str]:
+        return {"WEB_CONCURRENCY": str(self.workers), "RATE_LIMIT": RATE_LIMIT, "API_KEY_CACHE_SECONDS": "10"}
+
+
+def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[Result], dict[str, t.Any]]:
+    """Every scenario's result, and what the run was (options, settings, machine) for the report."""
+    about = {"options": asdict(options), "server_env": options.server_env(), "cpus": psutil.cpu_count(),
+             "python": platform.python_version()}
+    with tempfile.TemporaryDirectory(prefix="fhir-bench-") as tmp:
+        folder = Path(tmp)
+        echo(f"Starting the database, the server and the baseline app ({options.workers} gunicorn workers each) ...")
+        with database(folder) as db, fhir_server(db.uri, folder, options.server_env()) as server, \
+                baseline_server(db.uri, folder, options.server_env()) as baseline:
+            assert db.process is not None
+            workload = Workload(server.base_url, baseline.base_url, {
+                "x-api-key": (folder / "dev-api-key").read_text().strip(), "userid": "99ZZZS",
+                "Content-Type": "application/fhir+json"})
+            apps = {"server": server, "baseline": baseline}
+            results = asyncio.run(_run_scenarios(options, workload, apps, Meter(process_tree(db.process.pid)), echo))
+    # A search's cost grows with the roles of its practitioner: say how many there were.
+    about.update(practitioners=len(workload.practitioners), roles_created=len(workload.roles))
+    return results, about
+
+
+async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, Running], db: Meter,
+                         echo: t.Callable[[str], None]) -> list[Result]:
+    results = []
+    async with open_session(options.connections) as session:
+        await _make_reference_data(workload, session, options)
+        for scenario in SCENARIOS:
+            try:
+                result = await _measure(scenario, options, workload, session, apps[scenario.app], db)
+            except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+                result = Result(scenario.name, scenario.request, failure=f"{type(e).__name__}: {e}")
+            echo(f"  {scenario.name}: " + (f"could not run ({result.failure})" if result.failure else
+                                         f"{result.per_second:.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors"))
+            results.append(result)
+    return results
+
+
+async def _make_reference_data(workload: Workload, session: aiohttp.ClientSession, options: Options) -> None:
+    """The example's organisation and facility, and enough Practitioners that every create of the run
+    is a role of its own."""
+    needed = MAX_CREATES_PER_SECOND * (options.warmup + options.seconds)
+    cpns = practitioner_ids(max(2, math.ceil(needed / len(role_codes()))))
+    for request in reference_data(cpns, workload.headers):
+        async with session.request(request.method, workload.server_url + request.path, data=request.body,
+                                   headers=request.headers) as response:
+            if response.status != 201:
+                raise RuntimeError(f"{request.method} {request.path}: {response.status} {await response.text()}")
+    workload.practitioners.extend(cpns)
+
+
+async def _measure(scenario: Scenario, options: Options, workload: Workload, session: aiohttp.ClientSession,
+                   app: Running, db: Meter) -> Result:
+    connections = await scenario.connect(workload, session, options.connections)
+    base_url = app.base_url
+    await drive(session, base_url, connections, options.warmup, scenario.expected)
+    workers, client = Meter(gunicorn_workers(app.pid)), psutil.Process()
+    workers.start()
+    db.start()
+    client_cpu = sum(client.cpu_times()[:2])
+    tally = await drive(session, base_url, connections, options.seconds, scenario.expected)
+    client_cpu = sum(client.cpu_times()[:2]) - client_cpu
+    return Result.measured(scenario.name, scenario.request, tally, workers.stop(), db.stop(), client_cpu)

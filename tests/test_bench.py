@@ -1,0 +1,81 @@
+"""fhir_server/bench: the load driver, the meters and the report, for real against the baseline app."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import pytest
+
+from fhir_server.bench import Request, Result, Tally, check_targets, document, drive, format_table, open_session, percentile, write_json
+from fhir_server.bench.processes import Meter, gunicorn_workers, process_tree
+from fhir_server.bench.scenarios import Same
+from fhir_server.bench.servers import baseline_server
+
+
+@pytest.fixture(scope="module")
+def baseline(database, tmp_path_factory):
+    with baseline_server(database.uri, tmp_path_factory.mktemp("baseline"), {"WEB_CONCURRENCY": "1"}) as running:
+        yield running
+
+
+def load(baseline, request: Request, expected: set[int], seconds: float = 0.5) -> Tally:
+    async def go() -> Tally:
+        async with open_session(2) as session:
+            return await drive(session, baseline.base_url, [Same(request), Same(request)], seconds, expected)
+    return asyncio.run(go())
+
+
+def test_percentile_is_the_nearest_rank():
+    values = [float(v) for v in range(100, 0, -1)]  # 100 .. 1, unsorted
+    assert [percentile(values, q) for q in (50, 90, 99, 100)] == [50.0, 90.0, 99.0, 100.0]
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) == 0.0
+
+
+def test_the_driver_counts_answers_and_the_meter_the_workers(baseline):
+    meter = Meter(gunicorn_workers(baseline.pid))
+    meter.start()
+    tally = load(baseline, Request("POST", "/store", b'{"resourceType": "PractitionerRole"}'), {201})
+    usage = meter.stop()
+    assert tally.requests > 0 and tally.errors == 0
+    assert tally.statuses == {"201": tally.requests}
+    assert usage.cpu_seconds > 0 and usage.peak_rss_bytes > 0
+
+
+def test_an_unexpected_status_is_an_error_with_a_sample(baseline):
+    tally = load(baseline, Request("GET", "/store"), {201})
+    assert tally.errors == tally.requests > 0
+    assert tally.error_samples[0].startswith("GET /store: 405")
+    assert len(tally.error_samples) == 1  # the same text is kept once
+
+
+def test_a_result_goes_into_the_table_and_the_json(baseline, database, tmp_path):
+    app, db = Meter(gunicorn_workers(baseline.pid)), Meter(process_tree(database.process.pid))
+    app.start()
+    db.start()
+    tally = load(baseline, Request("GET", "/nothing"), {204})
+    result = Result.measured("baseline B: nothing", "GET /nothing", tally, app.stop(), db.stop(), 0.0)
+    failed = Result("create", "POST /PractitionerRole", failure="RuntimeError: no server")
+    targets = check_targets([result, failed], connections=2)
+    assert [t.met for t in targets] == [None, None, None]
+    table = format_table([result, failed], targets)
+    assert "baseline B: nothing" in table and "could not run: RuntimeError: no server" in table
+
+    started = dt.datetime(2026, 1, 2, 3, 4, 5)
+    dated = write_json(document([result, failed], targets, {"options": {"seconds": 0.5}}), tmp_path, started)
+    assert dated.name == "bench-20260102T030405.json"
+    saved = json.loads((tmp_path / "latest.json").read_text())
+    assert saved == json.loads(dated.read_text())
+    assert saved["scenarios"][0]["requests"] == tally.requests
+    assert saved["scenarios"][1]["failure"] == "RuntimeError: no server"
+    assert {"text", "met", "figures"} <= saved["targets"][0].keys()
+
+
+def test_targets_compare_create_with_baseline_a():
+    store = Result("baseline A: store", "POST /store", requests=1000, per_second=500.0, p99_ms=20.0, app_cpu_ms=1.0)
+    create = Result("create", "POST /PractitionerRole", requests=700, per_second=350.0, p99_ms=24.0, app_cpu_ms=2.5)
+    met = {t.text: t.met for t in check_targets([store, create], connections=16)}
+    assert met == {"create throughput >= 60% of baseline A's": True, "create p99 < 25 ms at 16 connections": True,
+                   "app CPU per create <= 2x baseline A's": False}

@@ -208,7 +208,11 @@ class RoleStore:
         another role holds overlaps."""
         start, end = _bounds(period)
         held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at}
-        query = {"_id": key, "$nor": _clashes(start, end, role_id)}
+        clashes = _clashes(start, end, role_id)
+        # One clause is written as a condition on the field, not under $nor: SecantusDB finds a
+        # document by _id through its index only when the filter has no top-level operator (else it
+        # scans every key, a cost that grows with each role stored). The single-day case needs two.
+        query = {"_id": key, "periods": {"$not": clashes[0]["periods"]}} if len(clashes) == 1 else {"_id": key, "$nor": clashes}
         try:
             self._keys.update_one(query, {"$push": {"periods": held}}, upsert=True)
         except DuplicateKeyError:

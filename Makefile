@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test conformance clean
+.PHONY: run test conformance reliability reliability-quick clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ test: $(INSTALLED)
 
 conformance: $(INSTALLED)
 	$(VENV)/bin/fhir-server conformance --serve
+
+reliability: $(INSTALLED)
+	$(VENV)/bin/python -m fhir_server.reliability $(if $(QUICK),--quick)
+
+reliability-quick: $(INSTALLED)
+	$(VENV)/bin/python -m fhir_server.reliability --quick
 
 clean:
 	rm -rf $(VENV) var

@@ -33,6 +33,9 @@ def run(h: Harness) -> Result:
     result.tried = f"{PARALLEL} parallel POST /PractitionerRole of one role: {statuses(answers)}"
     result.server_errors = sum(a.is_5xx for a in answers)
     result.lost = f"nothing; {len(stored)} role stored" if len(stored) == 1 else f"{len(stored)} roles stored"
+    for answer in answers:
+        if answer.is_5xx:
+            result.broken.append(f"{answer.status}: {answer.messages()}")
     if len(created) != 1:
         result.broken.append(f"{len(created)} answers 201, not exactly one")
     if len(refused) != PARALLEL - 1:

@@ -139,6 +139,7 @@ class Lab:
     database: Database
     server: Server
     folder: Path
+    keep: bool = False  # keep the folder and its logs: a promise broke
 
 
 def _raise_on_sigterm(signum: int, frame: t.Any) -> None:
@@ -153,12 +154,14 @@ def lab(workers: int = 3) -> t.Iterator[Lab]:
     folder = Path(tempfile.mkdtemp(prefix="fhir-reliability-"))
     database = Database(folder)
     server = None
+    running = None
     ok = False
     try:
         database.start()
         server = start_server(folder / "var", database.uri, workers)
-        yield Lab(database, server, folder)
-        ok = True
+        running = Lab(database, server, folder)
+        yield running
+        ok = not running.keep
     finally:
         if server is not None:
             server.stop()

@@ -38,6 +38,7 @@ def run_scenarios(names: t.Sequence[str], quick: bool) -> list[Result]:
                     result = Result(name, tried="(did not finish)", broken=[f"the scenario itself failed: {e!r}"]).finish()
                 result.print()
                 results.append(result)
+                running.keep = running.keep or not result.ok
         finally:
             stored.close()
     print("\n" + table(results))

@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test conformance bench clean
+.PHONY: run test conformance bench reliability reliability-quick clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ conformance: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(VENV)/bin/fhir-server bench
+
+reliability: $(INSTALLED)
+	$(VENV)/bin/python -m fhir_server.reliability $(if $(QUICK),--quick)
+
+reliability-quick: $(INSTALLED)
+	$(VENV)/bin/python -m fhir_server.reliability --quick
 
 clean:
 	rm -rf $(VENV) var

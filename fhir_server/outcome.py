@@ -56,6 +56,8 @@ class Msg(enum.Enum):
     RANK_NOT_POSITIVE = Entry(400, "structure", "Contact point rank must be 1 or more; rank 0 is invalid",
                               note="IG: 'Rank 0 is invalid', no message; FHIR's positiveInt makes it structural")
     NULL_VALUE = Entry(400, "structure", "null is not a valid FHIR value")
+    CONTROL_CHARACTER = Entry(400, "structure", "A FHIR string may not contain control characters other than tab, "
+                              "carriage return and line feed", note="FHIR R4 datatypes.html#string")
     WRONG_JSON_TYPE = Entry(400, "structure", "Expected a JSON {expected}, got {got}")
     HTTP_ERROR = Entry(400, "processing", "{description}", note="other HTTP errors; the status is the error's own")
     UNKNOWN_ROUTE = Entry(404, "not-found", "No route for {method} {path}")

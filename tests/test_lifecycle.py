@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import requests
 
 from fhir_server.embedded_db import EmbeddedDatabase
@@ -48,6 +51,27 @@ def test_an_unavailable_database_gives_503_and_the_server_recovers(tmp_path):
         assert plain.json()["error"] == {"code": "SERVICE_UNAVAILABLE", "message": issue(Msg.DB_UNAVAILABLE).diagnostics, "fields": {}}
         db.start()
         assert api.create(fresh_role()).status_code == 201
+    finally:
+        server.stop()
+        db.stop()
+
+
+def test_creates_answered_201_survive_a_kill_9_of_the_database(tmp_path):
+    """Found by `make reliability`: with the default write concern the database acknowledged writes
+    still in its journal's buffer, and roles answered 201 just before a kill -9 were gone."""
+    db = EmbeddedDatabase(tmp_path / "db")
+    db.start()
+    server = start_server(tmp_path / "var", MONGODB_URI=db.uri, DB_TIMEOUT_MS="500")
+    api = Api(server)
+    try:
+        created = [api.create(fresh_role()) for _ in range(20)]
+        assert {r.status_code for r in created} == {201}
+        os.killpg(db.process.pid, signal.SIGKILL)  # right after the last 201: no checkpoint, no clean close
+        db.process.wait()
+        db.start()
+        for response in created:
+            read = api.get(f"/PractitionerRole/{response.json()['id']}")
+            assert read.status_code == 200 and read.json() == response.json()
     finally:
         server.stop()
         db.stop()

@@ -6,7 +6,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from . import auth, bundle, definitions, errors, metadata, plain_roles, practitioner_role, rate_limits, reference_data
+from . import auth, bundle, definitions, errors, metadata, openapi, plain_roles, practitioner_role, rate_limits, reference_data
 from .envelope import in_plain_api
 from .responses import negotiate
 
@@ -47,5 +47,5 @@ def register(app: Flask) -> None:
     app.before_request(auth.require_userid)
     app.after_request(_tag_response)
     errors.register(app)
-    for module in (metadata, practitioner_role, reference_data, definitions, bundle, plain_roles):
+    for module in (metadata, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles):
         app.register_blueprint(module.bp)

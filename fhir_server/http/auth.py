@@ -1,7 +1,7 @@
 """Authentication. FHIR routes follow the HPI (SPEC.md §6): an ``x-api-key`` the server knows (else 403
 "Forbidden") and a ``userid`` naming the person behind the request (else 401). The plain-JSON API
 asks only for the key, as its clients expect: 401 without one, 403 for one the server does not know.
-``/metadata`` is open to all. The caller's key is left in ``g.api_key`` for the rate limits."""
+``/metadata`` and ``/openapi.json`` are open to all. The caller's key is left in ``g.api_key`` for the rate limits."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..outcome import Msg, RequestRejected, issue
 from ..store.api_keys import ApiKey, ApiKeyStore, digest
 from .envelope import in_plain_api
 
-PUBLIC_ENDPOINTS = {"metadata.capability_statement_view"}
+PUBLIC_ENDPOINTS = {"metadata.capability_statement_view", "openapi.openapi_view"}
 
 
 class KeyCache:
@@ -44,7 +44,7 @@ class KeyCache:
 
 
 def identify_caller() -> None:
-    """Runs before every request but /metadata's: the key, which the rate limits then count against."""
+    """Runs before every request but the public ones': the key, which the rate limits then count against."""
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
     plain = in_plain_api()

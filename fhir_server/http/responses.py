@@ -19,14 +19,14 @@ from ..outcome import Msg, RequestRejected, issue, operation_outcome
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
 # _format values FHIR defines for JSON (http.html#mime-type), and the media types they stand for.
-_FORMATS = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON}
+FORMATS = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON}
 
 
 def negotiate() -> None:
     """Choose the response media type, or refuse with 406: runs before every request."""
     wanted = request.args.get("_format")
     if wanted is not None:
-        g.media_type = _FORMATS.get(wanted.split(";")[0].strip())
+        g.media_type = FORMATS.get(wanted.split(";")[0].strip())
     elif not request.accept_mimetypes:  # no Accept header: anything will do
         g.media_type = FHIR_JSON
     else:

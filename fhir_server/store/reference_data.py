@@ -18,13 +18,13 @@ from dataclasses import dataclass
 
 from pymongo import ASCENDING
 from pymongo.collection import Collection
-from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from .. import identifiers as ids
 from ..validation.references import Target
 from .errors import IdentifierTaken, translate_errors
 from .queries import Criterion, Page, to_filter
+from .transactions import Joined
 
 _SYSTEMS = {
     "Practitioner": ids.PERSON_SYSTEM,
@@ -81,8 +81,9 @@ def _doc(resource: dict[str, t.Any], search: dict[str, t.Any]) -> dict[str, t.An
 
 
 class ReferenceStore:
-    def __init__(self, db: Database[t.Any]) -> None:
-        self._resources: Collection[t.Any] = db["reference_resources"]
+    def __init__(self, db: Joined) -> None:
+        # One write a create or update, acknowledged once in the journal (DURABLE).
+        self._resources: Collection[t.Any] = db.durable("reference_resources")
 
     def ensure_indexes(self) -> None:
         # Databases prepared before identifiers had to be unique hold a plain index of the same name.

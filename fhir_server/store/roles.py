@@ -32,12 +32,12 @@ import uuid
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from ..instants import last_updated
 from ..validation.dates import OPEN_END, OPEN_START
 from .errors import IdentifierTaken, translate_errors
+from .transactions import Joined
 from .queries import Criterion, Page, to_filter
 
 
@@ -62,9 +62,9 @@ def _version_doc(resource: dict[str, t.Any]) -> dict[str, t.Any]:
 
 
 class RoleStore:
-    def __init__(self, db: Database[t.Any]) -> None:
+    def __init__(self, db: Joined) -> None:
         self._roles = db["practitioner_roles"]
-        self._versions = db["practitioner_role_versions"]
+        self._versions = db.durable("practitioner_role_versions")  # written last: its flush keeps the rest
         self._keys = db["role_keys"]
 
     def ensure_indexes(self) -> None:

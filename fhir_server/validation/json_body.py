@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import typing as t
 
 from ..outcome import Issue, Msg, issue
@@ -48,6 +49,8 @@ def parse_json(body: bytes) -> tuple[t.Any, list[Issue]]:
         return None, [issue(Msg.MALFORMED_JSON, detail=f"invalid UTF-8 at byte {e.start}")]
     except json.JSONDecodeError as e:
         return None, [issue(Msg.MALFORMED_JSON, detail=f"{e.msg} at line {e.lineno} column {e.colno}")]
+    except ValueError:  # Python's cap on the digits of an integer (CVE-2020-10735), which JSON lacks
+        return None, [issue(Msg.MALFORMED_JSON, detail=f"an integer has more than {sys.get_int_max_str_digits()} digits")]
     except RecursionError:
         return None, [issue(Msg.TOO_DEEP, limit=MAX_DEPTH)]
 

@@ -22,7 +22,6 @@ ROLES = ("doctor", "nurse", "pharmacist", "admin", "consultant")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Numbers written without a country code are New Zealand ones.
 PHONE_REGION = "NZ"
-_HH_MM = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
 
 
 def _text_of(msg: Msg) -> str:
@@ -57,9 +56,22 @@ def _one_of(choices: t.Sequence[str]) -> validate.OneOf:
     return validate.OneOf(choices, error=_text_of(Msg.FIELD_NOT_ONE_OF))
 
 
-def _time(value: str) -> None:
-    if not _HH_MM.fullmatch(value):
-        raise ValidationError(_text_of(Msg.FIELD_TIME))
+class _Whole(validate.Validator):
+    """The whole string matches a regular expression; ``pattern`` is it as JSON Schema writes it, for
+    the OpenAPI description."""
+
+    def __init__(self, regex: str, error: str) -> None:
+        self._regex = re.compile(regex)
+        self.pattern = f"^{regex}$"
+        self.error = error
+
+    def __call__(self, value: str) -> str:
+        if not self._regex.fullmatch(value):
+            raise ValidationError(self.error)
+        return value
+
+
+_time = _Whole(r"([01][0-9]|2[0-3]):[0-5][0-9]", _text_of(Msg.FIELD_TIME))
 
 
 def _phone(value: str) -> None:

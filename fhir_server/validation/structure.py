@@ -2,8 +2,8 @@
 
 fhir.resources' R4B models parse the resource (R4B's PractitionerRole, Practitioner, Organization
 and Location are element-for-element R4's). The models are lenient where FHIR JSON is not: they turn
-``"true"`` and ``1`` into booleans, ``"5"`` into integers and accept ``null``: :func:`_find_nulls`
-runs before them, and :func:`_check_json_types` walks the raw JSON beside the parsed model after.
+``"true"`` and ``1`` into booleans, ``"5"`` into integers and accept ``null`` and control characters:
+:func:`_check_primitives` runs before them, and :func:`_check_json_types` walks the raw JSON beside the parsed model after.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import datetime as dt
 import decimal
 import functools
 import importlib
+import re
 import typing as t
 
 from pydantic import BaseModel, ValidationError
@@ -26,6 +27,9 @@ _MODULES = {
     "Organization": "organization",
     "Location": "location",
 }
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 
 @functools.cache
@@ -43,7 +47,7 @@ def check_structure(doc: t.Any, resource_type: str) -> list[Issue]:
         return issues
     if doc.get("resourceType") != resource_type:
         return [issue(Msg.WRONG_RESOURCE_TYPE, f"{resource_type}.resourceType", expected=resource_type)]
-    issues = _find_nulls(doc, resource_type)
+    issues = _check_primitives(doc, resource_type)
     if issues:
         return issues
     try:
@@ -53,14 +57,17 @@ def check_structure(doc: t.Any, resource_type: str) -> list[Issue]:
     return _check_json_types(doc, model, resource_type)
 
 
-def _find_nulls(node: t.Any, path: str) -> list[Issue]:
-    """FHIR JSON has no nulls (R4 json.html); the models would accept some silently."""
+def _check_primitives(node: t.Any, path: str) -> list[Issue]:
+    """FHIR JSON has no nulls (R4 json.html), and its strings no control characters but tab, CR and
+    LF (R4 datatypes.html#string); the models would accept both silently."""
     if node is None:
         return [issue(Msg.NULL_VALUE, path)]
+    if isinstance(node, str):
+        return [issue(Msg.CONTROL_CHARACTER, path)] if _CONTROL.search(node) else []
     if isinstance(node, dict):
-        return [i for k, v in node.items() for i in _find_nulls(v, f"{path}.{k}")]
+        return [i for k, v in node.items() for i in _check_primitives(v, f"{path}.{k}")]
     if isinstance(node, list):
-        return [i for n, v in enumerate(node) for i in _find_nulls(v, f"{path}[{n}]")]
+        return [i for n, v in enumerate(node) for i in _check_primitives(v, f"{path}[{n}]")]
     return []
 
 

@@ -279,6 +279,14 @@ def test_an_unpaired_surrogate_escape_is_400(plain: Plain, mongo, body: str) -> 
     assert mongo["practitioner_roles"].count_documents({}) == before
 
 
+def test_an_integer_past_pythons_digit_limit_is_400(plain: Plain, mongo) -> None:
+    before = mongo["practitioner_roles"].count_documents({})
+    response = plain.post(data='{"practitionerId": "99ZZZS", "role": "doctor", "phone": ' + "1" * 5000 + "}")
+    assert response.status_code == 400
+    assert error_of(response)["message"] == text(Msg.MALFORMED_JSON, detail="an integer has more than 4300 digits")
+    assert mongo["practitioner_roles"].count_documents({}) == before
+
+
 @pytest.mark.parametrize("body", ["[]", '"doctor"', "null", "3"])
 def test_a_body_that_is_not_an_object_is_400(plain: Plain, body: str) -> None:
     response = plain.post(data=body)

@@ -76,6 +76,37 @@ def test_null_values_are_400_at_their_paths(api):
     assert set(outcome_messages(response)) == {text(Msg.NULL_VALUE)}
 
 
+@pytest.mark.parametrize("value", ["a\u0000b", "\u0000", "bell\u0007", "esc\u001b[2J", "vt\u000b"])
+def test_control_characters_in_strings_are_400_at_their_paths(api, mongo, value):
+    """FHIR strings may hold no character below U+0020 but tab, CR and LF (found by `make reliability`:
+    a NUL in a role's code text was stored)."""
+    before = stored_counts(mongo)
+    role = fresh_role()
+    role["code"][0]["text"] = value
+    response = api.create(role)
+    assert response.status_code == 400
+    assert outcome_messages(response) == [text(Msg.CONTROL_CHARACTER)]
+    assert outcome_expressions(response) == ["PractitionerRole.code[0].text"]
+    assert stored_counts(mongo) == before
+
+
+def test_tab_and_line_breaks_in_strings_are_accepted(api):
+    role = fresh_role()
+    role["code"][0]["text"] = "Medical\tOncologist\r\n"
+    assert api.create(role).status_code == 201
+
+
+def test_an_integer_past_pythons_digit_limit_is_400_not_500(api, mongo):
+    """Found by `make reliability`: json.loads raises a plain ValueError for integers of more than
+    4,300 digits, which reached the 500 handler."""
+    before = stored_counts(mongo)
+    body = json.dumps(fresh_role())[:-1] + ', "n": ' + "9" * 5000 + "}"
+    response = api.post("/PractitionerRole", data=body)
+    assert response.status_code == 400
+    assert outcome_messages(response) == [text(Msg.MALFORMED_JSON, detail="an integer has more than 4300 digits")]
+    assert stored_counts(mongo) == before
+
+
 @pytest.mark.parametrize("doc, expression", [
     ({"resourceType": "Practitioner"}, "PractitionerRole.resourceType"),
     ({"active": True}, "PractitionerRole.resourceType"),

@@ -1,0 +1,147 @@
+"""``GET /openapi.json``: an OpenAPI 3 description of the server, open to all as ``/metadata`` is, and
+generated as the CapabilityStatement is: the paths from the app's routes, the search parameters from
+the search table, the plain-JSON API's request body from its marshmallow schema. Clients and fuzzers
+(``make reliability``) read it.
+
+FHIR bodies are described as objects of their ``resourceType``: their rules are the profiles'
+(``/StructureDefinition``), which JSON Schema cannot say.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from flask import Blueprint, Response, current_app, jsonify
+from marshmallow import Schema, fields, validate
+
+from ..capabilities import SOFTWARE_VERSION, Route
+from ..service.plain_role import PATH_PREFIX
+from ..service.search import INCLUDES, PARAMETERS
+from ..validation.plain_role import PractitionerRoleRequest
+from .responses import FHIR_JSON, FORMATS, base_url
+
+bp = Blueprint("openapi", __name__)
+
+PUBLIC_PATHS = {"/metadata", "/openapi.json"}
+_IGNORED_METHODS = {"HEAD", "OPTIONS"}
+_PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+# The query parameters of the terminology operations (terminology-service.html), by operation.
+_OPERATION_PARAMETERS = {"$expand": ("url", "filter", "count", "offset"), "$validate-code": ("url", "system", "code", "display")}
+_OBJECT = {"type": "object"}
+
+
+@bp.get("/openapi.json")
+def openapi_view() -> Response:
+    routes = [Route(rule.rule, frozenset(rule.methods or ())) for rule in current_app.url_map.iter_rules()
+              if rule.endpoint != "static"]
+    return jsonify(openapi_document(routes, base_url()))
+
+
+def openapi_document(routes: t.Iterable[Route], server_url: str) -> dict[str, t.Any]:
+    paths: dict[str, dict[str, t.Any]] = {}
+    for route in sorted(routes, key=lambda r: r.rule):
+        path = _PATH_PARAMETER.sub(r"{\1}", route.rule)
+        for method in sorted(route.methods - _IGNORED_METHODS):
+            paths.setdefault(path, {})[method.lower()] = _operation(path, method)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "fhir-server: HPI PractitionerRole over FHIR R4", "version": SOFTWARE_VERSION,
+                 "description": "FHIR R4 (4.0.1) routes answer FHIR JSON, errors as OperationOutcomes; "
+                                f"{PATH_PREFIX} is the plain-JSON API, errors in its envelope."},
+        "servers": [{"url": server_url}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+                "userid": {"type": "apiKey", "in": "header", "name": "userid",
+                           "description": "The person making the request (HPI); not a secret"},
+            },
+            "schemas": {"PlainPractitionerRole": json_schema(PractitionerRoleRequest())},
+        },
+    }
+
+
+def _operation(path: str, method: str) -> dict[str, t.Any]:
+    plain = path.startswith(PATH_PREFIX)
+    op: dict[str, t.Any] = {
+        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path).rstrip('_')}",
+        "parameters": _parameters(path, method),
+        "responses": {"200" if method != "POST" or "$" in path or path == "/" else "201": {"description": "Success"},
+                      "default": {"description": "An error: the plain-JSON envelope" if plain else "An error: an OperationOutcome",
+                                  "content": {"application/json" if plain else FHIR_JSON: {"schema": _OBJECT}}}},
+    }
+    if path not in PUBLIC_PATHS:
+        op["security"] = [{"apiKey": []}] if plain else [{"apiKey": [], "userid": []}]
+    if method in ("POST", "PUT"):
+        schema = {"$ref": "#/components/schemas/PlainPractitionerRole"} if plain else _resource_schema(path)
+        op["requestBody"] = {"required": True, "content": {"application/json" if plain else FHIR_JSON: {"schema": schema}}}
+    return op
+
+
+def _parameters(path: str, method: str) -> list[dict[str, t.Any]]:
+    found = [_param(name, "path", required=True) for name in re.findall(r"{([^}]+)}", path)]
+    rtype, *rest = path.strip("/").split("/")
+    if method == "GET" and not rest and rtype in PARAMETERS:
+        found += [_param(p.name, "query", p.documentation) for p in PARAMETERS[rtype]]
+        found += _PAGING
+        if INCLUDES.get(rtype):
+            found.append(_param("_include", "query", "", {"enum": sorted(INCLUDES[rtype])}))
+    elif method == "GET" and rest and rest[-1] == "_history":
+        found += _PAGING
+    elif rest and rest[-1] in _OPERATION_PARAMETERS:
+        found += [_param(name, "query") for name in _OPERATION_PARAMETERS[rest[-1]]]
+    if not path.startswith(PATH_PREFIX) and path not in PUBLIC_PATHS:
+        found += _FORMAT
+        if method == "PUT":
+            found.append(_param("If-Match", "header", "The version updated, e.g. W/\"1\"; required (428 without)"))
+        if method == "POST" and rtype in PARAMETERS and not rest:
+            found.append(_param("If-None-Exist", "header", "identifier=[system|]value: a conditional create"))
+        if method in ("POST", "PUT"):
+            found.append(_param("Prefer", "header", "return=representation|minimal|OperationOutcome"))
+    return found
+
+
+def _param(name: str, where: str, description: str = "", schema: dict[str, t.Any] | None = None,
+           required: bool = False) -> dict[str, t.Any]:
+    return {"name": name, "in": where, "required": required, "schema": schema or {"type": "string"},
+            **({"description": description} if description else {})}
+
+
+_COUNT = {"type": "integer", "minimum": 0}
+_PAGING = [_param("_count", "query", "Results a page (default 10, at most 50)", _COUNT),
+           _param("_offset", "query", "Results skipped", _COUNT)]
+_FORMAT = [_param("_format", "query", "The response's format: JSON only", {"enum": sorted(FORMATS)}),
+           _param("_pretty", "query", "true: indented", {"enum": ["true", "false"]})]
+
+
+def _resource_schema(path: str) -> dict[str, t.Any]:
+    rtype = path.strip("/").split("/")[0]
+    if path == "/":
+        return {"type": "object", "required": ["resourceType", "type"],
+                "properties": {"resourceType": {"enum": ["Bundle"]}, "type": {"enum": ["batch", "transaction"]},
+                               "entry": {"type": "array", "items": _OBJECT}}}
+    types = ["Parameters", rtype] if path.endswith("$validate") else [rtype]
+    return {"type": "object", "required": ["resourceType"], "properties": {"resourceType": {"enum": types}}}
+
+
+def json_schema(schema: Schema) -> dict[str, t.Any]:
+    """A marshmallow schema's fields as JSON Schema: types, required, null, lengths, choices, patterns."""
+    properties = {name: _field_schema(field) for name, field in schema.fields.items()}
+    required = [name for name, field in schema.fields.items() if field.required]
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _field_schema(field: fields.Field) -> dict[str, t.Any]:
+    if isinstance(field, fields.List):
+        out: dict[str, t.Any] = {"type": "array", "items": _field_schema(field.inner)}
+    else:
+        out = {"type": "string", "minLength": 1}
+        for check in field.validators:
+            if isinstance(check, validate.Length) and check.max is not None:
+                out["maxLength"] = check.max
+            elif isinstance(check, validate.OneOf):
+                out["enum"] = list(check.choices)
+            elif getattr(check, "pattern", None):
+                out["pattern"] = check.pattern
+    return {**out, "nullable": True} if field.allow_none else out

@@ -1,0 +1,82 @@
+"""HTTP calls that never hang and never raise: every call ends as an :class:`Answer` within its
+timeout, a status or the kind of failure (connection error, timeout)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import typing as t
+from dataclasses import dataclass
+
+import requests
+
+FHIR_JSON = "application/fhir+json"
+USERID = "99ZZZS"
+TIMEOUT = 10.0  # seconds: longer than any answer should take, DB_TIMEOUT_MS included
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int | None  # None: no HTTP answer at all
+    failure: str | None = None  # "connection" or "timeout" when status is None
+    body: bytes = b""
+    content_type: str = ""
+
+    def json(self) -> t.Any:
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+    def messages(self) -> list[str]:
+        """The diagnostics of an OperationOutcome, the message of an error envelope."""
+        doc = self.json()
+        if not isinstance(doc, dict):
+            return []
+        if isinstance(doc.get("error"), dict):
+            return [str(doc["error"].get("message"))]
+        return [str(i.get("diagnostics")) for i in doc.get("issue", []) if isinstance(i, dict)]
+
+    @property
+    def is_5xx(self) -> bool:
+        return self.status is not None and self.status >= 500
+
+    def describe(self) -> str:
+        return str(self.status) if self.status is not None else str(self.failure)
+
+
+class Client:
+    """Calls one server with its key; FHIR calls also carry ``userid``. Safe to share between threads."""
+
+    def __init__(self, base_url: str, api_key: str, timeout: float = TIMEOUT) -> None:
+        self.base_url = base_url
+        self.api_key = api_key
+        self.timeout = timeout
+        self._local = threading.local()
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return t.cast(requests.Session, self._local.session)
+
+    def send(self, method: str, path: str, body: bytes | None = None, *, plain: bool = False,
+             headers: t.Mapping[str, str | None] | None = None) -> Answer:
+        """A header given as None is not sent."""
+        sent = {"x-api-key": self.api_key, "Content-Type": "application/json" if plain else FHIR_JSON,
+                **({} if plain else {"userid": USERID}), **(headers or {})}
+        try:
+            r = self._session().request(method, self.base_url + path, data=body, headers=sent, timeout=self.timeout)
+        except requests.Timeout:
+            return Answer(None, "timeout")
+        except requests.ConnectionError:
+            return Answer(None, "connection")
+        return Answer(r.status_code, None, r.content, r.headers.get("Content-Type", ""))
+
+    def create(self, role: dict[str, t.Any]) -> Answer:
+        return self.send("POST", "/PractitionerRole", json.dumps(role).encode())
+
+    def create_raw(self, body: bytes) -> Answer:
+        return self.send("POST", "/PractitionerRole", body)
+
+    def create_plain(self, fields: dict[str, t.Any]) -> Answer:
+        return self.send("POST", "/v1/practitioner-roles", json.dumps(fields).encode(), plain=True)

@@ -57,6 +57,18 @@ def _condition(c: Criterion, prefix: str) -> dict[str, t.Any]:
 
 
 def to_filter(criteria: t.Iterable[Criterion], prefix: str = "") -> dict[str, t.Any]:
-    """All ``criteria`` must hold (repeated parameters AND, comma-separated values OR)."""
-    conditions = [cond for cond in (_condition(c, prefix) for c in criteria) if cond]
-    return {"$and": conditions} if conditions else {}
+    """All ``criteria`` must hold (repeated parameters AND, comma-separated values OR).
+
+    Written as one flat document where it can be: SecantusDB reads a filter through an index only
+    when it has no top-level operator (with ``$and`` it scans the collection, and a hint makes that
+    worse). What cannot be flat (``$or``, a second condition on one field) joins under ``$and``.
+    """
+    flat: dict[str, t.Any] = {}
+    rest: list[dict[str, t.Any]] = []
+    for condition in (_condition(c, prefix) for c in criteria):
+        for name, value in condition.items():
+            if name.startswith("$") or name in flat:
+                rest.append({name: value})
+            else:
+                flat[name] = value
+    return {**flat, "$and": rest} if rest else flat

@@ -139,11 +139,8 @@ class RoleStore:
     @translate_errors
     def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
         query = to_filter(criteria, "search.")
-        # Named, because a planner may not pick an index for a query with more fields than it has
-        # (SecantusDB does not); every search names a practitioner.
-        hint = _PRACTITIONER_INDEX if any(c.field == "practitioner" for c in criteria) else None
-        total = self._roles.count_documents(query, hint=hint) if hint else self._roles.count_documents(query)
-        found = self._roles.find(query, {"resource": 1}, hint=hint).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
+        total = self._roles.count_documents(query)
+        found = self._roles.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
         return Page(total, [d["resource"] for d in found])
 
     # --- versions ----------------------------------------------------------------------------------

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psutil
 
+from .. import processes
+
 #: The processes of a group, read again at each end (a worker may have been replaced meanwhile).
 Finder = t.Callable[[], list[psutil.Process]]
 
@@ -28,35 +30,18 @@ class Usage:
 
 
 def gunicorn_workers(root_pid: int) -> Finder:
-    """The workers under ``root_pid`` (a gunicorn master, or a process that started one): the
-    processes whose parent is a gunicorn."""
-
-    def find() -> list[psutil.Process]:
-        workers = []
-        for p in psutil.Process(root_pid).children(recursive=True):
-            try:
-                if "gunicorn" in " ".join(p.parent().cmdline()):
-                    workers.append(p)
-            except (psutil.NoSuchProcess, AttributeError):  # gone, or its parent is (parent() is None)
-                continue
-        return workers
-
-    return find
+    """The workers under ``root_pid`` (a gunicorn master, or ``serve``, which starts one)."""
+    return lambda: processes.gunicorn_workers(root_pid)
 
 
 def process_tree(root_pid: int) -> Finder:
     """A process and all its descendants (the database and any helper it starts)."""
-
-    def find() -> list[psutil.Process]:
-        root = psutil.Process(root_pid)
-        return [root, *root.children(recursive=True)]
-
-    return find
+    return lambda: [psutil.Process(root_pid), *processes.descendants(root_pid)]
 
 
 def _cpu(p: psutil.Process) -> float:
     times = p.cpu_times()
-    return times.user + times.system
+    return float(times.user + times.system)
 
 
 def _reset_peak(pid: int) -> bool:

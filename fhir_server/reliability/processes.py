@@ -16,9 +16,7 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
-from ..config import PROJECT_DIR
+from .. import processes
 from ..embedded_db import EmbeddedDatabase, free_port
 
 #: A request waits this long for the database before its 503: the server's default. Shorter
@@ -53,22 +51,6 @@ class Database:
         self._db.stop()
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid``, read from /proc (Linux)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # exited while we looked
-        # "pid (comm) state ppid ...": comm may hold spaces and parentheses, so split after the last ")".
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
 @dataclass
 class Server:
     """A running ``fhir-server serve`` on an external database."""
@@ -81,58 +63,25 @@ class Server:
     def api_key(self) -> str:
         return (self.data_dir / "dev-api-key").read_text().strip()
 
-    def master_pid(self) -> int | None:
-        """The gunicorn master: the launcher's child."""
-        children = _children(self.launcher.pid)
-        return children[0] if children else None
-
     def worker_pids(self) -> list[int]:
-        master = self.master_pid()
-        return sorted(_children(master)) if master else []
+        return sorted(p.pid for p in processes.gunicorn_workers(self.launcher.pid))
 
     def stop(self) -> None:
-        """Ctrl-C's way first (the launcher stops gunicorn gracefully), SIGKILL to what is left."""
-        master = self.master_pid()
-        if self.launcher.poll() is None:
-            self.launcher.send_signal(signal.SIGINT)
-            try:
-                self.launcher.wait(30)
-            except subprocess.TimeoutExpired:
-                self.launcher.kill()
-                self.launcher.wait()
-        if master is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(master, signal.SIGKILL)  # gunicorn runs in a session of its own
+        processes.stop(self.launcher)
 
 
 def start_server(data_dir: Path, uri: str, workers: int) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DATABASE": DATABASE, "DATA_DIR": str(data_dir),
-           "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": str(workers), "RATE_LIMIT": RATE_LIMIT,
-           "DB_TIMEOUT_MS": str(DB_TIMEOUT_MS)}
-    log = open(data_dir / "server.log", "ab")
-    launcher = subprocess.Popen([sys.executable, "-m", "fhir_server", "serve"], env=env, cwd=PROJECT_DIR,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    server = Server(launcher, f"http://127.0.0.1:{port}", data_dir)
-    deadline = time.monotonic() + 90
-    while not _answers(server.base_url):
-        if launcher.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError(f"the server did not start; see {data_dir / 'server.log'}")
-        time.sleep(0.2)
+    env = processes.env_for(MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, DATA_DIR=str(data_dir), PORT=str(port),
+                            HOST="127.0.0.1", WEB_CONCURRENCY=str(workers), RATE_LIMIT=RATE_LIMIT, DB_TIMEOUT_MS=str(DB_TIMEOUT_MS))
+    base_url = f"http://127.0.0.1:{port}"
+    server = Server(processes.start(processes.SERVE, env, data_dir / "server.log", base_url + "/metadata"), base_url, data_dir)
     # Serving /metadata needs one worker; wait for all, so that a worker kill has a known set to hit.
+    deadline = time.monotonic() + processes.START_SECONDS
     while len(server.worker_pids()) < workers and time.monotonic() < deadline:
         time.sleep(0.1)
     return server
-
-
-def _answers(base_url: str) -> bool:
-    try:
-        return requests.get(base_url + "/metadata", timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 @dataclass

@@ -28,6 +28,11 @@ class Concept:
     code: str
     display: str | None
 
+    def coding(self) -> dict[str, str]:
+        """As a FHIR Coding."""
+        return {k: v for k, v in (("system", self.system), ("version", self.version), ("code", self.code),
+                                  ("display", self.display)) if v is not None}
+
 
 @dataclass(frozen=True)
 class ValueSet:

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from ..config import PROJECT_DIR, Settings
+from ..definitions import load_definitions
+from ..terminology import ROLE_CODES
 from .load import Connection, Request
 
 EXAMPLES = PROJECT_DIR / "examples"
@@ -25,7 +27,6 @@ ROLE_EXAMPLE = EXAMPLES / "create" / "ig-create-example.json"
 #: The organisation and facility the example names, created as the examples' README says.
 EXAMPLE_REFERENCES = {"Organization": EXAMPLES / "reference-data" / "Organization-GEX001-D.json",
                       "Location": EXAMPLES / "reference-data" / "Location-FEX001-H.json"}
-ROLE_CODES = "CodeSystem-ANZCO-occupations-2013-1.2.json"
 PERSON = "https://standards.digital.health.nz/ns/hpi-person-id"
 INCLUDE = "PractitionerRole:practitioner"
 
@@ -57,9 +58,8 @@ class Scenario:
 
 @functools.cache
 def role_codes() -> list[dict[str, t.Any]]:
-    system = json.loads((Settings().profiles_dir / ROLE_CODES).read_text(encoding="utf-8"))
-    return [{"coding": [{"system": system["url"], "version": system["version"], "code": c["code"], "display": c["display"]}],
-             "text": c["display"]} for c in system["concept"]]
+    concepts = load_definitions(Settings().profiles_dir).value_sets[ROLE_CODES].concepts
+    return [{"coding": [c.coding()], "text": c.display} for c in concepts]
 
 
 def practitioner_ids(count: int) -> list[str]:

@@ -11,21 +11,21 @@ import json
 import threading
 import typing as t
 
-from ..config import PROJECT_DIR
+from ..config import PROJECT_DIR, Settings
+from ..definitions import load_definitions
+from ..terminology import ROLE_CODES
 
 CREATE_EXAMPLE: dict[str, t.Any] = json.loads((PROJECT_DIR / "tests" / "data" / "create-example.json").read_text())
 EXAMPLES = PROJECT_DIR / "examples"
 PLAIN_EXAMPLE: dict[str, t.Any] = {**json.loads((EXAMPLES / "plain-json" / "create-full.json").read_text()),
                                    "practitionerId": "99ZZZS"}
-_ROLE_CODES = PROJECT_DIR / "profiles" / "CodeSystem-ANZCO-occupations-2013-1.2.json"
 _FIRST_DAY = dt.date(1950, 1, 1)
 # An ended period needs a status reason; "other" still holds the period, as a duplicate must see it.
 _STATUS_REASON = json.loads((EXAMPLES / "create" / "ended-with-status-reason.json").read_text())["extension"]
 
 
 def _codings() -> list[dict[str, t.Any]]:
-    cs = json.loads(_ROLE_CODES.read_text())
-    return [{"system": cs["url"], "version": "1.2", "code": c["code"], "display": c["display"]} for c in cs["concept"]]
+    return [c.coding() for c in load_definitions(Settings().profiles_dir).value_sets[ROLE_CODES].concepts]
 
 
 class Roles:

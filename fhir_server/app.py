@@ -25,7 +25,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms)
     app.extensions.update(
         settings=settings,
-        context=Context(store, load_definitions(settings.profiles_dir)),
+        context=Context(store, load_definitions(settings.profiles_dir), limits=settings.limits),
         api_key_cache=KeyCache(store.api_keys, settings.api_key_cache_seconds),
         started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )

@@ -73,7 +73,7 @@ def _context(settings: Settings) -> t.Iterator[Context]:
         uri = db.uri
     store = Store(uri, settings.database, settings.db_timeout_ms)
     try:
-        yield Context(store, _definitions(settings))
+        yield Context(store, _definitions(settings), limits=settings.limits)
     finally:
         store.close()
         if db:
@@ -120,7 +120,7 @@ def serve() -> None:
         uri = db.uri
         (settings.data_dir / URI_FILE).write_text(uri)
     try:
-        ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions)
+        ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions, limits=settings.limits)
         if prepare_database(ctx):
             click.echo("Loaded the reference data.")
         _ensure_dev_key(ctx, settings.data_dir)

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .validation.json_body import Limits
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -28,6 +30,10 @@ class Settings:
     max_body_bytes: int = field(default_factory=lambda: _env_int("MAX_BODY_BYTES", 1024 * 1024))
     #: Entries one batch or transaction Bundle may hold; more get 413.
     max_bundle_entries: int = field(default_factory=lambda: _env_int("MAX_BUNDLE_ENTRIES", 100))
+    #: Items any one JSON array of a FHIR resource may hold (telecom, identifier, extension …); more get 400.
+    max_array_items: int = field(default_factory=lambda: _env_int("MAX_ARRAY_ITEMS", 100))
+    #: Characters any one string of a FHIR resource may hold (but Narrative div and Attachment data); more get 400.
+    max_string_length: int = field(default_factory=lambda: _env_int("MAX_STRING_LENGTH", 10_000))
     #: How long a worker trusts an API key it has checked (seconds); a revoked key dies within this.
     api_key_cache_seconds: int = field(default_factory=lambda: _env_int("API_KEY_CACHE_SECONDS", 10))
     #: Requests an API key may make, unless it has a limit of its own (``fhir-server api-key limit``):
@@ -36,3 +42,7 @@ class Settings:
     rate_limit: str = field(default_factory=lambda: os.environ.get("RATE_LIMIT", "500/hour"))
     #: How long a request waits for an unreachable database before answering 503 (milliseconds).
     db_timeout_ms: int = field(default_factory=lambda: _env_int("DB_TIMEOUT_MS", 2000))
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.max_array_items, self.max_string_length)

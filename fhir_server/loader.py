@@ -20,6 +20,7 @@ import typing as t
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import exact_json
 from .outcome import Issue, Msg, RequestRejected, issue
 from .service import Context
 from .service.reference_data import KINDS, create_reference, official_id, read_reference, update_reference
@@ -118,7 +119,7 @@ def read_file(path: Path) -> list[Item]:
 
 def _decode(text: str) -> tuple[t.Any, Issue | None]:
     try:
-        return json.loads(text), None
+        return exact_json.loads(text), None
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}" if "\n" in text.strip() else f"column {e.colno}"
         return None, issue(Msg.LOAD_NOT_JSON, detail=f"{e.msg} at {where}")
@@ -179,4 +180,4 @@ def _current_version(rtype: str, rid: str, ctx: Context) -> str | None:
 
 
 def _body(doc: dict[str, t.Any]) -> bytes:
-    return json.dumps(doc).encode()
+    return exact_json.dumps(doc).encode()

@@ -48,6 +48,16 @@ class Msg(enum.Enum):
     MALFORMED_JSON = Entry(400, "structure", "Request body is not valid JSON: {detail}")
     NOT_AN_OBJECT = Entry(400, "structure", "Request body must be a JSON object")
     TOO_DEEP = Entry(400, "structure", "Request body is nested more than {limit} levels deep")
+    # Sizes and numbers (validation/json_body.py, exact_json.py): limits of this server, not FHIR rules.
+    TOO_MANY_ITEMS = Entry(400, "too-costly", "{element} has {count} items; this server takes at most {limit} in one array",
+                           note="MAX_ARRAY_ITEMS; a profile may allow fewer (TOO_MANY, 422)")
+    STRING_TOO_LONG = Entry(400, "too-costly", "{element} is {length} characters long; this server takes at most {limit}",
+                            note="MAX_STRING_LENGTH; FHIR R4 allows strings of up to 1 MB")
+    NUMBER_NOT_STORABLE = Entry(400, "value", "The number {number} cannot be kept exactly: this server holds at most 34 "
+                                "significant digits and an exponent of the last digit from -6176 to 6111", note="BSON Decimal128")
+    NUMBER_SPELLING = Entry(400, "value", "The number {number} would be returned as {spelling}: write decimals without an "
+                            "exponent (0.0015), or with one only for a whole number with significant trailing zeros (1.50E+3)",
+                            note="one spelling per value and precision, so that what is sent is what is served")
     UNSAFE_KEY = Entry(400, "structure", "Property name {key!r} is not allowed: names must not start with '$' or contain '.' or NUL")
     UNSUPPORTED_MEDIA_TYPE = Entry(415, "not-supported", "Content-Type must be application/fhir+json or application/json")
     TOO_LARGE = Entry(413, "too-costly", "The request body was too big for the server to accept", note="IG status-table text")
@@ -102,6 +112,7 @@ class Msg(enum.Enum):
     FIELD_EMPTY = Entry(422, "value", "Must not be empty.")
     FIELD_CONTROL = Entry(422, "value", "Must not contain control characters.")
     FIELD_TOO_LONG = Entry(422, "value", "Longer than maximum length {max}.")
+    FIELD_TOO_MANY = Entry(422, "value", "Must have at most {max} items.")
     FIELD_NOT_ONE_OF = Entry(422, "code-invalid", "Must be one of: {choices}.")
     FIELD_TIME = Entry(422, "value", "Not a valid 24-hour time HH:mm (such as 08:00).")
     FIELD_START_AFTER_END = Entry(422, "invariant", "Must be before availableEndTime.")

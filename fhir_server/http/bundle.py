@@ -10,7 +10,6 @@ answer the whole request.
 
 from __future__ import annotations
 
-import json
 import typing as t
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -18,6 +17,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, g, request
 
+from .. import exact_json
 from ..outcome import Issue, Msg, issue, operation_outcome
 from ..service.bundle import Request, conditional_references, read_bundle, transaction_order, with_references
 from .bundles import bundle
@@ -130,7 +130,7 @@ def _dispatch(entry: Request, data: bytes | None) -> Outcome:
     g.request_id = outer_id
     raw = response.get_data()
     kept = {k: v for k, v in response.headers.items() if k in ("Location", "ETag", "Last-Modified")}
-    return Outcome(response.status_code, kept, json.loads(raw) if raw else None)
+    return Outcome(response.status_code, kept, exact_json.loads(raw.decode()) if raw else None)
 
 
 def _response_bundle(kind: str, outcomes: list[Outcome]) -> dict[str, t.Any]:

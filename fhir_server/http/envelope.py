@@ -11,11 +11,11 @@ the seconds until it resets (null where the request was not counted, e.g. withou
 from __future__ import annotations
 
 import datetime as dt
-import json
 import typing as t
 
 from flask import Response, g, request
 
+from ..exact_json import dumps
 from ..instants import format_instant
 from ..outcome import Issue
 from ..service.plain_role import PATH_PREFIX
@@ -58,5 +58,5 @@ def error_response(issues: t.Sequence[Issue], status: int, headers: t.Mapping[st
 
 
 def _json(body: dict[str, t.Any], status: int, headers: t.Mapping[str, str] | None) -> Response:
-    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    text = dumps(body, ensure_ascii=False, separators=(",", ":"))
     return Response(text, status=status, headers=dict(headers or {}), content_type="application/json; charset=utf-8")

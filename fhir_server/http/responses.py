@@ -7,12 +7,12 @@ response is ``application/fhir+json`` unless the client asked for ``application/
 
 from __future__ import annotations
 
-import json
 import typing as t
 
 from flask import Response, current_app, g, request
 from werkzeug.http import http_date
 
+from ..exact_json import dumps
 from ..instants import last_updated
 from ..outcome import Msg, RequestRejected, issue, operation_outcome
 
@@ -38,8 +38,9 @@ def negotiate() -> None:
 
 def fhir_response(body: dict[str, t.Any] | None, status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
     pretty = request.args.get("_pretty") == "true"
-    text = "" if body is None else json.dumps(body, ensure_ascii=False, indent=2 if pretty else None,
-                                                   separators=(", ", ": ") if pretty else (",", ":"))
+    # Decimals are written with the digits they were sent with (exact_json).
+    text = "" if body is None else dumps(body, ensure_ascii=False, indent=2 if pretty else None,
+                                              separators=(", ", ": ") if pretty else (",", ":"))
     media_type = g.get("media_type") or FHIR_JSON
     return Response(text, status=status, headers=dict(headers or {}), content_type=f"{media_type}; charset=utf-8")
 

@@ -6,10 +6,10 @@ Pure: the HTTP layer runs each request through the server's own routes.
 
 from __future__ import annotations
 
-import json
 import typing as t
 from dataclasses import dataclass, field
 
+from .. import exact_json
 from ..outcome import Issue, Msg, RequestRejected, issue
 from .practitioner_role import parse
 
@@ -108,10 +108,10 @@ def conditional_references(resource: dict[str, t.Any] | None) -> list[str]:
 
 def with_references(resource: dict[str, t.Any] | None, resolved: t.Mapping[str, str]) -> bytes:
     """The resource as a request body, its references to other entries or conditions replaced by ``Type/id``."""
-    text = json.dumps(resource)
+    text = exact_json.dumps(resource)
     if not resolved:
         return text.encode()
-    copy = json.loads(text)
+    copy = exact_json.loads(text)
     for ref in _references(copy):
         ref["reference"] = resolved.get(ref["reference"], ref["reference"])
-    return json.dumps(copy).encode()
+    return exact_json.dumps(copy).encode()

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from ..store import Store
 from ..definitions import Definitions
+from ..validation.json_body import Limits
 
 # HPI dates are New Zealand dates: a role ending "2025-03-01" is current until that day ends there.
 NZ = ZoneInfo("Pacific/Auckland")
@@ -23,6 +24,7 @@ class Context:
     store: Store
     definitions: Definitions
     clock: t.Callable[[], dt.datetime] = field(default=_utc_now)
+    limits: Limits = field(default_factory=Limits)
 
     def now(self) -> dt.datetime:
         return self.clock()

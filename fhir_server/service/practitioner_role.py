@@ -20,6 +20,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
+from .. import exact_json
 from .. import identifiers as ids
 from ..definitions import DEFAULT_PROFILES
 from ..instants import format_instant
@@ -95,7 +96,7 @@ def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | Non
     :raises RequestRejected: with every problem of the first stage that found any.
     """
     doc = parse(body)
-    _check_structure(doc)
+    _check_structure(doc, ctx)
     token = condition_identifier(if_none_exist, doc) if if_none_exist is not None else None
     existing = _existing(token, ctx)
     if existing is not None:
@@ -147,7 +148,7 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     :raises RequestRejected: 428 without If-Match, 404, 409 on a stale version, else 400/422.
     """
     doc = parse(body)
-    _check_structure(doc)
+    _check_structure(doc, ctx)
     expected = parse_if_match(if_match)
     if doc.get("id") != role_id:
         raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
@@ -204,9 +205,9 @@ def _unchanged_elements(doc: dict[str, t.Any], stored: dict[str, t.Any], ctx: Co
         issues.append(issue(Msg.NOT_UPDATABLE, f"{ROLE}.identifier"))
     changed = _changed_references(doc, stored, ctx)
     names = (set(doc) | set(stored)) - UPDATABLE - {"identifier", "extension", "resourceType", "id", *_REFERENCES}
-    changed += [n for n in sorted(names) if _comparable(n, doc.get(n)) != _comparable(n, stored.get(n))]
+    changed += [n for n in sorted(names) if not exact_json.same(_comparable(n, doc.get(n)), _comparable(n, stored.get(n)))]
     fixed_extensions = [[e for e in r.get("extension", []) if e.get("url") not in UPDATABLE_EXTENSIONS] for r in (doc, stored)]
-    if fixed_extensions[0] != fixed_extensions[1]:
+    if not exact_json.same(*fixed_extensions):  # 1.50 is not 1.5
         changed.append("extension")
     return issues + [issue(Msg.NOT_UPDATABLE, f"{ROLE}.{name}") for name in changed]
 
@@ -236,7 +237,7 @@ def _changed_references(doc: dict[str, t.Any], stored: dict[str, t.Any], ctx: Co
 def _same_content(new: dict[str, t.Any], current: dict[str, t.Any]) -> bool:
     def content(r: dict[str, t.Any]) -> dict[str, t.Any]:
         return {k: v for k, v in r.items() if k not in ("meta", "active")}
-    return content(new) == content(current)
+    return exact_json.same(content(new), content(current))
 
 
 def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], ctx: Context) -> str | None:
@@ -268,7 +269,7 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
     if mode not in ("create", "update") or (mode == "update") != (role_id is not None):
         raise RequestRejected(issue(Msg.VALIDATE_MODE_INVALID, mode=mode))
     try:
-        _check_structure(doc)
+        _check_structure(doc, ctx)
         if role_id is None:
             resource = point_at_live_records(doc, _check_content(doc, ctx))
             taken = ctx.store.roles.identifier_holder(identifier_keys(doc), None)
@@ -366,8 +367,8 @@ def parse(body: bytes) -> t.Any:
     return doc
 
 
-def _check_structure(doc: t.Any) -> None:
-    issues = check_structure(doc, ROLE)
+def _check_structure(doc: t.Any, ctx: Context) -> None:
+    issues = check_structure(doc, ROLE, ctx.limits)
     if issues:
         raise RequestRejected(issues)
 

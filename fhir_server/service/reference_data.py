@@ -14,6 +14,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
+from .. import exact_json
 from .. import identifiers as ids
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
@@ -97,7 +98,7 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
 
     :raises RequestRejected: with every problem of the first stage that found any.
     """
-    doc = _parse(rtype, body)
+    doc = _parse(rtype, body, ctx)
     # Any identifier may be the condition: the record's own HPI id is unique whatever it names.
     token = condition_identifier(if_none_exist) if if_none_exist is not None else None
     existing = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
@@ -122,7 +123,7 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
 
     :raises RequestRejected: 428 without If-Match, 404, 409 on a stale version, else 400/422.
     """
-    doc = _parse(rtype, body)
+    doc = _parse(rtype, body, ctx)
     expected = parse_if_match(if_match)
     if doc.get("id") != rid:
         raise RequestRejected(issue(Msg.ID_MISMATCH, f"{rtype}.id", url_id=rid))
@@ -133,7 +134,7 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
     if stored.vid != expected:
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{rtype}.meta.versionId"))
     official = _check_identifiers(rtype, doc, stored)
-    if _content(doc) == _content(stored.resource):
+    if exact_json.same(_content(doc), _content(stored.resource)):  # 1.50 is not 1.5
         return Written(stored.resource, False)
     resource = _complete(doc, official, stored.vid + 1, ctx)
     try:
@@ -147,9 +148,9 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
 
 # --- steps -----------------------------------------------------------------------------------------
 
-def _parse(rtype: str, body: bytes) -> dict[str, t.Any]:
+def _parse(rtype: str, body: bytes, ctx: Context) -> dict[str, t.Any]:
     doc = parse(body)
-    issues = check_structure(doc, rtype)
+    issues = check_structure(doc, rtype, ctx.limits)
     if issues:
         raise RequestRejected(issues)
     return t.cast(dict[str, t.Any], doc)

@@ -22,6 +22,11 @@ ROLES = ("doctor", "nurse", "pharmacist", "admin", "consultant")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # Numbers written without a country code are New Zealand ones.
 PHONE_REGION = "NZ"
+#: The most specialties one role lists, and the longest one (as organizationName and locationName).
+MAX_SPECIALTIES = 20
+MAX_SPECIALTY_LENGTH = 200
+#: A day may be named once: seven at most.
+MAX_DAYS = len(DAYS)
 
 
 def _text_of(msg: Msg) -> str:
@@ -50,6 +55,22 @@ def _text(value: str) -> None:
         raise ValidationError(_text_of(Msg.FIELD_EMPTY))
     if any(ord(c) < 32 and c not in "\t\r\n" for c in value):
         raise ValidationError(_text_of(Msg.FIELD_CONTROL))
+
+
+class _List(fields.List):
+    """A list of at most ``max_items``, or null ("not given"). Its length is checked before its items,
+    so that a long list costs one message, not one per item; the Length validator says the same to
+    the OpenAPI description."""
+
+    def __init__(self, item: fields.String, max_items: int) -> None:
+        self.max_items = max_items
+        super().__init__(item, allow_none=True, validate=validate.Length(max=max_items, error=_text_of(Msg.FIELD_TOO_MANY)),
+                         error_messages=_LIST_MESSAGES)
+
+    def _deserialize(self, value: t.Any, attr: str | None, data: t.Any, **kwargs: t.Any) -> list[t.Any]:
+        if isinstance(value, list) and len(value) > self.max_items:
+            raise ValidationError(_text_of(Msg.FIELD_TOO_MANY).format(max=self.max_items))
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def _one_of(choices: t.Sequence[str]) -> validate.OneOf:
@@ -101,11 +122,11 @@ class PractitionerRoleRequest(Schema):
     practitionerId = _string(required=True, max_length=64)
     role = _string(required=True, max_length=100, also=[_one_of(ROLES)])
     organizationName = _string(max_length=200)
-    specialty = fields.List(_string(nullable=False), allow_none=True, error_messages=_LIST_MESSAGES)
+    specialty = _List(_string(nullable=False, max_length=MAX_SPECIALTY_LENGTH), MAX_SPECIALTIES)
     locationName = _string(max_length=200)
     phone = _string(also=[_phone])
     email = _string(also=[_email])
-    availableDays = fields.List(_string(nullable=False, also=[_one_of(DAYS)]), allow_none=True, error_messages=_LIST_MESSAGES)
+    availableDays = _List(_string(nullable=False, also=[_one_of(DAYS)]), MAX_DAYS)
     availableStartTime = _string(also=[_time])
     availableEndTime = _string(also=[_time])
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..outcome import Issue, Msg, issue
 from .fhirpath import from_loc
-from .json_body import check_keys
+from .json_body import Limits, check_keys
 
 _MODULES = {
     "PractitionerRole": "practitionerrole",
@@ -38,11 +38,12 @@ def _model(resource_type: str) -> type[BaseModel]:
     return t.cast(type[BaseModel], getattr(module, resource_type))
 
 
-def check_structure(doc: t.Any, resource_type: str) -> list[Issue]:
-    """Every structural problem of ``doc`` as a ``resource_type``, each with its FHIRPath."""
+def check_structure(doc: t.Any, resource_type: str, limits: Limits = Limits()) -> list[Issue]:
+    """Every structural problem of ``doc`` as a ``resource_type``, each with its FHIRPath; arrays and
+    strings past ``limits`` are structural here (400), as nesting is: a server limit, not a FHIR rule."""
     if not isinstance(doc, dict):
         return [issue(Msg.NOT_AN_OBJECT)]
-    issues = check_keys(doc, resource_type)
+    issues = check_keys(doc, resource_type, limits)
     if issues:
         return issues
     if doc.get("resourceType") != resource_type:

@@ -279,11 +279,11 @@ def test_an_unpaired_surrogate_escape_is_400(plain: Plain, mongo, body: str) -> 
     assert mongo["practitioner_roles"].count_documents({}) == before
 
 
-def test_an_integer_past_pythons_digit_limit_is_400(plain: Plain, mongo) -> None:
+def test_an_integer_past_pythons_digit_limit_is_read_and_refused_as_not_a_string(plain: Plain, mongo) -> None:
     before = mongo["practitioner_roles"].count_documents({})
     response = plain.post(data='{"practitionerId": "99ZZZS", "role": "doctor", "phone": ' + "1" * 5000 + "}")
-    assert response.status_code == 400
-    assert error_of(response)["message"] == text(Msg.MALFORMED_JSON, detail="an integer has more than 4300 digits")
+    assert response.status_code == 422
+    assert error_of(response)["fields"] == {"phone": [text(Msg.FIELD_NOT_STRING)]}
     assert mongo["practitioner_roles"].count_documents({}) == before
 
 

@@ -17,6 +17,7 @@ import typing as t
 
 from pydantic import BaseModel, ValidationError
 
+from ..exact_json import number_text
 from ..outcome import Issue, Msg, issue
 from .fhirpath import from_loc
 from .json_body import Limits, check_keys
@@ -101,8 +102,8 @@ def _structure_issue(doc: dict[str, t.Any], root: str, err: t.Any) -> Issue:
     if kind == "list_type":
         return issue(Msg.WRONG_JSON_TYPE, from_loc(root, loc), expected="array", got=_json_type(value))
     reason = err["msg"].removeprefix("Value error, ")
-    if isinstance(value, (str, int, float)) and len(str(value)) <= 100:
-        reason = f"{reason} (got {value!r})"
+    if isinstance(value, (str, int, float, decimal.Decimal)) and len(str(value)) <= 100:
+        reason = f"{reason} (got {number_text(value) if isinstance(value, decimal.Decimal) else repr(value)})"
     return issue(Msg.STRUCTURE, from_loc(root, loc), reason=reason)
 
 

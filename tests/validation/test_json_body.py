@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import decimal
 import typing as t
 
 import pytest
 
+from fhir_server.exact_json import Unkept
 from fhir_server.outcome import Msg
-from fhir_server.validation.json_body import MAX_DEPTH, check_keys, parse_json
+from fhir_server.validation.json_body import MAX_DEPTH, Limits, check_keys, parse_json
 
 
 def _nested(levels: int) -> t.Any:
@@ -113,3 +115,59 @@ def test_nesting_through_arrays_counts_too() -> None:
     issues = check_keys(doc, "R")
     assert [i.msg for i in issues] == [Msg.TOO_DEEP]
     assert issues[0].expression == "R" + "[0]" * (MAX_DEPTH + 1)
+
+
+# numbers --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("number", ["1.50", "0.1", "-0.0", "12345678901234567890.123456789", "-41.2865", "0.0000001",
+                                    "1E+3", "1.50E+3", "-0", "9223372036854775808"])
+def test_decimals_are_read_with_their_digits(number: str) -> None:
+    doc, issues = parse_json(f'{{"n": {number}}}'.encode())
+    assert issues == []
+    assert isinstance(doc["n"], decimal.Decimal)
+    assert doc["n"].as_tuple() == decimal.Decimal(number).as_tuple()
+
+
+@pytest.mark.parametrize("number", ["0", "1", "-7", "9223372036854775807", "-9223372036854775808"])
+def test_integers_that_fit_64_bits_stay_ints(number: str) -> None:
+    doc, _ = parse_json(f'{{"n": {number}}}'.encode())
+    assert type(doc["n"]) is int and doc["n"] == int(number)
+
+
+@pytest.mark.parametrize("number, msg", [
+    ("1e-999", Msg.NUMBER_SPELLING), ("1.5e3", Msg.NUMBER_SPELLING), ("1E3", Msg.NUMBER_SPELLING), ("1e+3", Msg.NUMBER_SPELLING),
+    ("1" * 35, Msg.NUMBER_NOT_STORABLE), ("1." + "1" * 34, Msg.NUMBER_NOT_STORABLE), ("1E+6112", Msg.NUMBER_NOT_STORABLE),
+    ("1e99999999999999999999", Msg.NUMBER_NOT_STORABLE), ("9" * 5000, Msg.NUMBER_NOT_STORABLE),
+])
+def test_numbers_that_would_change_are_reported_by_check_keys_with_their_path(number: str, msg: Msg) -> None:
+    doc, issues = parse_json(f'{{"a": [{{"n": {number}}}]}}'.encode())
+    assert issues == []
+    assert isinstance(doc["a"][0]["n"], Unkept)
+    assert [(i.msg, i.expression) for i in check_keys(doc, "R")] == [(msg, "R.a[0].n")]
+
+
+# sizes ----------------------------------------------------------------------------------------------
+
+def test_an_array_up_to_the_cap_is_allowed_and_past_it_reported_once() -> None:
+    limits = Limits(max_array_items=3)
+    assert check_keys({"a": [1, 2, 3]}, "R", limits) == []
+    issues = check_keys({"a": [{"$bad": 1}] * 4, "b": {"c": [1] * 5}}, "R", limits)
+    assert [(i.msg, i.expression) for i in issues] == [(Msg.TOO_MANY_ITEMS, "R.a"), (Msg.TOO_MANY_ITEMS, "R.b.c")]
+    assert dict(issues[0].values) == {"element": "R.a", "count": 4, "limit": 3}
+
+
+def test_a_string_up_to_the_cap_is_allowed_and_past_it_reported() -> None:
+    limits = Limits(max_string_length=5)
+    assert check_keys({"a": "12345", "b": ["12345"]}, "R", limits) == []
+    issues = check_keys({"a": "123456", "b": ["1", "123456"]}, "R", limits)
+    assert [(i.msg, i.expression) for i in issues] == [(Msg.STRING_TOO_LONG, "R.a"), (Msg.STRING_TOO_LONG, "R.b[1]")]
+    assert dict(issues[0].values) == {"element": "R.a", "length": 6, "limit": 5}
+
+
+def test_narrative_and_attachment_data_are_bounded_by_the_body_alone() -> None:
+    limits = Limits(max_string_length=5)
+    assert check_keys({"text": {"div": "x" * 100}, "photo": [{"data": "QUJD" * 100}]}, "R", limits) == []
+
+
+def test_the_default_caps() -> None:
+    assert (Limits().max_array_items, Limits().max_string_length) == (100, 10_000)

@@ -14,6 +14,9 @@ MAX_DEPTH = 32  # a PractitionerRole is at most ~6 deep; deeper input is an atta
 # Strings that only the body size bounds: Narrative xhtml and Attachment base64Binary (a photo).
 _UNCAPPED_STRINGS = {"div", "data"}
 
+# A \uD800-\uDFFF escape: JSON allows one alone, but such a string is not text and cannot be stored.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -27,8 +30,6 @@ class Limits:
     max_array_items: int = 100
     #: Characters of any one string (a name, a reference, a telecom value, a description).
     max_string_length: int = 10_000
-# A \uD800-\uDFFF escape: JSON allows one alone, but such a string is not text and cannot be stored.
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 class _Rejected(Exception):

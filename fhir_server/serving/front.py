@@ -216,6 +216,8 @@ class ClientConnection:
             if isinstance(event, h11.ConnectionClosed):
                 return None
             assert isinstance(event, h11.Request)
+            if event.http_version not in (b"1.0", b"1.1"):
+                raise Refused(issue(Msg.HTTP_VERSION, version=event.http_version.decode("ascii")))
             # h11 bounds only a head still arriving; one that came in a single read is measured here.
             head_bytes = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if len(event.headers) > MAX_HEADER_FIELDS or head_bytes > MAX_HEAD_BYTES:

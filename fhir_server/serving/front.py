@@ -52,8 +52,8 @@ log = logging.getLogger(__name__)
 class Refused(Exception):
     """The request cannot go on: answer ``answer`` (if there is still someone to answer) and close."""
 
-    def __init__(self, found: Issue | None = None, status: int | None = None) -> None:
-        self.issue, self.status = found, status
+    def __init__(self, found: Issue | None = None, status: int | None = None, request: h11.Request | None = None) -> None:
+        self.issue, self.status, self.request = found, status, request
 
 
 @dataclass
@@ -82,6 +82,9 @@ class Front:
     async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if self.cfg is not None and len(self.connections) >= self.cfg.worker_connections:
+            writer.close()  # over gunicorn's worker_connections: refused before a byte is read
+            return
         connection = ClientConnection(self, reader, writer)
         self.connections[task] = connection
         try:
@@ -159,18 +162,18 @@ class ClientConnection:
     async def serve(self) -> None:
         try:
             while self.front.alive:
-                path: str | None = None
+                request: h11.Request | None = None
+                started = time.monotonic()
                 try:
                     request = await self._read_head()
                     if request is None:
                         return
                     self.busy = True
                     started = time.monotonic()
-                    path = request_path(request.target)
                     body = await self._read_body(request)
                 except Refused as refused:
                     if refused.issue is not None:
-                        await self._refuse(refused.issue, path, refused.status)
+                        await self._refuse(refused.issue, refused.request or request, refused.status, started)
                     return
                 environ = build_environ(request, body, server=self.server, client=self.client,
                                         url_scheme=self.front.url_scheme(dict(request.headers), self.client))
@@ -217,11 +220,11 @@ class ClientConnection:
                 return None
             assert isinstance(event, h11.Request)
             if event.http_version not in (b"1.0", b"1.1"):
-                raise Refused(issue(Msg.HTTP_VERSION, version=event.http_version.decode("ascii")))
+                raise Refused(issue(Msg.HTTP_VERSION, version=event.http_version.decode("ascii")), request=event)
             # h11 bounds only a head still arriving; one that came in a single read is measured here.
             head_bytes = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if len(event.headers) > MAX_HEADER_FIELDS or head_bytes > MAX_HEAD_BYTES:
-                raise Refused(issue(Msg.HEADERS_TOO_LARGE, limit=MAX_HEAD_BYTES, fields=MAX_HEADER_FIELDS))
+                raise Refused(issue(Msg.HEADERS_TOO_LARGE, limit=MAX_HEAD_BYTES, fields=MAX_HEADER_FIELDS), request=event)
             return event
 
     async def _read_body(self, request: h11.Request) -> bytes:
@@ -275,13 +278,13 @@ class ClientConnection:
         async with asyncio.timeout(self.front.settings.body_timeout_seconds):
             await self.writer.drain()
 
-    async def _refuse(self, found: Issue, path: str | None, status: int | None) -> None:
+    async def _refuse(self, found: Issue, request: h11.Request | None, status: int | None, started: float) -> None:
         """Answer a refusal, then let the client read it: stop sending, drain what it still sends for a
         moment (closing with unread input would reset the connection and lose the answer), close."""
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        request_id = new_request_id()
-        answer = refusal(found, path=path, request_id=request_id, status=status)
+        path = request_path(request.target) if request is not None else None
+        answer = refusal(found, path=path, request_id=new_request_id(), status=status)
         try:
             await self._send(answer)
             if self.writer.can_write_eof():
@@ -291,9 +294,11 @@ class ClientConnection:
                     pass
         except (ConnectionError, TimeoutError, h11.LocalProtocolError):
             pass
-        environ = {"REQUEST_METHOD": "-", "RAW_URI": path or "-", "SERVER_PROTOCOL": "HTTP/1.1",
+        environ = {"REQUEST_METHOD": request.method.decode("latin-1") if request else "-",
+                   "RAW_URI": request.target.decode("latin-1") if request else "-",
+                   "SERVER_PROTOCOL": "HTTP/" + (request.http_version.decode("latin-1") if request else "1.1"),
                    "REMOTE_ADDR": self.client[0] if self.client else "-"}
-        self.front.log_access(environ, [], answer, time.monotonic())
+        self.front.log_access(environ, list(request.headers) if request else [], answer, started)
 
 
 def _reason(status: int) -> str:

@@ -89,6 +89,8 @@ class Front:
         self.connections[task] = connection
         try:
             await connection.serve()
+        except asyncio.CancelledError:
+            pass  # stopped by shutdown(); ending normally keeps asyncio's stream callback from logging it
         finally:
             del self.connections[task]
 

@@ -136,6 +136,7 @@ def serve() -> None:
 def _run_gunicorn(settings: Settings, uri: str) -> int:
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(settings.workers),
+        "--worker-class", "fhir_server.serving.worker.FrontWorker",  # reads requests whole, see serving/
         "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", "10",
         "--access-logfile", "-", "fhir_server.app:create_app()",
     ]

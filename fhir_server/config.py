@@ -42,6 +42,17 @@ class Settings:
     rate_limit: str = field(default_factory=lambda: os.environ.get("RATE_LIMIT", "500/hour"))
     #: How long a request waits for an unreachable database before answering 503 (milliseconds).
     db_timeout_ms: int = field(default_factory=lambda: _env_int("DB_TIMEOUT_MS", 2000))
+    #: How long a client may take to send a request line and its headers (seconds), counted from the
+    #: moment the server waits for it (a new connection, or the end of the previous answer on a kept-alive
+    #: one). Past it: 408 if part of it came, else the idle connection is closed without an answer.
+    header_timeout_seconds: float = field(default_factory=lambda: float(os.environ.get("HEADER_TIMEOUT_SECONDS", 10)))
+    #: How long a client may take to send a whole body after its headers (seconds); past it 408 and the
+    #: connection closes. 30 s carries MAX_BODY_BYTES (1 MiB) at 35 KB/s or faster. Writing the answer
+    #: to a client that does not read it has the same bound.
+    body_timeout_seconds: float = field(default_factory=lambda: float(os.environ.get("BODY_TIMEOUT_SECONDS", 30)))
+    #: Threads per worker process that run requests in the app once they have been read whole; a request
+    #: that needs no database (/metadata, /openapi.json) runs on two threads of its own instead.
+    app_threads: int = field(default_factory=lambda: _env_int("APP_THREADS", 8))
 
     @property
     def limits(self) -> Limits:

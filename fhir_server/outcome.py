@@ -89,6 +89,14 @@ class Msg(enum.Enum):
                       note="a $validate-code message, not an error of the request")
     DB_UNAVAILABLE = Entry(503, "transient", "The database is unavailable; retry shortly")
     INTERNAL = Entry(500, "exception", "System error occured while processing the request", EM01100)
+    # The serving front (fhir_server/serving), before the request reaches the app; not HPI wording.
+    BAD_HTTP = Entry(400, "structure", "The request is not valid HTTP/1.1: {reason}",
+                     note="the status is the parser's: 400, or 501 for a Transfer-Encoding other than chunked")
+    HTTP_VERSION = Entry(505, "not-supported", "HTTP/{version} is not supported: send HTTP/1.1")
+    HEADERS_TOO_LARGE = Entry(431, "too-costly", "The request line and headers must be under {limit} bytes in at most "
+                              "{fields} header fields")
+    HEADER_TIMEOUT = Entry(408, "timeout", "The request line and headers did not arrive within {seconds} s")
+    BODY_TIMEOUT = Entry(408, "timeout", "The request body did not arrive within {seconds} s")
 
     # Authentication (SPEC.md §6), verbatim.
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")

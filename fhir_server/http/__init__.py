@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import uuid
-
 from flask import Flask, Response, g, request
 
 from . import auth, bundle, definitions, errors, metadata, openapi, plain_roles, practitioner_role, rate_limits, reference_data
+from ..envelope import new_request_id
 from .envelope import in_plain_api
 from .responses import negotiate
 
@@ -15,12 +14,8 @@ __all__ = ["register"]
 _MAX_CORRELATION_ID = 200
 
 
-def _new_request_id() -> str:
-    return "req_" + uuid.uuid4().hex
-
-
 def _tag_request() -> None:
-    g.request_id = _new_request_id()
+    g.request_id = new_request_id()
 
 
 def _negotiate() -> None:
@@ -30,7 +25,7 @@ def _negotiate() -> None:
 
 def _tag_response(response: Response) -> Response:
     """Every response carries X-Request-Id; X-Correlation-Id is echoed when given (SPEC.md §6)."""
-    response.headers["X-Request-Id"] = g.get("request_id") or _new_request_id()
+    response.headers["X-Request-Id"] = g.get("request_id") or new_request_id()
     correlation = request.headers.get("X-Correlation-Id")
     if correlation and len(correlation) <= _MAX_CORRELATION_ID and correlation.isprintable():
         response.headers["X-Correlation-Id"] = correlation

@@ -1,0 +1,310 @@
+"""The front: reads each request whole on the event loop, within deadlines and MAX_BODY_BYTES, then
+runs it in the app on a thread of a bounded pool.
+
+One task a connection, HTTP/1.1 by h11 (parsing, framing, keep-alive, ``Expect: 100-continue``).
+A client holds a task and a few kilobytes, never a thread, while it sends: a thread is taken only
+by a request that has arrived whole. Per request:
+
+- request line and headers within ``HEADER_TIMEOUT_SECONDS`` (at most :data:`MAX_HEAD_BYTES` in
+  :data:`MAX_HEADER_FIELDS` fields, else 431; not HTTP/1.1, else 400); past the time 408 if part
+  of them came, else the idle connection is closed;
+- the body within ``BODY_TIMEOUT_SECONDS`` (else 408) and at most ``MAX_BODY_BYTES`` however it
+  is framed, counted as it arrives (else 413, before the app sees any of it);
+- requests that need no database (:data:`NO_DATABASE_PATHS`) run on a pool of their own, so they
+  are answered while every app thread waits on the database.
+
+Every refusal is an OperationOutcome (the envelope under ``/v1/``) and closes the connection; an
+exception that escapes the app is logged and answered 500 (EM01100).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import http
+import logging
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import h11
+
+from ..config import Settings
+from ..envelope import new_request_id
+from ..outcome import Issue, Msg, issue
+from .answers import Answer, refusal
+from .wsgi import WsgiApp, build_environ, call_app, request_path
+
+MAX_HEAD_BYTES = 32 * 1024  # request line and headers, as nginx's large_client_header_buffers (4 x 8k)
+MAX_HEADER_FIELDS = 100  # gunicorn's limit_request_fields
+# Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
+NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
+NO_DATABASE_THREADS = 2
+LINGER_SECONDS = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
+_READ_SIZE = 64 * 1024
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "proxy-connection"}
+
+log = logging.getLogger(__name__)
+
+
+class Refused(Exception):
+    """The request cannot go on: answer ``answer`` (if there is still someone to answer) and close."""
+
+    def __init__(self, found: Issue | None = None, status: int | None = None, request: h11.Request | None = None) -> None:
+        self.issue, self.status, self.request = found, status, request
+
+
+@dataclass
+class AccessLog:
+    """What gunicorn's access log reads from a response (``status``, ``headers``, ``sent``)."""
+
+    status: str
+    headers: list[tuple[str, str]]
+    sent: int
+
+
+class Front:
+    """The per-worker state: the app, its thread pools, the live connections."""
+
+    def __init__(self, app: WsgiApp, settings: Settings, *, gunicorn_log: t.Any = None, cfg: t.Any = None) -> None:
+        self.app = app
+        self.settings = settings
+        self.gunicorn_log = gunicorn_log
+        self.cfg = cfg
+        self.alive = True
+        self.app_pool = ThreadPoolExecutor(settings.app_threads, thread_name_prefix="app")
+        self.no_database_pool = ThreadPoolExecutor(NO_DATABASE_THREADS, thread_name_prefix="no-db")
+        self.connections: dict[asyncio.Task[None], ClientConnection] = {}
+        self.in_app: dict[int, float] = {}  # id of a running call → its start (time.monotonic)
+
+    async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if self.cfg is not None and len(self.connections) >= self.cfg.worker_connections:
+            writer.close()  # over gunicorn's worker_connections: refused before a byte is read
+            return
+        connection = ClientConnection(self, reader, writer)
+        self.connections[task] = connection
+        try:
+            await connection.serve()
+        except asyncio.CancelledError:
+            pass  # stopped by shutdown(); ending normally keeps asyncio's stream callback from logging it
+        finally:
+            del self.connections[task]
+
+    def oldest_call_seconds(self) -> float:
+        """How long the longest-running app call has run (0 if none): a worker whose call outlives
+        gunicorn's timeout stops telling the arbiter it is alive, so it is restarted as a sync worker was."""
+        return time.monotonic() - min(self.in_app.values()) if self.in_app else 0.0
+
+    async def run_app(self, environ: dict[str, t.Any]) -> Answer:
+        pool = self.no_database_pool if environ["PATH_INFO"] in NO_DATABASE_PATHS else self.app_pool
+        key = id(environ)
+        self.in_app[key] = time.monotonic()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, call_app, self.app, environ)
+        except Exception:
+            # Flask answers its own errors; this is one that escaped it (a hook, a handler, the bridge).
+            log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"])
+            return refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
+        finally:
+            del self.in_app[key]
+
+    async def shutdown(self, grace_seconds: float) -> None:
+        """Stop: idle connections at once, those with a request in hand after it (within ``grace_seconds``)."""
+        self.alive = False
+        for task, connection in list(self.connections.items()):
+            if not connection.busy:
+                task.cancel()
+        deadline = time.monotonic() + grace_seconds
+        while self.connections and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(self.connections):
+            task.cancel()
+        if self.connections:
+            await asyncio.wait(list(self.connections), timeout=1)
+        self.app_pool.shutdown(wait=False, cancel_futures=True)
+        self.no_database_pool.shutdown(wait=False, cancel_futures=True)
+
+    def url_scheme(self, headers: dict[bytes, bytes], client: tuple[str, int] | None) -> str:
+        """https when a trusted proxy says so, as gunicorn decides it (forwarded_allow_ips, secure_scheme_headers)."""
+        if self.cfg is None:
+            return "http"
+        allowed = self.cfg.forwarded_allow_ips
+        if "*" in allowed or (client and client[0] in allowed):
+            for name, value in self.cfg.secure_scheme_headers.items():
+                if headers.get(name.lower().encode("latin-1")) == value.encode("latin-1"):
+                    return "https"
+        return "http"
+
+    def log_access(self, environ: dict[str, t.Any], headers: list[tuple[bytes, bytes]], answer: Answer,
+                   started: float) -> None:
+        if self.gunicorn_log is None:
+            return
+        response = AccessLog(f"{answer.status} {answer.reason}", answer.headers, len(answer.body))
+        request_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
+        self.gunicorn_log.access(response, request_headers, environ, dt.timedelta(seconds=time.monotonic() - started))
+
+
+class ClientConnection:
+    """One client connection: request after request (keep-alive) until it closes or is refused."""
+
+    def __init__(self, front: Front, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.front = front
+        self.reader = reader
+        self.writer = writer
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        self.busy = False  # a request is in hand: a graceful stop waits for its answer
+        self.client = writer.get_extra_info("peername")
+        sockname = writer.get_extra_info("sockname")
+        self.server = (str(sockname[0]), int(sockname[1])) if sockname else ("", 0)
+
+    async def serve(self) -> None:
+        try:
+            while self.front.alive:
+                request: h11.Request | None = None
+                started = time.monotonic()
+                try:
+                    request = await self._read_head()
+                    if request is None:
+                        return
+                    self.busy = True
+                    started = time.monotonic()
+                    body = await self._read_body(request)
+                except Refused as refused:
+                    if refused.issue is not None:
+                        await self._refuse(refused.issue, refused.request or request, refused.status, started)
+                    return
+                environ = build_environ(request, body, server=self.server, client=self.client,
+                                        url_scheme=self.front.url_scheme(dict(request.headers), self.client))
+                answer = await self.front.run_app(environ)
+                await self._send(answer, head=request.method == b"HEAD")
+                self.front.log_access(environ, list(request.headers), answer, started)
+                if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
+                    return  # Connection: close, or HTTP/1.0 without keep-alive
+                self.conn.start_next_cycle()
+                self.busy = False
+        except (ConnectionError, TimeoutError, h11.LocalProtocolError):
+            return  # the client went away, or would not take the answer in time
+        finally:
+            self.writer.close()
+
+    async def _receive(self, deadline: float) -> None:
+        async with asyncio.timeout_at(deadline):
+            data = await self.reader.read(_READ_SIZE)
+        self.conn.receive_data(data)
+
+    def _next_event(self) -> t.Any:
+        try:
+            return self.conn.next_event()
+        except h11.RemoteProtocolError as e:
+            if e.error_status_hint == 431:
+                raise Refused(issue(Msg.HEADERS_TOO_LARGE, limit=MAX_HEAD_BYTES, fields=MAX_HEADER_FIELDS)) from None
+            raise Refused(issue(Msg.BAD_HTTP, reason=str(e)), e.error_status_hint) from None
+
+    async def _read_head(self) -> h11.Request | None:
+        """The next request's line and headers, or None when the client closed or stayed idle too long."""
+        deadline = asyncio.get_running_loop().time() + self.front.settings.header_timeout_seconds
+        received = bool(self.conn.trailing_data[0])
+        while True:
+            event = self._next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    await self._receive(deadline)
+                except TimeoutError:
+                    seconds = self.front.settings.header_timeout_seconds
+                    raise Refused(issue(Msg.HEADER_TIMEOUT, seconds=f"{seconds:g}") if received else None) from None
+                received = received or bool(self.conn.trailing_data[0])
+                continue
+            if isinstance(event, h11.ConnectionClosed):
+                return None
+            assert isinstance(event, h11.Request)
+            if event.http_version not in (b"1.0", b"1.1"):
+                raise Refused(issue(Msg.HTTP_VERSION, version=event.http_version.decode("ascii")), request=event)
+            # h11 bounds only a head still arriving; one that came in a single read is measured here.
+            head_bytes = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
+            if len(event.headers) > MAX_HEADER_FIELDS or head_bytes > MAX_HEAD_BYTES:
+                raise Refused(issue(Msg.HEADERS_TOO_LARGE, limit=MAX_HEAD_BYTES, fields=MAX_HEADER_FIELDS), request=event)
+            return event
+
+    async def _read_body(self, request: h11.Request) -> bytes:
+        limit = self.front.settings.max_body_bytes
+        length = dict(request.headers).get(b"content-length")
+        if length is not None and int(length) > limit:
+            raise Refused(issue(Msg.TOO_LARGE))  # before a byte of it is read (or asked for with 100)
+        if self.conn.they_are_waiting_for_100_continue:
+            await self._write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        deadline = asyncio.get_running_loop().time() + self.front.settings.body_timeout_seconds
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            event = self._next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    await self._receive(deadline)
+                except TimeoutError:
+                    raise Refused(issue(Msg.BODY_TIMEOUT, seconds=f"{self.front.settings.body_timeout_seconds:g}")) from None
+            elif isinstance(event, h11.Data):
+                size += len(event.data)
+                if size > limit:
+                    raise Refused(issue(Msg.TOO_LARGE))  # chunked: counted as it comes, never cut
+                chunks.append(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                return b"".join(chunks)
+            else:  # ConnectionClosed part-way: nobody to answer
+                raise Refused()
+
+    async def _send(self, answer: Answer, *, head: bool = False) -> None:
+        """Write a whole answer, framed by Content-Length (a HEAD's is the app's, for the GET it mirrors)."""
+        headers = [(k, v) for k, v in answer.headers if k.lower() not in _HOP_BY_HOP]
+        if not any(k.lower() == "date" for k, _ in headers):
+            headers.append(("Date", email.utils.formatdate(usegmt=True)))
+        if head:
+            headers += [(k, v) for k, v in answer.headers if k.lower() == "content-length"]
+            answer.body = b""
+        elif answer.status >= 200 and answer.status not in (204, 304):
+            headers.append(("Content-Length", str(len(answer.body))))
+        if not self.front.alive or any(k.lower() == "connection" and v.lower() == "close" for k, v in answer.headers):
+            headers.append(("Connection", "close"))
+        reason = answer.reason or _reason(answer.status)
+        data = self.conn.send(h11.Response(status_code=answer.status, headers=headers, reason=reason.encode("latin-1")))
+        if answer.body:
+            data += self.conn.send(h11.Data(data=answer.body))
+        data += self.conn.send(h11.EndOfMessage())
+        await self._write(data)
+
+    async def _write(self, data: bytes) -> None:
+        self.writer.write(data)
+        async with asyncio.timeout(self.front.settings.body_timeout_seconds):
+            await self.writer.drain()
+
+    async def _refuse(self, found: Issue, request: h11.Request | None, status: int | None, started: float) -> None:
+        """Answer a refusal, then let the client read it: stop sending, drain what it still sends for a
+        moment (closing with unread input would reset the connection and lose the answer), close."""
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        path = request_path(request.target) if request is not None else None
+        answer = refusal(found, path=path, request_id=new_request_id(), status=status)
+        try:
+            await self._send(answer)
+            if self.writer.can_write_eof():
+                self.writer.write_eof()
+            async with asyncio.timeout(LINGER_SECONDS):
+                while await self.reader.read(_READ_SIZE):
+                    pass
+        except (ConnectionError, TimeoutError, h11.LocalProtocolError):
+            pass
+        environ = {"REQUEST_METHOD": request.method.decode("latin-1") if request else "-",
+                   "RAW_URI": request.target.decode("latin-1") if request else "-",
+                   "SERVER_PROTOCOL": "HTTP/" + (request.http_version.decode("latin-1") if request else "1.1"),
+                   "REMOTE_ADDR": self.client[0] if self.client else "-"}
+        self.front.log_access(environ, list(request.headers) if request else [], answer, started)
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -18,12 +18,12 @@ from .. import identifiers as ids
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
-from ..store.queries import Page
+from ..store.queries import Page, TooManyCandidates
 from ..store.reference_data import StoredReference
 from ..validation import check_structure
 from .context import Context
 from .practitioner_role import Written, parse, parse_if_match
-from .search import Query, condition_identifier, one_match, parse_search, search_fields
+from .search import Query, condition_identifier, one_match, parse_search, search_fields, too_broad
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,10 @@ def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.An
 
 def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page]:
     query = parse_search(rtype, args, strict, ctx)
-    return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+    try:
+        return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+    except TooManyCandidates as e:
+        raise too_broad(e) from None
 
 
 # --- create and update -----------------------------------------------------------------------------

@@ -140,6 +140,8 @@ class Msg(enum.Enum):
     SEARCH_OFFSET_TOO_LARGE = Entry(400, "too-costly", "_offset may be at most {limit}; narrow the search instead")
     SEARCH_TOO_BROAD = Entry(400, "too-costly", "This search matches more than {limit} records before {params} can be applied; "
                              "narrow it with other parameters")
+    SEARCH_NOT_SELECTIVE = Entry(400, "too-costly", "A search of {type} needs identifier, _id or a _lastUpdated range (not ne): "
+                                 "without one it would read every {type}")
     PAGE_TOKEN_INVALID = Entry(400, "value", "Invalid _page {value!r}: follow the next link of a page this server gave")
     TOTAL_INVALID = Entry(400, "value", "Invalid _total {value!r}: none, estimate or accurate")
     HISTORY_OFFSET_UNSUPPORTED = Entry(400, "not-supported", "History pages by _page, not _offset: follow the next link")

@@ -80,7 +80,12 @@ def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.An
 
 
 def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page]:
+    """A page of the records a search matches. Each type holds as many records as the HPI has (every
+    practitioner of the country), so a search must name a parameter an index serves: ``identifier``,
+    ``_id`` (the record's key), or a ``_lastUpdated`` range, which reads the records it matches."""
     query = parse_search(rtype, args, strict, ctx)
+    if not any(c.field in ("identifier", "_id") or (c.field == "_lastUpdated" and c.values[2]) for c in query.criteria):
+        raise RequestRejected(issue(Msg.SEARCH_NOT_SELECTIVE, type=rtype))
     try:
         return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
     except TooManyCandidates as e:

@@ -94,6 +94,7 @@ class ReferenceStore:
                 self._resources.drop_index("refs_1")
         self._resources.create_index([("refs", ASCENDING)], unique=True)
         self._resources.create_index([("search.identifier", ASCENDING)])
+        self._resources.create_index([("search._lastUpdated", ASCENDING)])  # searches by when records changed
 
     @translate_errors
     def is_empty(self) -> bool:

@@ -54,7 +54,7 @@ _OLD_UPDATED_INDEX = "updated_-1"  # served history before it paged by key
 # versions of the _GROWTH - 1 spells before it), read once, since the next page starts at its key.
 _FIRST_WINDOW = dt.timedelta(seconds=1)
 _GROWTH = 4
-_FLOOR = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)  # no version is older; a window never reaches below
+_FLOOR = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)  # the windows stop here; the last reads all that is older
 
 
 @dataclass(frozen=True)
@@ -208,8 +208,8 @@ class RoleStore:
         found: list[dict[str, t.Any]] = []
         newer_than: dt.datetime | None = None  # the windows read so far hold every version from here on
         if after is not None:
-            updated, vid_key = after  # the versions of the same instant, after the last one served
-            found += self._versions.find({"updated": updated, "_id": {"$gt": vid_key}}, projection).sort(_HISTORY_ORDER).limit(wanted)
+            updated, version_id = after  # the versions of the same instant, after the last one served
+            found += self._versions.find({"updated": updated, "_id": {"$gt": version_id}}, projection).sort(_HISTORY_ORDER).limit(wanted)
             newer_than = updated
         width = _FIRST_WINDOW
         while len(found) < wanted:

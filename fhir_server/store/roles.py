@@ -50,8 +50,9 @@ _OLD_UPDATED_INDEX = "updated_-1"  # served history before it paged by key
 # Type-level history reads time windows back from where a page starts, each _GROWTH times wider than
 # the last, until it has a page: a query reads (on SecantusDB, decodes) every version in its range, so
 # one open range would cost the rest of the collection on every page. Reaching back from today to
-# year 1 takes 18 empty windows; a window may hold more than a page after a quiet spell (up to the
-# versions of the _GROWTH - 1 spells before it), read once, since the next page starts at its key.
+# year 1 takes 18 empty windows. After a quiet spell, the window that reaches the versions before it
+# may hold many more than a page (those of up to _GROWTH - 1 such spells); it stops at the newest
+# version the process has served before, where one is known to be.
 _FIRST_WINDOW = dt.timedelta(seconds=1)
 _GROWTH = 4
 _FLOOR = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)  # the windows stop here; the last reads all that is older
@@ -78,6 +79,9 @@ class RoleStore:
         self._roles = db["practitioner_roles"]
         self._versions = db.durable("practitioner_role_versions")  # written last: its flush keeps the rest
         self._keys = db["role_keys"]
+        # The newest version this process has served at the top of a history: a version is known to be
+        # there, so a window may stop at it rather than read on into what lies beyond (a quiet night).
+        self._newest_seen: dt.datetime | None = None
 
     def ensure_indexes(self) -> None:
         # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
@@ -215,12 +219,17 @@ class RoleStore:
         while len(found) < wanted:
             top = newer_than or now
             start = top - width if top - _FLOOR > width else None  # None: the rest of history, whatever its age
+            seen = self._newest_seen
+            if seen is not None and seen < top and (start is None or seen > start):
+                start, width = seen, _FIRST_WINDOW / _GROWTH  # and below it, small windows again
             window = {**({"$gte": start} if start else {}), **({"$lt": newer_than} if newer_than else {})}
             query = {"updated": window} if window else {}
             found += self._versions.find(query, projection).sort(_HISTORY_ORDER).limit(wanted - len(found))
             if start is None:
                 break
             newer_than, width = start, width * _GROWTH
+        if after is None and found:
+            self._newest_seen = max(found[0]["updated"], self._newest_seen or found[0]["updated"])
         return found
 
     # --- seeding -----------------------------------------------------------------------------------

@@ -156,6 +156,14 @@ class Msg(enum.Enum):
     SEARCH_INCLUDE_UNKNOWN = Entry(400, "not-supported", "Unsupported _include {value!r} for {type}")
     SEARCH_MODIFIER_UNSUPPORTED = Entry(400, "not-supported", "Search parameter {name!r}: modifier not supported")
     SEARCH_VALUE_INVALID = Entry(400, "value", "Invalid value {value!r} for search parameter {name!r}")
+    SEARCH_OFFSET_TOO_LARGE = Entry(400, "too-costly", "_offset may be at most {limit}; narrow the search instead")
+    SEARCH_TOO_BROAD = Entry(400, "too-costly", "This search matches more than {limit} records before {params} can be applied; "
+                             "narrow it with other parameters")
+    SEARCH_NOT_SELECTIVE = Entry(400, "too-costly", "A search of {type} needs identifier, _id or a _lastUpdated range (not ne): "
+                                 "without one it would read every {type}")
+    PAGE_TOKEN_INVALID = Entry(400, "value", "Invalid _page {value!r}: follow the next link of a page this server gave")
+    TOTAL_INVALID = Entry(400, "value", "Invalid _total {value!r}: none, estimate or accurate")
+    HISTORY_OFFSET_UNSUPPORTED = Entry(400, "not-supported", "History pages by _page, not _offset: follow the next link")
 
     # Create rules (SPEC.md §3.1), verbatim.
     PRACTITIONER_REQUIRED = Entry(422, "processing", "hpi-person-id is required", EM07201)

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from flask import request
 
 from ..instants import format_instant
-from ..service.search import Query
+from ..service.search import Query, page_token
 from ..store.queries import Page
 from .responses import base_url
 
@@ -37,7 +37,7 @@ def _full_url(resource: dict[str, t.Any]) -> str:
     return f"{base_url()}/{resource['resourceType']}/{resource['id']}"
 
 
-def paging_links(query: Query, total: int) -> list[dict[str, str]]:
+def paging_links(query: Query, total: int | None) -> list[dict[str, str]]:
     """``self``, and ``next``/``previous`` where there are more, each a complete query to follow: the
     parameters understood, at this request's path."""
     offset, count = query.offset, query.count
@@ -47,10 +47,24 @@ def paging_links(query: Query, total: int) -> list[dict[str, str]]:
         return f"{base_url()}{request.path}?{urlencode(params)}"
 
     links = [{"relation": "self", "url": url(offset)}]
-    if count and offset + count < total:
+    if count and total is not None and offset + count < total:
         links.append({"relation": "next", "url": url(offset + count)})
     if offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    return links
+
+
+def history_links(query: Query, page: Page) -> list[dict[str, str]]:
+    """``self``, and ``next`` where there are more: history pages by key (``_page``), so there is no
+    ``previous`` (FHIR makes it optional); a client goes back by starting again from the newest."""
+
+    def url(after: tuple[t.Any, ...] | None) -> str:
+        params = [*query.used, ("_count", str(query.count)), *([("_page", page_token(after))] if after else [])]
+        return f"{base_url()}{request.path}?{urlencode(params)}"
+
+    links = [{"relation": "self", "url": url(query.after)}]
+    if page.after is not None:
+        links.append({"relation": "next", "url": url(page.after)})
     return links
 
 

@@ -17,7 +17,7 @@ from marshmallow import Schema, fields, validate
 
 from ..capabilities import SOFTWARE_VERSION, Route
 from ..service.plain_role import PATH_PREFIX
-from ..service.search import INCLUDES, PARAMETERS
+from ..service.search import INCLUDES, MAX_OFFSET, PARAMETERS, TOTALS
 from ..validation.plain_role import PractitionerRoleRequest
 from .responses import FHIR_JSON, FORMATS, base_url
 
@@ -88,7 +88,7 @@ def _parameters(path: str, method: str) -> list[dict[str, t.Any]]:
         if INCLUDES.get(rtype):
             found.append(_param("_include", "query", "", {"enum": sorted(INCLUDES[rtype])}))
     elif method == "GET" and rest and rest[-1] == "_history":
-        found += _PAGING
+        found += _HISTORY_PAGING
     elif rest and rest[-1] in _OPERATION_PARAMETERS:
         found += [_param(name, "query") for name in _OPERATION_PARAMETERS[rest[-1]]]
     if not path.startswith(PATH_PREFIX) and path not in PUBLIC_PATHS:
@@ -110,7 +110,10 @@ def _param(name: str, where: str, description: str = "", schema: dict[str, t.Any
 
 _COUNT = {"type": "integer", "minimum": 0}
 _PAGING = [_param("_count", "query", "Results a page (default 10, at most 50)", _COUNT),
-           _param("_offset", "query", "Results skipped", _COUNT)]
+           _param("_offset", "query", f"Results skipped (at most {MAX_OFFSET})", {**_COUNT, "maximum": MAX_OFFSET})]
+_HISTORY_PAGING = [_PAGING[0], _param("_page", "query", "Where the page starts: copy it from the previous page's next link"),
+                   _param("_total", "query", "accurate: count the versions (Bundle.total); otherwise no total",
+                          {"enum": list(TOTALS)})]
 _FORMAT = [_param("_format", "query", "The response's format: JSON only", {"enum": sorted(FORMATS)}),
            _param("_pretty", "query", "true: indented", {"enum": ["true", "false"]})]
 

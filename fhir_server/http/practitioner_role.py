@@ -50,13 +50,13 @@ def search() -> Response:
 @bp.get("/PractitionerRole/_history")
 def type_history() -> Response:
     query, page = roles.role_history(None, args(), context())
-    return fhir_response(bundles.history(page, bundles.paging_links(query, page.total)))
+    return fhir_response(bundles.history(page, bundles.history_links(query, page)))
 
 
 @bp.get("/PractitionerRole/<role_id>/_history")
 def instance_history(role_id: str) -> Response:
     query, page = roles.role_history(role_id, args(), context())
-    return fhir_response(bundles.history(page, bundles.paging_links(query, page.total)))
+    return fhir_response(bundles.history(page, bundles.history_links(query, page)))
 
 
 @bp.post("/PractitionerRole/$validate")

@@ -26,7 +26,7 @@ from ..definitions import DEFAULT_PROFILES
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
-from ..store.queries import Page
+from ..store.queries import Page, TooManyCandidates
 from ..store.roles import StoredRole
 from ..terminology import ROLE_CODES
 from ..validation import (
@@ -51,8 +51,9 @@ from .search import (
     identifier_keys,
     is_number,
     one_match,
-    parse_paging,
+    parse_history,
     parse_search,
+    too_broad,
     search_fields,
 )
 
@@ -316,7 +317,10 @@ def read_version(role_id: str, vid: str, ctx: Context) -> dict[str, t.Any]:
 def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page, list[dict[str, t.Any]]]:
     """A page of the roles a search matches, and the records its ``_include`` names (SPEC.md §3.4)."""
     query = parse_search(ROLE, args, strict, ctx)
-    page = ctx.store.roles.search(query.criteria, query.offset, query.count)
+    try:
+        page = ctx.store.roles.search(query.criteria, query.offset, query.count)
+    except TooManyCandidates as e:
+        raise too_broad(e) from None
     page = Page(page.total, [with_active(r, ctx) for r in page.resources])
     keys = {ref["reference"] for r in page.resources for name in query.includes
             for ref in (r.get(name) if isinstance(r.get(name), list) else [r.get(name)]) if ref and "reference" in ref}
@@ -324,11 +328,12 @@ def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, c
 
 
 def role_history(role_id: str | None, args: t.Iterable[tuple[str, str]], ctx: Context) -> tuple[Query, Page]:
-    """Versions newest first, of one role (404 if unknown) or of all (``role_id`` None)."""
-    query = parse_paging(args)
+    """Versions newest first, of one role (404 if unknown) or of all (``role_id`` None), a page at a
+    time from the key the previous page's next link carries."""
+    query = parse_history(args, one_role=role_id is not None)
     if role_id is not None:
         _get(role_id, ctx)
-    return query, ctx.store.roles.history(role_id, query.offset, query.count)
+    return query, ctx.store.roles.history(role_id, query.after, query.count, query.counted, ctx.now())
 
 
 def with_active(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:

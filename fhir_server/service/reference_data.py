@@ -19,12 +19,12 @@ from .. import identifiers as ids
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
-from ..store.queries import Page
+from ..store.queries import Page, TooManyCandidates
 from ..store.reference_data import StoredReference
 from ..validation import check_structure
 from .context import Context
 from .practitioner_role import Written, parse, parse_if_match
-from .search import Query, condition_identifier, one_match, parse_search, search_fields
+from .search import Query, condition_identifier, one_match, parse_search, search_fields, too_broad
 
 
 @dataclass(frozen=True)
@@ -81,8 +81,16 @@ def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.An
 
 
 def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page]:
+    """A page of the records a search matches. Each type holds as many records as the HPI has (every
+    practitioner of the country), so a search must name a parameter an index serves: ``identifier``,
+    ``_id`` (the record's key), or a ``_lastUpdated`` range, which reads the records it matches."""
     query = parse_search(rtype, args, strict, ctx)
-    return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+    if not any(c.field in ("identifier", "_id") or (c.field == "_lastUpdated" and c.values[2]) for c in query.criteria):
+        raise RequestRejected(issue(Msg.SEARCH_NOT_SELECTIVE, type=rtype))
+    try:
+        return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+    except TooManyCandidates as e:
+        raise too_broad(e) from None
 
 
 # --- create and update -----------------------------------------------------------------------------

@@ -7,7 +7,10 @@ beside each record), :func:`parse_search` (what a query may ask) and the Capabil
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import json
 import re
 import typing as t
 from dataclasses import dataclass, field
@@ -15,13 +18,17 @@ from urllib.parse import parse_qsl
 
 from ..instants import last_updated, parse_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
-from ..store.queries import Criterion
+from ..store.queries import MAX_CANDIDATES, Criterion, TooManyCandidates
 from ..validation.dates import OPEN_END, OPEN_START
 from .context import NZ, Context
 
 DEFAULT_COUNT = 10
 MAX_COUNT = 50
-MAX_OFFSET = 2**31 - 1  # the database takes skip as a 64-bit number; no page is that far
+# Search pages by _offset within what its index narrows to (a practitioner's roles); as many as the
+# server filters itself, no further.
+MAX_OFFSET = MAX_CANDIDATES
+_MAX_NUMBER = 2**31 - 1  # beyond any page or count: not a number this server reads
+TOTALS = ("none", "estimate", "accurate")
 
 
 @dataclass(frozen=True)
@@ -142,6 +149,8 @@ class Query:
     offset: int = 0
     count: int = DEFAULT_COUNT
     includes: list[str] = field(default_factory=list)
+    after: tuple[t.Any, ...] | None = None  # history: the key of the last entry of the previous page
+    counted: bool = True  # whether the Bundle carries a total
     # The parameters understood, in order, for the Bundle's self and paging links.
     used: list[tuple[str, str]] = field(default_factory=list)
 
@@ -205,21 +214,84 @@ def is_number(text: str) -> bool:
 
 
 def _set_paging(query: Query, name: str, value: str) -> list[Issue]:
-    if not (is_number(value) and int(value) <= MAX_OFFSET):
+    if not (is_number(value) and int(value) <= _MAX_NUMBER):
         return [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value)]
     if name == "_count":
         query.count = min(int(value), MAX_COUNT)
+    elif int(value) > MAX_OFFSET:
+        return [issue(Msg.SEARCH_OFFSET_TOO_LARGE, limit=MAX_OFFSET)]
     else:
         query.offset = int(value)
     return []
 
 
 def parse_paging(args: t.Iterable[tuple[str, str]]) -> Query:
-    """``_count`` and ``_offset`` of a history request; other parameters are ignored."""
+    """``_count`` and ``_offset`` of a search of what is held in memory; other parameters are ignored."""
     query, issues = Query(), []
     for name, value in args:
         if name in ("_count", "_offset"):
             issues += _set_paging(query, name, value)
+    if issues:
+        raise RequestRejected(issues)
+    return query
+
+
+# --- history pages ------------------------------------------------------------------------------------
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def page_token(after: tuple[t.Any, ...]) -> str:
+    """The ``_page`` of the next link: the key of the last entry served, ``(vid,)`` within one role or
+    ``(updated, version id)`` across roles, opaque to clients."""
+    key = [after[0]] if len(after) == 1 else [(after[0] - _EPOCH) // dt.timedelta(milliseconds=1), after[1]]
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _read_token(value: str, one_role: bool) -> tuple[t.Any, ...] | None:
+    """The key a :func:`page_token` encodes, if it is one of the kind this history pages by."""
+    if len(value) > 200:  # far longer than any key; and JSON nested deep enough would break the parser
+        return None
+    try:
+        key = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (binascii.Error, ValueError):  # not base64, not UTF-8, not JSON
+        return None
+    if not isinstance(key, list) or not all(type(k) in (int, str) for k in key):
+        return None
+    if one_role:
+        return (key[0],) if len(key) == 1 and type(key[0]) is int and 0 < key[0] <= _MAX_NUMBER else None
+    if len(key) != 2 or type(key[0]) is not int or type(key[1]) is not str or len(key[1]) > 100:
+        return None
+    try:
+        return _EPOCH + dt.timedelta(milliseconds=key[0]), key[1]
+    except OverflowError:
+        return None
+
+
+def parse_history(args: t.Iterable[tuple[str, str]], one_role: bool) -> Query:
+    """``_count``, ``_page`` (the next link's key) and ``_total`` of a history request; history pages
+    by key, so ``_offset`` is refused rather than ignored (ignoring it would serve the first page
+    again to a client stepping through offsets). Other parameters are ignored.
+
+    A total is counted only if asked (``_total=accurate``): across roles it costs a count of the
+    whole collection, and FHIR lets a Bundle leave it out.
+    """
+    query, issues = Query(counted=False), []
+    for name, value in args:
+        if name == "_count":
+            issues += _set_paging(query, name, value)
+        elif name == "_offset":
+            issues.append(issue(Msg.HISTORY_OFFSET_UNSUPPORTED))
+        elif name == "_page":
+            query.after = _read_token(value, one_role)
+            if query.after is None:
+                issues.append(issue(Msg.PAGE_TOKEN_INVALID, value=value))
+        elif name == "_total":
+            if value not in TOTALS:
+                issues.append(issue(Msg.TOTAL_INVALID, value=value))
+            else:
+                query.counted = value == "accurate"
+                query.used.append((name, value))
     if issues:
         raise RequestRejected(issues)
     return query
@@ -288,6 +360,11 @@ def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: 
         raise RequestRejected(issue(Msg.SEARCH_PRACTITIONER_REQUIRED, required))
     query.criteria += _to_live_ids(references, ctx)
     return query
+
+
+def too_broad(e: TooManyCandidates) -> RequestRejected:
+    """The refusal of a search that would read too many records to apply some of its conditions."""
+    return RequestRejected(issue(Msg.SEARCH_TOO_BROAD, limit=MAX_CANDIDATES, params=", ".join(sorted(e.fields))))
 
 
 def _to_live_ids(references: list[tuple[str, list[str]]], ctx: Context) -> list[Criterion]:

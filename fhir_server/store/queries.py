@@ -1,7 +1,8 @@
 """Search criteria in the database's terms.
 
 The service parses search parameters into :class:`Criterion` values that know nothing of MongoDB;
-:func:`to_filter` turns them into one query document over the ``search`` fields a record stores.
+:func:`to_filter` turns them into one flat query document over the ``search`` fields a record stores,
+and :func:`matches` applies what that document cannot hold to the records it found.
 """
 
 from __future__ import annotations
@@ -29,46 +30,88 @@ class Criterion:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of results, and how many there are in all."""
+    """One page of results; how many there are in all, if counted; and where the next page starts
+    (the sort key of this page's last entry), if there is one."""
 
-    total: int
+    total: int | None
     resources: list[dict[str, t.Any]]
+    after: tuple[t.Any, ...] | None = None
 
 
-def _between(name: str, low: dt.datetime | None, high: dt.datetime | None, inside: bool) -> dict[str, t.Any]:
-    if inside:
-        bounds = {**({"$gte": low} if low else {}), **({"$lt": high} if high else {})}
-        return {name: bounds} if bounds else {}
-    outside = [*([{name: {"$lt": low}}] if low else []), *([{name: {"$gte": high}}] if high else [])]
-    return {"$or": outside} if outside else {"_id": {"$exists": False}}
+class TooManyCandidates(Exception):
+    """A search whose conditions cannot all be given to the database matched more records by the
+    ones that can than the server will filter itself (:data:`MAX_CANDIDATES`)."""
+
+    def __init__(self, fields: list[str]) -> None:
+        super().__init__(f"more than {MAX_CANDIDATES} candidates before {fields}")
+        self.fields = fields  # the search fields of the criteria left to the application
 
 
-def _condition(c: Criterion, prefix: str) -> dict[str, t.Any]:
-    name = prefix + c.field
-    if c.kind == "any":
-        return {name: {"$in": list(c.values)}}
-    if c.kind == "between":
-        return _between(name, *c.values)
-    day, wanted = c.values
-    start, end = f"{prefix}{c.field}.from", f"{prefix}{c.field}.to"
-    if wanted:
-        return {start: {"$lte": day}, end: {"$gte": day}}
-    return {"$or": [{start: {"$gt": day}}, {end: {"$lt": day}}]}
+# How many records a search may read to apply, in the application, the conditions the database could
+# only apply by scanning. Every role search names a practitioner, whose roles are few.
+MAX_CANDIDATES = 1000
 
 
-def to_filter(criteria: t.Iterable[Criterion], prefix: str = "") -> dict[str, t.Any]:
-    """All ``criteria`` must hold (repeated parameters AND, comma-separated values OR).
+def _inside(low: dt.datetime | None, high: dt.datetime | None) -> dict[str, t.Any]:
+    return {**({"$gte": low} if low else {}), **({"$lt": high} if high else {})}
 
-    Written as one flat document where it can be: SecantusDB reads a filter through an index only
-    when it has no top-level operator (with ``$and`` it scans the collection, and a hint makes that
-    worse). What cannot be flat (``$or``, a second condition on one field) joins under ``$and``.
+
+def _narrowest(ranges: list[tuple[t.Any, ...]]) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """The intersection of half-open ranges ``[low, high)``: all must hold."""
+    lows = [low for low, _, _ in ranges if low is not None]
+    highs = [high for _, high, _ in ranges if high is not None]
+    return (max(lows) if lows else None), (min(highs) if highs else None)
+
+
+def to_filter(criteria: t.Iterable[Criterion], prefix: str = "") -> tuple[dict[str, t.Any], list[Criterion]]:
+    """All ``criteria`` must hold (repeated parameters AND, comma-separated values OR): one flat query
+    document, and the criteria it could not hold, which :func:`matches` applies to what it finds.
+
+    Flat, because SecantusDB reads a filter through an index only when it has no top-level operator
+    (with ``$and``, ``$or`` or ``$nor`` it scans the collection, and a hint makes that worse). So ranges
+    on one field are intersected into one, and one ``ne`` becomes the field's own ``$not``; what has
+    no flat form (a second condition on a list field, ``active=false``, a second ``ne``) is left over.
     """
     flat: dict[str, t.Any] = {}
-    rest: list[dict[str, t.Any]] = []
-    for condition in (_condition(c, prefix) for c in criteria):
-        for name, value in condition.items():
-            if name.startswith("$") or name in flat:
-                rest.append({name: value})
+    rest: list[Criterion] = []
+    criteria = list(criteria)
+    for name in dict.fromkeys(c.field for c in criteria):
+        mine = [c for c in criteria if c.field == name]
+        field = prefix + name
+        ranges = [c.values for c in mine if c.kind == "between" and c.values[2]]
+        outside = [c for c in mine if c.kind == "between" and not c.values[2]]
+        if ranges or outside:
+            # Date fields hold one instant each, so their ranges may be intersected.
+            bounds = _inside(*_narrowest(ranges))
+            if outside:
+                bounds["$not"] = _inside(*outside[0].values[:2])
+                rest += outside[1:]
+            flat[field] = bounds or {"$exists": True}
+        for n, c in enumerate(c for c in mine if c.kind != "between"):
+            if n > 0:  # a list field may hold one value for each condition: only a scan of it can tell
+                rest.append(c)
+            elif c.kind == "any":
+                flat[field] = {"$in": list(c.values)}
+            elif c.values[1]:
+                flat[f"{field}.from"], flat[f"{field}.to"] = {"$lte": c.values[0]}, {"$gte": c.values[0]}
             else:
-                flat[name] = value
-    return {**flat, "$and": rest} if rest else flat
+                rest.append(c)  # outside the window: before it or after it, an $or of two fields
+    return flat, rest
+
+
+def matches(search: t.Mapping[str, t.Any], c: Criterion) -> bool:
+    """Whether the ``search`` fields a record stores meet ``c``, as the database would decide."""
+    value = search.get(c.field)
+    if c.kind == "any":
+        values = value if isinstance(value, list) else [value]
+        return any(v in c.values for v in values)
+    if c.kind == "between":
+        low, high, inside = c.values
+        if not isinstance(value, dt.datetime):
+            return False
+        within = (low is None or value >= low) and (high is None or value < high)
+        return within == inside
+    day, wanted = c.values
+    window = value or {}
+    holds = window.get("from", "") <= day <= window.get("to", "")
+    return holds == wanted

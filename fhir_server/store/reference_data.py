@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from .. import identifiers as ids
 from ..validation.references import Target
 from .errors import IdentifierTaken, translate_errors
-from .queries import Criterion, Page, to_filter
+from .queries import MAX_CANDIDATES, Criterion, Page, TooManyCandidates, matches, to_filter
 from .transactions import Joined
 
 _SYSTEMS = {
@@ -94,6 +94,7 @@ class ReferenceStore:
                 self._resources.drop_index("refs_1")
         self._resources.create_index([("refs", ASCENDING)], unique=True)
         self._resources.create_index([("search.identifier", ASCENDING)])
+        self._resources.create_index([("search._lastUpdated", ASCENDING)])  # searches by when records changed
 
     @translate_errors
     def is_empty(self) -> bool:
@@ -139,10 +140,26 @@ class ReferenceStore:
 
     @translate_errors
     def search(self, rtype: str, criteria: list[Criterion], offset: int, count: int) -> Page:
-        query = {**_of_type(rtype), **to_filter(criteria, "search.")}
-        total = self._resources.count_documents(query)
-        found = self._resources.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
-        return Page(total, [d["resource"] for d in found])
+        """A page of the records of ``rtype`` matching all ``criteria``, in id order, and how many match.
+
+        ``_id`` is looked up by key and ``identifier`` through its index; what the database could only
+        apply by scanning is applied here, to at most :data:`MAX_CANDIDATES` records.
+
+        :raises TooManyCandidates: more records than that before the conditions applied here.
+        """
+        by_id = next((c for c in criteria if c.field == "_id" and c.kind == "any"), None)
+        query, rest = to_filter([c for c in criteria if c is not by_id], "search.")
+        # The key is "Type/id": a lookup by key, where the range of the type is read by scanning.
+        query = {**query, **({"_id": {"$in": [f"{rtype}/{v}" for v in by_id.values]}} if by_id else _of_type(rtype))}
+        if not rest:
+            total = self._resources.count_documents(query)
+            found = self._resources.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
+            return Page(total, [d["resource"] for d in found])
+        candidates = list(self._resources.find(query, {"resource": 1, "search": 1}).sort("_id", ASCENDING).limit(MAX_CANDIDATES + 1))
+        if len(candidates) > MAX_CANDIDATES:
+            raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))
+        kept = [d["resource"] for d in candidates if all(matches(d["search"], c) for c in rest)]
+        return Page(len(kept), kept[offset:offset + count])
 
     # --- writes --------------------------------------------------------------------------------------
 

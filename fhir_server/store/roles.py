@@ -26,23 +26,36 @@ A process that dies between reserving and storing leaves a period held that no r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import typing as t
 import uuid
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ..instants import last_updated
 from ..validation.dates import OPEN_END, OPEN_START
 from .errors import IdentifierTaken, translate_errors
 from .transactions import Joined
-from .queries import Criterion, Page, to_filter
+from .queries import MAX_CANDIDATES, Criterion, Page, TooManyCandidates, matches, to_filter
 
 
 _PRACTITIONER_INDEX = [("search.practitioner", ASCENDING), ("_id", ASCENDING)]
-_UPDATED_INDEX = [("updated", DESCENDING)]
+# History's order, newest first, exactly: pages are read by key along it.
+_HISTORY_ORDER = [("updated", DESCENDING), ("_id", ASCENDING)]
+_ROLE_HISTORY_ORDER = [("role", ASCENDING), ("vid", DESCENDING)]
+_OLD_UPDATED_INDEX = "updated_-1"  # served history before it paged by key
+# Type-level history reads time windows back from where a page starts, each _GROWTH times wider than
+# the last, until it has a page: a query reads (on SecantusDB, decodes) every version in its range, so
+# one open range would cost the rest of the collection on every page. Reaching back from today to
+# year 1 takes 18 empty windows. After a quiet spell, the window that reaches the versions before it
+# may hold many more than a page (those of up to _GROWTH - 1 such spells); it stops at the newest
+# version the process has served before, where one is known to be.
+_FIRST_WINDOW = dt.timedelta(seconds=1)
+_GROWTH = 4
+_FLOOR = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)  # the windows stop here; the last reads all that is older
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,9 @@ class RoleStore:
         self._roles = db["practitioner_roles"]
         self._versions = db.durable("practitioner_role_versions")  # written last: its flush keeps the rest
         self._keys = db["role_keys"]
+        # The newest version this process has served at the top of a history: a version is known to be
+        # there, so a window may stop at it rather than read on into what lies beyond (a quiet night).
+        self._newest_seen: dt.datetime | None = None
 
     def ensure_indexes(self) -> None:
         # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
@@ -73,8 +89,11 @@ class RoleStore:
         self._roles.create_index(_PRACTITIONER_INDEX)
         self._roles.create_index([("search.identifier", ASCENDING)])
         self._roles.create_index([("identifiers", ASCENDING)], unique=True)
-        self._versions.create_index([("role", ASCENDING), ("vid", DESCENDING)])
-        self._versions.create_index(_UPDATED_INDEX)
+        self._versions.create_index(_ROLE_HISTORY_ORDER)
+        self._versions.create_index(_HISTORY_ORDER)
+        if _OLD_UPDATED_INDEX in self._versions.index_information():
+            with contextlib.suppress(OperationFailure):  # another process dropped it first
+                self._versions.drop_index(_OLD_UPDATED_INDEX)
 
     # --- current versions -------------------------------------------------------------------------
 
@@ -138,10 +157,24 @@ class RoleStore:
 
     @translate_errors
     def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
-        query = to_filter(criteria, "search.")
-        total = self._roles.count_documents(query)
-        found = self._roles.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
-        return Page(total, [d["resource"] for d in found])
+        """A page of the roles matching all ``criteria``, in id order, and how many match.
+
+        The database applies what it can through an index (every role search names a practitioner,
+        and the practitioner index narrows to that practitioner's roles); what it could only apply by
+        scanning is applied here, to at most :data:`MAX_CANDIDATES` roles.
+
+        :raises TooManyCandidates: more roles than that before the conditions applied here.
+        """
+        query, rest = to_filter(criteria, "search.")
+        if not rest:
+            total = self._roles.count_documents(query)
+            found = self._roles.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
+            return Page(total, [d["resource"] for d in found])
+        candidates = list(self._roles.find(query, {"resource": 1, "search": 1}).sort("_id", ASCENDING).limit(MAX_CANDIDATES + 1))
+        if len(candidates) > MAX_CANDIDATES:
+            raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))
+        kept = [d["resource"] for d in candidates if all(matches(d["search"], c) for c in rest)]
+        return Page(len(kept), kept[offset:offset + count])
 
     # --- versions ----------------------------------------------------------------------------------
 
@@ -152,14 +185,52 @@ class RoleStore:
         return doc["resource"] if doc else None
 
     @translate_errors
-    def history(self, role_id: str | None, offset: int, count: int) -> Page:
-        """Versions newest first: of one role, or of all roles (``role_id`` None)."""
-        query = {"role": role_id} if role_id else {}
-        order = [("vid", DESCENDING)] if role_id else [("updated", DESCENDING), ("_id", ASCENDING)]
-        hint = None if role_id else _UPDATED_INDEX
-        total = self._versions.count_documents(query)
-        found = self._versions.find(query, {"resource": 1}, hint=hint).sort(order).skip(offset).limit(count) if count else []
-        return Page(total, [d["resource"] for d in found])
+    def history(self, role_id: str | None, after: tuple[t.Any, ...] | None, count: int, counted: bool,
+                now: dt.datetime) -> Page:
+        """Versions newest first, of one role or of all roles (``role_id`` None), from just after
+        ``after`` (the key :attr:`Page.after` gave: ``(vid,)`` of one role, ``(updated, _id)`` of all).
+
+        Read by key along an index in history's order, never skipped to; versions written meanwhile
+        are newer than any page already served, so a walk sees each version once. ``counted`` asks for
+        the total: for all roles it is a count of the collection.
+        """
+        if role_id is not None:
+            query: dict[str, t.Any] = {"role": role_id, **({"vid": {"$lt": after[0]}} if after else {})}
+            found = list(self._versions.find(query, {"resource": 1, "vid": 1}).sort(_ROLE_HISTORY_ORDER[1:]).limit(count + 1)) if count else []
+            total = self._versions.count_documents({"role": role_id}) if counted else None
+            key: tuple[t.Any, ...] | None = (found[count - 1]["vid"],) if len(found) > count else None
+        else:
+            found = self._all_history(after, count + 1, now) if count else []
+            total = self._versions.count_documents({}) if counted else None
+            key = (found[count - 1]["updated"], found[count - 1]["_id"]) if len(found) > count else None
+        return Page(total, [d["resource"] for d in found[:count]], key)
+
+    def _all_history(self, after: tuple[t.Any, ...] | None, wanted: int, now: dt.datetime) -> list[dict[str, t.Any]]:
+        """Up to ``wanted`` versions of all roles in history's order after ``after``, read window by
+        window back in time: each query a flat range on the history index, never an ``$or``."""
+        projection = {"resource": 1, "updated": 1}
+        found: list[dict[str, t.Any]] = []
+        newer_than: dt.datetime | None = None  # the windows read so far hold every version from here on
+        if after is not None:
+            updated, version_id = after  # the versions of the same instant, after the last one served
+            found += self._versions.find({"updated": updated, "_id": {"$gt": version_id}}, projection).sort(_HISTORY_ORDER).limit(wanted)
+            newer_than = updated
+        width = _FIRST_WINDOW
+        while len(found) < wanted:
+            top = newer_than or now
+            start = top - width if top - _FLOOR > width else None  # None: the rest of history, whatever its age
+            seen = self._newest_seen
+            if seen is not None and seen < top and (start is None or seen > start):
+                start, width = seen, _FIRST_WINDOW / _GROWTH  # and below it, small windows again
+            window = {**({"$gte": start} if start else {}), **({"$lt": newer_than} if newer_than else {})}
+            query = {"updated": window} if window else {}
+            found += self._versions.find(query, projection).sort(_HISTORY_ORDER).limit(wanted - len(found))
+            if start is None:
+                break
+            newer_than, width = start, width * _GROWTH
+        if after is None and found:
+            self._newest_seen = max(found[0]["updated"], self._newest_seen or found[0]["updated"])
+        return found
 
     # --- seeding -----------------------------------------------------------------------------------
 

@@ -173,11 +173,24 @@ def test_search_by_last_updated(api):
 
 
 def test_search_pages_with_count_and_offset(api):
-    first = api.get("/Organization", params={"_count": 2}).json()
+    first = api.get("/Organization", params={"_lastUpdated": "ge2000", "_count": 2}).json()
     assert len(first["entry"]) == 2 and first["total"] >= 10
     links = {link["relation"]: link["url"] for link in first["link"]}
     second = api.session.get(links["next"], timeout=10).json()
     assert {e["resource"]["id"] for e in first["entry"]}.isdisjoint(e["resource"]["id"] for e in second["entry"])
+
+
+@pytest.mark.parametrize("params", [{}, {"_count": "5"}, {"_lastUpdated": "ne2024-01-01"}])
+def test_a_search_no_index_serves_is_refused(api, params):
+    response = api.get("/Organization", params=params)
+    assert response.status_code == 400
+    assert outcome_messages(response) == [text(Msg.SEARCH_NOT_SELECTIVE, type="Organization")]
+
+
+def test_repeated_and_ne_conditions_all_hold(api):
+    assert found(api, "Location", _id="FZZ999-B,FZZ941-D", _lastUpdated=["ge2000", "ne2000"]) == ["FZZ941-D", "FZZ999-B"]
+    assert found(api, "Location", _id=["FZZ999-B,FZZ941-D", "FZZ941-D"]) == ["FZZ941-D"]
+    assert found(api, "Practitioner", identifier=["98ZZQJ", "90ZZGJ"]) == ["98ZZQJ"]
 
 
 def test_search_rejects_what_it_cannot_read(api):

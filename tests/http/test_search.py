@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from fhir_server.outcome import Msg, issue
-from fhir_server.store.queries import Criterion, to_filter
+from fhir_server.service.search import MAX_OFFSET
+from fhir_server.store.queries import MAX_CANDIDATES, Criterion, to_filter
 
 from ..support import fresh_role, outcome_messages
 
@@ -179,11 +182,84 @@ def test_bad_values_are_400_even_when_lenient(api, name, value):
 
 def test_searches_are_flat_filters_over_the_practitioner_index(mongo, roles):
     """SecantusDB uses an index only for a filter without top-level operators (its explain does not say)."""
-    query = to_filter([Criterion("practitioner", "any", ("92ZZRE",)), Criterion("active", "active_on", ("2026-01-01", True)),
-                       Criterion("role", "any", ("x|y",))], "search.")
+    query, rest = to_filter([Criterion("practitioner", "any", ("92ZZRE",)), Criterion("active", "active_on", ("2026-01-01", True)),
+                             Criterion("role", "any", ("x|y",))], "search.")
     assert query == {"search.practitioner": {"$in": ["92ZZRE"]}, "search.active.from": {"$lte": "2026-01-01"},
                      "search.active.to": {"$gte": "2026-01-01"}, "search.role": {"$in": ["x|y"]}}
+    assert rest == []
     assert "search.practitioner_1__id_1" in mongo["practitioner_roles"].index_information()
+
+
+def test_date_ranges_fold_into_one_flat_condition():
+    a, b, c, d = (dt.datetime(2020 + n, 1, 1, tzinfo=dt.timezone.utc) for n in range(4))
+    query, rest = to_filter([Criterion("practitioner", "any", ("92ZZRE",)), Criterion("_lastUpdated", "between", (a, None, True)),
+                             Criterion("_lastUpdated", "between", (None, d, True)), Criterion("_lastUpdated", "between", (b, c, False))])
+    assert query == {"practitioner": {"$in": ["92ZZRE"]}, "_lastUpdated": {"$gte": a, "$lt": d, "$not": {"$gte": b, "$lt": c}}}
+    assert rest == []
+
+
+def test_what_has_no_flat_form_is_left_to_the_application():
+    day = ("2026-01-01", False)
+    repeated = [Criterion("role", "any", ("a",)), Criterion("role", "any", ("b",))]
+    query, rest = to_filter([Criterion("practitioner", "any", ("92ZZRE",)), Criterion("active", "active_on", day), *repeated])
+    assert query == {"practitioner": {"$in": ["92ZZRE"]}, "role": {"$in": ["a"]}}
+    assert rest == [Criterion("active", "active_on", day), repeated[1]]
+
+
+def test_repeated_parameters_all_hold(api, roles):
+    elsewhere = roles["elsewhere"]
+    code = elsewhere["code"][0]["coding"][0]["code"]
+    assert ids(search(api, practitioner="92ZZRE", role=[code, f"{ANZSCO}|{code}"])) == [elsewhere["id"]]
+    assert ids(search(api, practitioner="92ZZRE", role=[code, roles["current"]["code"][0]["coding"][0]["code"]])) == []
+    both = search(api, practitioner="92ZZRE", organization=["GZZ956-B", "Organization/GZZ956-B"], active=["true", "true"])
+    assert ids(both) == [elsewhere["id"]] and both["total"] == 1
+    assert ids(search(api, practitioner="92ZZRE", organization=["GZZ956-B", "GZZ998-G"])) == []
+
+
+def test_last_updated_ne_and_repeated_ranges(api, roles):
+    stamp = roles["elsewhere"]["meta"]["lastUpdated"]
+    everyone = sorted(r["id"] for r in roles.values())
+    assert sorted(ids(search(api, practitioner="92ZZRE", _lastUpdated=f"ne{stamp}"))) == sorted(set(everyone) - {roles["elsewhere"]["id"]})
+    assert sorted(ids(search(api, practitioner="92ZZRE", _lastUpdated=["ge2000", f"le{stamp}"]))) == everyone
+    assert ids(search(api, practitioner="92ZZRE", _lastUpdated=["ge2000", "lt2000"])) == []
+    others = [r["meta"]["lastUpdated"] for r in roles.values() if r is not roles["elsewhere"]]
+    twice = search(api, practitioner="92ZZRE", _lastUpdated=[f"ne{stamp}", f"ne{others[0]}"])
+    assert [r["meta"]["lastUpdated"] for r in (e["resource"] for e in twice.get("entry", []))] == others[1:]
+
+
+def test_inactive_roles_page_with_a_total(api, roles):
+    first = search(api, practitioner="92ZZRE", active="false", _count=1)
+    assert ids(first) == [roles["ended"]["id"]] and first["total"] == 1
+    assert "next" not in {link["relation"] for link in first["link"]}
+
+
+@pytest.fixture
+def crowded_practitioner(mongo):
+    """A practitioner with more roles than a search filters in the application, written directly."""
+    practitioner = "99ZZXQ"
+    docs = [{"_id": f"X{n:08d}", "vid": 1, "identifiers": [f"crowded|{n}"],
+             "search": {"practitioner": [practitioner], "active": {"from": "0001-01-01", "to": "9999-12-31"}, "role": ["r"]},
+             "resource": {"resourceType": "PractitionerRole", "id": f"X{n:08d}", "meta": {"versionId": "1"}}}
+            for n in range(MAX_CANDIDATES + 1)]
+    mongo["practitioner_roles"].insert_many(docs)
+    yield practitioner
+    mongo["practitioner_roles"].delete_many({"search.practitioner": practitioner})
+
+
+def test_a_search_with_too_many_roles_to_filter_is_refused(api, crowded_practitioner):
+    flat = search(api, practitioner=crowded_practitioner, role="r", _count=1)
+    assert flat["total"] == MAX_CANDIDATES + 1
+    for params, names in (({"active": "false"}, "active"), ({"role": ["r", "s"]}, "role")):
+        response = api.get("/PractitionerRole", params={"practitioner": crowded_practitioner, **params})
+        assert response.status_code == 400
+        assert outcome_messages(response) == [issue(Msg.SEARCH_TOO_BROAD, limit=MAX_CANDIDATES, params=names).diagnostics]
+
+
+def test_offset_is_bounded(api, roles):
+    assert ids(search(api, practitioner="92ZZRE", _offset=MAX_OFFSET)) == []
+    response = api.get("/PractitionerRole", params={"practitioner": "92ZZRE", "_offset": MAX_OFFSET + 1})
+    assert response.status_code == 400
+    assert outcome_messages(response) == [issue(Msg.SEARCH_OFFSET_TOO_LARGE, limit=MAX_OFFSET).diagnostics]
 
 
 @pytest.mark.parametrize("name, value", [("_count", "²"), ("_lastUpdated", "0001"), ("_lastUpdated", "0001-01-01T00:00:00+14:00"),

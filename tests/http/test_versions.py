@@ -49,7 +49,7 @@ def test_instance_history_lists_versions_newest_first(api, three_versions):
     role_id = three_versions[0]["id"]
     bundle = api.get(f"/PractitionerRole/{role_id}/_history").json()
     assert bundle["resourceType"] == "Bundle" and bundle["type"] == "history"
-    assert bundle["total"] == 3
+    assert "total" not in bundle  # counted only when asked: see test_history.py
     assert [e["resource"] for e in bundle["entry"]] == three_versions[::-1]
     assert [e["request"]["method"] for e in bundle["entry"]] == ["PUT", "PUT", "POST"]
     assert [e["response"]["etag"] for e in bundle["entry"]] == ['W/"3"', 'W/"2"', 'W/"1"']
@@ -74,7 +74,6 @@ def test_history_of_an_unknown_role_is_404(api):
 def test_type_history_lists_the_newest_changes_first(api, three_versions):
     bundle = api.get("/PractitionerRole/_history", params={"_count": 3}).json()
     assert bundle["type"] == "history"
-    assert bundle["total"] >= 3
     stamps = [e["resource"]["meta"]["lastUpdated"] for e in bundle["entry"]]
     assert stamps == sorted(stamps, reverse=True)
     assert bundle["entry"][0]["resource"] == three_versions[-1]

@@ -56,13 +56,16 @@ def replayable(view: View) -> View:
         if isinstance(taken_over, dict):
             return _replay(taken_over)
         request.environ[_SCOPE] = (scope, taken_over)
+        applied_perhaps = False
         try:
             response = make_response(view(*args, **kwargs))
         except FhirError as e:
+            applied_perhaps = isinstance(e, StoreUnavailable) and e.may_be_applied
             response = make_response(current_app.handle_user_exception(e))
         with contextlib.suppress(StoreUnavailable):  # unrecorded, the claim runs out with its lease
             if response.status_code == 503:
-                store.idempotency.mark_unknown(scope)
+                # Surely not applied: a replay may run at once. Perhaps: it waits out this deadline.
+                store.idempotency.mark_unknown(scope, None if applied_perhaps else dt.datetime.now(dt.timezone.utc))
             else:
                 store.idempotency.finish(scope, {
                     "status": response.status_code, "body": response.get_data(),
@@ -87,7 +90,13 @@ def _claim(scope: str, fingerprint: str) -> bool | dict[str, t.Any]:
     timeout = store.timeout_seconds
     while True:
         now = dt.datetime.now(dt.timezone.utc)
-        seen: Recorded | None = store.idempotency.begin(scope, fingerprint, current_deadline(timeout), now)
+        until = current_deadline(timeout)
+        try:
+            seen: Recorded | None = store.idempotency.begin(scope, fingerprint, until, now)
+        except StoreUnavailable:
+            with contextlib.suppress(StoreUnavailable):
+                store.idempotency.withdraw(scope, until)
+            raise StoreUnavailable() from None  # nothing of the request has been done
         if seen is None:
             return False
         if seen.fingerprint != fingerprint:

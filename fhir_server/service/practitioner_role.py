@@ -152,12 +152,19 @@ def store_new_role(make: t.Callable[[str], dict[str, t.Any]], resource: dict[str
             if e.may_be_applied:
                 return _after_unknown_insert(resource, key, held, until, ctx, e)
             if held is not None:
-                with contextlib.suppress(StoreUnavailable):
-                    roles.release(key, held)
+                release_quietly(key, held, ctx)
             raise
         ctx.store.role_ids.skip_past_taken(ids.role_number(roles.highest_id() or resource["id"]))
         resource = make(ctx.store.role_ids.issue())
     raise RoleIdTaken(resource["id"])  # the counter keeps falling behind: a fault of the database, logged as a 500
+
+
+def release_quietly(key: str, token: str, ctx: Context) -> None:
+    """Release a reservation no role owns, trying twice; debris if both fail (see :func:`_reserve`)."""
+    for _ in range(2):
+        with contextlib.suppress(StoreUnavailable):
+            ctx.store.roles.release(key, token)
+            return
 
 
 def _lease(ctx: Context) -> dt.datetime:
@@ -246,9 +253,9 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
             ctx.store.roles.release(stored.key, t.cast(str, held))
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
     if stored.held is not None and held != stored.held:
-        # The update is done; a period left held here is debris that the next blocked create clears.
-        with contextlib.suppress(StoreUnavailable):
-            ctx.store.roles.release(stored.key, stored.held)
+        # The update is done whatever becomes of this: a period left held is debris (no role owns it,
+        # and its lease is over) that the next create it blocks clears.
+        release_quietly(stored.key, stored.held, ctx)
     return Written(resource, True)
 
 
@@ -537,7 +544,7 @@ def _reserve(key: str, resource: dict[str, t.Any], ctx: Context) -> tuple[str, d
     roles, period, rid = ctx.store.roles, resource.get("period"), resource["id"]
     token = roles.new_token(rid)
     pause = 0.02
-    while not roles.reserve(key, period, rid, token, ctx.now(), until := _lease(ctx)):
+    while not _try_reserve(key, period, rid, token, until := _lease(ctx), ctx):
         now = _wall_clock()
         blockers = roles.blockers(key, period, rid, now)
         if any(b.state == "stored" for b in blockers):
@@ -552,6 +559,19 @@ def _reserve(key: str, resource: dict[str, t.Any], ctx: Context) -> tuple[str, d
             time.sleep(pause)
             pause = min(2 * pause, 0.2)
     return token, until
+
+
+def _try_reserve(key: str, period: dict[str, t.Any] | None, rid: str, token: str, until: dt.datetime, ctx: Context) -> bool:
+    """One reservation attempt. If it fails, it leaves nothing: a reservation that may have been made
+    is released once nothing sent can still arrive (its lease), and the role is surely not stored."""
+    try:
+        with finished_by(until):
+            return ctx.store.roles.reserve(key, period, rid, token, ctx.now(), until)
+    except StoreUnavailable as e:
+        if e.may_be_applied:
+            time.sleep(max(0.0, (until - _wall_clock()).total_seconds()))
+            release_quietly(key, token, ctx)
+        raise StoreUnavailable() from None
 
 
 def _wall_clock() -> dt.datetime:

@@ -55,6 +55,12 @@ class IdempotencyStore:
         return Recorded(doc["fingerprint"], doc["state"], doc["until"], doc.get("answer"))
 
     @translate_errors
+    def withdraw(self, scope: str, until: dt.datetime) -> None:
+        """Remove a claim this request may have made (``until`` is its own lease), so that a failed
+        claim does not hold the key."""
+        self._records.delete_one({"_id": scope, "state": "running", "until": until})
+
+    @translate_errors
     def take_over(self, scope: str, seen: Recorded, until: dt.datetime) -> bool:
         """Claim a record whose request is over without an answer; False if another replay did first."""
         found = self._records.find_one_and_update({"_id": scope, "state": seen.state, "until": seen.until},
@@ -67,6 +73,8 @@ class IdempotencyStore:
         self._records.update_one({"_id": scope}, {"$set": {"state": "done", "answer": answer}})
 
     @translate_write_errors
-    def mark_unknown(self, scope: str) -> None:
-        """The request answered that its outcome is unknown: a replay after its lease looks for it."""
-        self._records.update_one({"_id": scope, "state": "running"}, {"$set": {"state": "unknown"}})
+    def mark_unknown(self, scope: str, until: dt.datetime | None) -> None:
+        """The request answered 503: a replay after its lease (or ``until``, if it ended sooner) looks
+        for what it stored, then runs again."""
+        changes: dict[str, t.Any] = {"state": "unknown", **({"until": until} if until else {})}
+        self._records.update_one({"_id": scope, "state": "running"}, {"$set": changes})

@@ -62,14 +62,16 @@ def replayable(view: View) -> View:
         except FhirError as e:
             applied_perhaps = isinstance(e, StoreUnavailable) and e.may_be_applied
             response = make_response(current_app.handle_user_exception(e))
-        with contextlib.suppress(StoreUnavailable):  # unrecorded, the claim runs out with its lease
-            if response.status_code == 503:
-                # Surely not applied: a replay may run at once. Perhaps: it waits out this deadline.
-                store.idempotency.mark_unknown(scope, None if applied_perhaps else dt.datetime.now(dt.timezone.utc))
-            else:
-                store.idempotency.finish(scope, {
-                    "status": response.status_code, "body": response.get_data(),
-                    "headers": {h: response.headers[h] for h in _KEPT_HEADERS if h in response.headers}})
+        for _ in range(2):  # unrecorded after two tries, the claim runs out with its lease
+            with contextlib.suppress(StoreUnavailable):
+                if response.status_code == 503:
+                    # Surely not applied: a replay may run at once. Perhaps: it waits out this deadline.
+                    store.idempotency.mark_unknown(scope, None if applied_perhaps else dt.datetime.now(dt.timezone.utc))
+                else:
+                    store.idempotency.finish(scope, {
+                        "status": response.status_code, "body": response.get_data(),
+                        "headers": {h: response.headers[h] for h in _KEPT_HEADERS if h in response.headers}})
+                break
         return response
 
     return wrapper

@@ -274,3 +274,14 @@ def test_a_frozen_database_gets_503_and_nothing_answered_so_is_applied_later(lab
         assert stored_with(lab, token) == []
     assert lab.api.create(role).status_code in (201, 422)
     assert_no_reservation_without_its_role(lab)
+
+
+def test_an_id_counter_behind_the_stored_roles_takes_new_ids(lab: Lab) -> None:
+    """After a restore the counter may be behind the records: an id already stored is skipped, not a failure."""
+    lab.mongo["counters"].update_one({"_id": "practitioner_role"}, {"$set": {"value": 0}})
+    highest = max(d["_id"] for d in lab.mongo["practitioner_roles"].find({}, {"_id": 1}))
+    answers = [lab.api.create(local_role()[0]) for _ in range(45)]  # past every worker's block of 20
+    assert {a.status_code for a in answers} == {201}
+    ids = [a.json()["id"] for a in answers]
+    assert len(set(ids)) == len(ids)
+    assert max(ids) > highest

@@ -5,8 +5,15 @@ A create runs the DESIGN.md stages in order and stops after the first that finds
 contact points and references, all reported together) → ``_complete`` → ``_reserve`` (422 duplicate)
 → ``store.roles.insert``. Database round trips: one to resolve the three references, one to reserve
 the business key, two to store the role and its first version; issuing the id costs one per
-``BLOCK`` creates. A rejected duplicate costs two more, to look for reservations abandoned by a
-process that died.
+``BLOCK`` creates. A reservation that fails costs two more, to tell a stored duplicate from a
+request in flight and from debris (see :mod:`..store.roles`).
+
+Faults (DESIGN.md "Faults: every answer true"): the reservation and the writes after it run under a
+lease, half of what is left of the request's time. A write whose outcome is unknown (network error,
+write concern error, time limit) is waited out to the lease's end and read back from the primary:
+stored, it is answered as stored; not stored, the reservation is released and the answer is a plain
+503; if the read fails too, the 503 says the change may have been applied and the lease frees the
+reservation. Nothing a failed request leaves blocks another beyond its lease.
 
 An update reads the current version, checks the request against it (only telecom, messaging-address,
 period and status reason may change), reserves a changed period, and replaces the current version
@@ -211,6 +218,7 @@ def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, 
     for attempt in range(CONDITION_RETRIES if wait else 1):
         found = one_match(ctx.store.roles.find_by_identifier(token))
         if found is not None:
+            ctx.store.roles.keep_version(found)  # the create that stored it may have failed before keeping it
             return with_active(found, ctx)
         if wait:
             time.sleep(0.02 * (attempt + 1))

@@ -239,10 +239,14 @@ def test_an_idempotency_key_replays_the_first_answer(lab: Lab) -> None:
 def test_a_replay_while_the_first_request_runs_gets_409(lab: Lab) -> None:
     role, token = local_role()
     key = {"Idempotency-Key": uuid.uuid4().hex}
-    lab.fail("insert", 1, {"blockConnection": True, "blockTimeMS": 800})  # the role's, after the key's
+    # The reservation, after the key's claim, is held for less than the request's lease. (A replay
+    # makes no update before it answers.)
+    lab.fail("update", 0, {"blockConnection": True, "blockTimeMS": 500})
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         first = pool.submit(lab.api.post, "/PractitionerRole", role, headers=key)
-        time.sleep(0.4)
+        claimed = {"_id": {"$regex": f"\\|{key['Idempotency-Key']}$"}}
+        while lab.mongo["idempotency_keys"].find_one(claimed) is None and not first.done():
+            time.sleep(0.01)
         replay = lab.api.post("/PractitionerRole", role, headers=key)
         assert replay.status_code == 409, replay.text
         assert replay.json()["issue"][0]["diagnostics"] == Msg.IDEMPOTENCY_IN_PROGRESS.value.text

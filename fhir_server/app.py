@@ -10,7 +10,7 @@ from . import http
 from .config import Settings
 from .http.auth import KeyCache
 from .service import Context
-from .store import Store
+from .store import Store, with_deadline
 from .definitions import load_definitions
 
 
@@ -30,4 +30,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     http.register(app)
+    # One deadline for the whole request, rate-limit count included: past it, 503 with Retry-After.
+    app.wsgi_app = with_deadline(app.wsgi_app, settings.db_timeout_ms / 1000)  # type: ignore[method-assign]
     return app

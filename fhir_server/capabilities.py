@@ -24,7 +24,8 @@ _INTERACTIONS = {
 _DOCUMENTATION = {
     "PractitionerRole": {
         "create": "Create a PractitionerRole under the HPI rules; the server issues its hpi-practitionerrole-id. "
-                  "If-None-Exist: identifier=[system|]value makes it conditional",
+                  "If-None-Exist: identifier=[system|]value makes it conditional; with an Idempotency-Key header "
+                  "a replay within 24 h gets the first answer",
         "update": "Update contact details, messaging address, period and status reason; If-Match is required",
         "search-type": "Search by hpi-person-id and other parameters; always a Bundle",
     },

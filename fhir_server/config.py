@@ -40,7 +40,8 @@ class Settings:
     #: one or more ``N/second|minute|hour|day`` joined by ``;``. Counted in the database, so shared by
     #: every worker on every host.
     rate_limit: str = field(default_factory=lambda: os.environ.get("RATE_LIMIT", "500/hour"))
-    #: How long a request waits for an unreachable database before answering 503 (milliseconds).
+    #: How long one request may wait for the database in all (milliseconds); past it, 503 with Retry-After.
+    #: A reservation's lease is half of what is left of it (see service.practitioner_role).
     db_timeout_ms: int = field(default_factory=lambda: _env_int("DB_TIMEOUT_MS", 2000))
     #: How long a client may take to send a request line and its headers (seconds), counted from the
     #: moment the server waits for it (a new connection, or the end of the previous answer on a kept-alive

@@ -1,6 +1,8 @@
 """The embedded default database: a SecantusDB server (MongoDB wire protocol) in a child process.
 
-Always ``--standalone``: in its default replica-set mode SecantusDB slows ~10x after ~10,000 writes.
+``--standalone`` by default: in its default replica-set mode SecantusDB slows ~10x after ~10,000
+writes. Tests of faults start it with ``test_commands`` (MongoDB's ``configureFailPoint``) and, to see
+it as drivers see a replica set (retryable writes, transactions), with ``replica_set``.
 """
 
 from __future__ import annotations
@@ -32,14 +34,19 @@ def _server_command() -> str:
 class EmbeddedDatabase:
     """Start with :meth:`start`, stop with :meth:`stop`; data lives in ``storage_path`` across restarts."""
 
-    def __init__(self, storage_path: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, storage_path: Path, host: str = "127.0.0.1", port: int | None = None, *,
+                 test_commands: bool = False, replica_set: bool = False) -> None:
         self.storage_path = storage_path
         self.host = host
         self.port = port or free_port(host)
+        self.test_commands = test_commands
+        self.replica_set = replica_set
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def uri(self) -> str:
+        # A direct connection either way: the one member is the primary, and the driver still sees a
+        # replica set (sessions, retryable writes) when the server says it is one.
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
     def start(self, timeout: float = 60.0) -> None:
@@ -47,7 +54,8 @@ class EmbeddedDatabase:
         log = open(self.storage_path.parent / "database.log", "ab")
         self.process = subprocess.Popen(
             [_server_command(), "--host", self.host, "--port", str(self.port),
-             "--storage-path", str(self.storage_path), "--standalone", "--log-level", "WARNING"],
+             "--storage-path", str(self.storage_path), "--log-level", "WARNING",
+             *([] if self.replica_set else ["--standalone"]), *(["--enable-test-commands"] if self.test_commands else [])],
             stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the launcher, which stops the database last
         )

@@ -10,7 +10,7 @@ Errors, all free of Flask so that any layer can raise them::
 
     FhirError                  carries a list of Issues; its status is the first issue's
     ├── RequestRejected        the request or resource is wrong (4xx)
-    └── StoreUnavailable       the database cannot be reached (503)
+    └── StoreUnavailable       the database cannot be reached, or did not confirm a write (503)
 """
 
 from __future__ import annotations
@@ -88,6 +88,14 @@ class Msg(enum.Enum):
     DISPLAY_WRONG = Entry(200, "invalid", "The display of {code!r} is {display!r}", severity="information",
                       note="a $validate-code message, not an error of the request")
     DB_UNAVAILABLE = Entry(503, "transient", "The database is unavailable; retry shortly")
+    DB_OUTCOME_UNKNOWN = Entry(503, "transient", "The database did not confirm the change, which may have been applied: read it "
+                               "back, or retry with the same Idempotency-Key or If-None-Exist")
+    KEY_IN_FLIGHT = Entry(503, "transient", "A concurrent request is storing a role with the same practitioner, organisation, "
+                          "facility and role code; retry shortly")
+    IDEMPOTENCY_KEY_INVALID = Entry(400, "value", "Idempotency-Key must be 1 to {max} visible ASCII characters")
+    IDEMPOTENCY_KEY_REUSED = Entry(422, "conflict", "This Idempotency-Key was used within 24 hours for a different request; "
+                                   "use a new key for a new request")
+    IDEMPOTENCY_IN_PROGRESS = Entry(409, "conflict", "A request with this Idempotency-Key is still being processed; retry shortly")
     INTERNAL = Entry(500, "exception", "System error occured while processing the request", EM01100)
     # The serving front (fhir_server/serving), before the request reaches the app; not HPI wording.
     BAD_HTTP = Entry(400, "structure", "The request is not valid HTTP/1.1: {reason}",
@@ -288,7 +296,12 @@ class RequestRejected(FhirError):
 
 
 class StoreUnavailable(FhirError):
-    """The database did not answer in time. Raised by the store only."""
+    """The database did not answer in time, or did not confirm a write. Raised by the store only.
 
-    def __init__(self) -> None:
-        super().__init__(issue(Msg.DB_UNAVAILABLE))
+    ``may_be_applied``: a write was sent whose outcome is unknown (a network error after sending, a
+    write concern error, a time limit); the answer says so, and never "not applied".
+    """
+
+    def __init__(self, may_be_applied: bool = False) -> None:
+        super().__init__(issue(Msg.DB_OUTCOME_UNKNOWN if may_be_applied else Msg.DB_UNAVAILABLE))
+        self.may_be_applied = may_be_applied

@@ -97,6 +97,8 @@ def _parameters(path: str, method: str) -> list[dict[str, t.Any]]:
             found.append(_param("If-Match", "header", "The version updated, e.g. W/\"1\"; required (428 without)"))
         if method == "POST" and rtype in PARAMETERS and not rest:
             found.append(_param("If-None-Exist", "header", "identifier=[system|]value: a conditional create"))
+        if method == "POST" and path == "/PractitionerRole":
+            found.append(_param("Idempotency-Key", "header", "A replay with the same key within 24 h gets the first answer"))
         if method in ("POST", "PUT"):
             found.append(_param("Prefer", "header", "return=representation|minimal|OperationOutcome"))
     return found

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, request
 from ..outcome import Msg, issue, operation_outcome
 from ..service import practitioner_role as roles
 from . import bundles
+from .idempotency import replayable, request_tag
 from .incoming import args, body, context
 from .responses import fhir_response, prefer, resource_response, written_response
 
@@ -15,8 +16,9 @@ bp = Blueprint("practitioner_role", __name__)
 
 
 @bp.post("/PractitionerRole")
+@replayable
 def create() -> Response:
-    written = roles.create_practitioner_role(body(), context(), request.headers.get("If-None-Exist"))
+    written = roles.create_practitioner_role(body(), context(), request.headers.get("If-None-Exist"), *request_tag())
     return written_response(written.resource, 201 if written.changed else 200, "Created" if written.changed else "Exists")
 
 

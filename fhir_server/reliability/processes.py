@@ -31,7 +31,9 @@ class Database:
     """The embedded database, killable with SIGKILL and restartable on the same port and storage."""
 
     def __init__(self, folder: Path) -> None:
-        self._db = EmbeddedDatabase(folder / "db")
+        # Test commands (configureFailPoint) for the database-faults scenario; the lab's database is
+        # its own, on loopback, and thrown away after the run.
+        self._db = EmbeddedDatabase(folder / "db", test_commands=True)
 
     @property
     def uri(self) -> str:

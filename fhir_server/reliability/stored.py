@@ -44,6 +44,29 @@ class Stored:
         return Counts(self._db["practitioner_roles"].count_documents({}),
                       self._db["practitioner_role_versions"].count_documents({}), held)
 
+    def fail(self, command: str, skip: int, fault: dict[str, t.Any], app: str = "fhir-server") -> None:
+        """Fail the (``skip`` + 1)th ``command`` of the server's client (by its appName) once."""
+        self._client.admin.command({"configureFailPoint": "failCommand", "mode": {"skip": skip, "times": 1},
+                                    "data": {"failCommands": [command], "appName": app, **fault}})
+
+    def no_faults(self) -> None:
+        self._client.admin.command({"configureFailPoint": "failCommand", "mode": "off"})
+
+    def roles_with(self, system: str, value: str) -> list[dict[str, t.Any]]:
+        """The stored roles with this identifier: their id, version and held reservation."""
+        query = {"resource.identifier": {"$elemMatch": {"system": system, "value": value}}}
+        return list(self._db["practitioner_roles"].find(query, {"vid": 1, "held": 1}))
+
+    def unowned_periods(self) -> list[str]:
+        """Held periods that no stored role owns (``key: token``): what a request left behind."""
+        owners = {d["_id"]: d.get("held") for d in self._db["practitioner_roles"].find({}, {"held": 1})}
+        return [f"{k['_id']}: {p['by']}" for k in self._db["role_keys"].find() for p in k.get("periods", [])
+                if owners.get(p["role"]) != p["by"]]
+
+    def missing_versions(self, role_id: str, vid: int) -> list[int]:
+        kept = {d["vid"] for d in self._db["practitioner_role_versions"].find({"role": role_id}, {"vid": 1})}
+        return sorted(set(range(1, vid + 1)) - kept)
+
     def role_ids(self) -> set[str]:
         return {d["_id"] for d in self._db["practitioner_roles"].find({}, {"_id": 1})}
 

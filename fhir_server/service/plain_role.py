@@ -23,8 +23,7 @@ from ..validation import Target, check_profile
 from ..validation.fhirpath import ROLE
 from ..validation.plain_role import load_plain_role
 from .context import Context
-from .practitioner_role import in_element_order, parse
-from .search import identifier_keys, search_fields
+from .practitioner_role import Written, in_element_order, parse, store_new_role
 
 PATH_PREFIX = "/v1/"  # where the API is served
 UNISSUED = ids.format_role_id(0)  # well-formed, never issued (numbering starts at 1)
@@ -34,8 +33,9 @@ _FIELD_OF_ELEMENT = {"practitioner": "practitionerId", "code": "role", "organiza
                      "specialty": "specialty", "location": "locationName", "availableTime": "availableDays"}
 
 
-def create_plain_role(body: bytes, ctx: Context) -> dict[str, t.Any]:
+def create_plain_role(body: bytes, ctx: Context, request: str | None = None, retried: bool = False) -> Written:
     """Validate the request's fields and store them as a new PractitionerRole; return the stored resource.
+    ``request`` and ``retried``: the Idempotency-Key's scope, as for :func:`.create_practitioner_role`.
 
     :raises RequestRejected: 400 for a body that is not a JSON object, else 422 naming each failing field.
     """
@@ -45,6 +45,10 @@ def create_plain_role(body: bytes, ctx: Context) -> dict[str, t.Any]:
     fields, issues = load_plain_role(doc)
     if issues:
         raise RequestRejected(issues)
+    earlier = ctx.store.roles.get_by_request(request) if request and retried else None
+    if earlier is not None:
+        ctx.store.roles.keep_version(earlier.resource)
+        return Written(earlier.resource, False)
     found = ctx.store.references.resolve([f"Practitioner/{fields['practitionerId']}"])
     if not found:
         raise RequestRejected(issue(Msg.FIELD_INVALID, "practitionerId", message=Msg.FIELD_NO_PRACTITIONER.value.text))
@@ -58,8 +62,8 @@ def create_plain_role(body: bytes, ctx: Context) -> dict[str, t.Any]:
     coding = resource["code"][0]["coding"][0]
     # The shape of the HPI's business key; such a role never reserves a period under it.
     key = "|".join([practitioner.key, "", "", coding["system"], coding["code"]])
-    ctx.store.roles.insert(resource, key, None, search_fields(resource), identifier_keys(resource))
-    return resource
+    return Written(store_new_role(lambda rid: _to_fhir(fields, rid, practitioner, ctx), resource, key, ctx, request,
+                                  reserving=False), True)
 
 
 def read_plain_role(role_id: str, ctx: Context) -> tuple[dict[str, t.Any], str]:

@@ -5,8 +5,15 @@ A create runs the DESIGN.md stages in order and stops after the first that finds
 contact points and references, all reported together) → ``_complete`` → ``_reserve`` (422 duplicate)
 → ``store.roles.insert``. Database round trips: one to resolve the three references, one to reserve
 the business key, two to store the role and its first version; issuing the id costs one per
-``BLOCK`` creates. A rejected duplicate costs two more, to look for reservations abandoned by a
-process that died.
+``BLOCK`` creates. A reservation that fails costs two more, to tell a stored duplicate from a
+request in flight and from debris (see :mod:`..store.roles`).
+
+Faults (DESIGN.md "Faults: every answer true"): the reservation and the writes after it run under a
+lease, half of what is left of the request's time. A write whose outcome is unknown (network error,
+write concern error, time limit) is waited out to the lease's end and read back from the primary:
+stored, it is answered as stored; not stored, the reservation is released and the answer is a plain
+503; if the read fails too, the 503 says the change may have been applied and the lease frees the
+reservation. Nothing a failed request leaves blocks another beyond its lease.
 
 An update reads the current version, checks the request against it (only telecom, messaging-address,
 period and status reason may change), reserves a changed period, and replaces the current version
@@ -15,6 +22,7 @@ only if it is still the one the client named in If-Match (compare-and-set, else 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 import typing as t
@@ -24,10 +32,11 @@ from .. import exact_json
 from .. import identifiers as ids
 from ..definitions import DEFAULT_PROFILES
 from ..instants import format_instant
-from ..outcome import Issue, Msg, RequestRejected, issue
+from ..outcome import FhirError, Issue, Msg, RequestRejected, StoreUnavailable, issue
+from ..store.deadline import finished_by, seconds_left
 from ..store.errors import IdentifierTaken
 from ..store.queries import Page, TooManyCandidates
-from ..store.roles import StoredRole
+from ..store.roles import RoleIdTaken, StoredRole
 from ..terminology import ROLE_CODES
 from ..validation import (
     Target,
@@ -61,8 +70,6 @@ from .search import (
 NOT_RESERVING = {"enteredInError", "duplicate"}
 NORMAL_CONFIDENTIALITY = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "M"}
 HPI_ASSIGNER = {"reference": "Organization/G00001-G"}
-# A reservation whose role is still not stored after this long was left by a process that died.
-ABANDONED_AFTER = dt.timedelta(seconds=60)
 # How often a conditional create that lost a race looks for the winner's role (about 0.9 s in all).
 CONDITION_RETRIES = 9
 # What an update may change (SPEC.md §3.2), and what the server owns (meta, active).
@@ -87,31 +94,29 @@ class Written:
 
 # --- create ------------------------------------------------------------------------------------------
 
-def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | None = None) -> Written:
+def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | None = None,
+                             request: str | None = None, retried: bool = False) -> Written:
     """Validate ``body`` as a new HPI PractitionerRole and store it as version 1.
 
     With ``if_none_exist`` (``identifier=[system|]value``, an identifier of the body), a role that
     already has the identifier is returned instead (``changed`` False), also when a concurrent create
-    stores it first.
+    stores it first. ``request`` tags the stored role with the request's Idempotency-Key scope;
+    ``retried``: an earlier attempt with it may have stored the role, which is then returned.
 
     :raises RequestRejected: with every problem of the first stage that found any.
+    :raises StoreUnavailable: the database failed; it says whether the role may have been stored.
     """
     doc = parse(body)
     _check_structure(doc, ctx)
     token = condition_identifier(if_none_exist, doc) if if_none_exist is not None else None
-    existing = _existing(token, ctx)
+    existing = _existing(token, ctx) or _stored_by(request if retried else None, ctx)
     if existing is not None:
         return Written(existing, False)
     resolved = _check_content(doc, ctx)
-    resource = _complete(doc, ctx.store.role_ids.issue(), resolved, ctx)
-    key, held = business_key(resource, ctx), None
+    first = _complete(doc, ctx.store.role_ids.issue(), resolved, ctx)
     try:
-        if holds_period(resource):
-            held = _reserve(key, resource, ctx)
-        ctx.store.roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource))
+        resource = store_new_role(lambda rid: _complete(doc, rid, resolved, ctx), first, business_key(first, ctx), ctx, request)
     except (IdentifierTaken, RequestRejected) as e:
-        if held is not None:
-            ctx.store.roles.release(key, held)
         # A concurrent conditional create of the same role may have won the period or the identifier.
         existing = _existing(token, ctx, wait=True)
         if existing is not None:
@@ -120,6 +125,87 @@ def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | Non
             raise RequestRejected(_in_use(e)) from None
         raise
     return Written(resource, True)
+
+
+def store_new_role(make: t.Callable[[str], dict[str, t.Any]], resource: dict[str, t.Any], key: str, ctx: Context,
+                   request: str | None = None, reserving: bool = True) -> dict[str, t.Any]:
+    """Reserve the business key (if the role holds a period) and insert the role; return what was stored.
+
+    The writes run under the reservation's lease (:func:`_lease`). If the insert's outcome is unknown,
+    the request waits the lease out, when nothing it sent can still be applied, and reads back: the
+    role stored is answered as stored; else its reservation is released and the answer is a plain 503,
+    so an immediate retry finds nothing in its way. Only if that read fails too is the answer "may
+    have been applied", and the reservation is left to its lease. An id already taken (the counter
+    behind the records) moves the counter past the stored ids and takes a new one.
+
+    :raises RequestRejected: 422 duplicate. :raises IdentifierTaken: another role has an identifier.
+    """
+    roles = ctx.store.roles
+    for _ in range(3):
+        held, until = None, _lease(ctx)
+        try:
+            if reserving and holds_period(resource):
+                held, until = _reserve(key, resource, ctx)
+        except StoreUnavailable:
+            raise StoreUnavailable() from None  # the role itself was never sent: surely not stored
+        try:
+            with finished_by(until):
+                roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request)
+            return resource
+        except (IdentifierTaken, RoleIdTaken) as e:
+            if held is not None:
+                roles.release(key, held)
+            if isinstance(e, IdentifierTaken):
+                raise
+        except StoreUnavailable as e:
+            if e.may_be_applied:
+                return _after_unknown_insert(resource, key, held, until, ctx, e)
+            if held is not None:
+                release_quietly(key, held, ctx)
+            raise
+        ctx.store.role_ids.skip_past_taken(ids.role_number(roles.highest_id() or resource["id"]))
+        resource = make(ctx.store.role_ids.issue())
+    raise RoleIdTaken(resource["id"])  # the counter keeps falling behind: a fault of the database, logged as a 500
+
+
+def release_quietly(key: str, token: str, ctx: Context) -> None:
+    """Release a reservation no role owns, trying twice; debris if both fail (see :func:`_reserve`)."""
+    for _ in range(2):
+        with contextlib.suppress(StoreUnavailable):
+            ctx.store.roles.release(key, token)
+            return
+
+
+def _lease(ctx: Context) -> dt.datetime:
+    """When a write's reservation ends: half of what is left of the request's time, so that after it
+    the request still has time to learn what became of its write."""
+    return _wall_clock() + dt.timedelta(seconds=max(0.0, seconds_left(ctx.store.timeout_seconds)) / 2)
+
+
+def _after_unknown_insert(resource: dict[str, t.Any], key: str, held: str | None, until: dt.datetime, ctx: Context,
+                          unknown: StoreUnavailable) -> dict[str, t.Any]:
+    roles = ctx.store.roles
+    time.sleep(max(0.0, (until - _wall_clock()).total_seconds()))
+    try:
+        stored = roles.get(resource["id"], deciding=True)
+        if stored is not None:
+            roles.keep_version(stored.resource)  # the insert may have failed before keeping it
+            return stored.resource
+        if held is not None:
+            roles.release(key, held)
+    except StoreUnavailable:
+        raise unknown from None
+    raise StoreUnavailable() from None  # surely not stored, and nothing left behind
+
+
+def _stored_by(request: str | None, ctx: Context) -> dict[str, t.Any] | None:
+    """The role an earlier attempt of this request stored, if any, with its version kept (the attempt
+    may have failed between storing the role and keeping its version)."""
+    stored = ctx.store.roles.get_by_request(request) if request else None
+    if stored is None:
+        return None
+    ctx.store.roles.keep_version(stored.resource)
+    return with_active(stored.resource, ctx)
 
 
 def _in_use(taken: IdentifierTaken) -> Issue:
@@ -134,6 +220,7 @@ def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, 
     for attempt in range(CONDITION_RETRIES if wait else 1):
         found = one_match(ctx.store.roles.find_by_identifier(token))
         if found is not None:
+            ctx.store.roles.keep_version(found)  # the create that stored it may have failed before keeping it
             return with_active(found, ctx)
         if wait:
             time.sleep(0.02 * (attempt + 1))
@@ -153,7 +240,7 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     expected = parse_if_match(if_match)
     if doc.get("id") != role_id:
         raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
-    stored = _get(role_id, ctx)
+    stored = _get(role_id, ctx, deciding=True)
     if stored.vid != expected:
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
     resource = _check_update(doc, stored, ctx)
@@ -161,13 +248,24 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
         return Written(with_active(stored.resource, ctx), False)
     meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": format_instant(ctx.now())}
     resource = in_element_order({**resource, "meta": meta})
-    held = _move_reservation(stored, resource, ctx)
-    if not ctx.store.roles.replace(stored, resource, held, search_fields(resource)):
-        if held is not None and held != stored.held:
-            ctx.store.roles.release(stored.key, held)
+    try:
+        held, until = _move_reservation(stored, resource, ctx)
+    except StoreUnavailable:
+        raise StoreUnavailable() from None  # the role itself was not sent: surely unchanged
+    new_held = held is not None and held != stored.held
+    try:
+        with finished_by(until):
+            replaced = ctx.store.roles.replace(stored, resource, held, search_fields(resource))
+    except StoreUnavailable as e:
+        replaced = _after_unknown_replace(stored, resource, held if new_held else None, until, ctx, e)
+    if not replaced:
+        if new_held:
+            ctx.store.roles.release(stored.key, t.cast(str, held))
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
     if stored.held is not None and held != stored.held:
-        ctx.store.roles.release(stored.key, stored.held)
+        # The update is done whatever becomes of this: a period left held is debris (no role owns it,
+        # and its lease is over) that the next create it blocks clears.
+        release_quietly(stored.key, stored.held, ctx)
     return Written(resource, True)
 
 
@@ -241,14 +339,36 @@ def _same_content(new: dict[str, t.Any], current: dict[str, t.Any]) -> bool:
     return exact_json.same(content(new), content(current))
 
 
-def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], ctx: Context) -> str | None:
+def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], ctx: Context) -> tuple[str | None, dt.datetime]:
     """Reserve the new version's period if it is new or its dates changed; return the token of the
-    reservation the role will own (None if it holds no period)."""
+    reservation the role will own (None if it holds no period), and when the replace must be done by."""
     if not holds_period(resource):
-        return None
+        return None, _lease(ctx)
     if stored.held is not None and _dates(stored.resource) == _dates(resource):
-        return stored.held
+        return stored.held, _lease(ctx)
     return _reserve(stored.key, resource, ctx)
+
+
+def _after_unknown_replace(stored: StoredRole, resource: dict[str, t.Any], new_held: str | None, until: dt.datetime,
+                           ctx: Context, unknown: StoreUnavailable) -> bool:
+    """As :func:`_after_unknown_insert`: wait out the lease, then read back. True if this update is
+    the current version (its history kept), False if the version moved on without it."""
+    roles = ctx.store.roles
+    if unknown.may_be_applied:
+        time.sleep(max(0.0, (until - _wall_clock()).total_seconds()))
+    try:
+        current = roles.get(stored.resource["id"], deciding=True)
+        if current is not None and current.resource["meta"] == resource["meta"] and current.held == (new_held or stored.held):
+            roles.keep_version(stored.resource)
+            roles.keep_version(current.resource)
+            return True
+        if new_held is not None:
+            roles.release(stored.key, new_held)
+    except StoreUnavailable:
+        raise unknown from None
+    if current is not None and current.vid == stored.vid:
+        raise StoreUnavailable() from None  # surely not applied, and nothing left behind
+    return False
 
 
 def _dates(resource: dict[str, t.Any]) -> tuple[str | None, str | None]:
@@ -344,8 +464,8 @@ def with_active(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     return {**resource, "active": is_current(resource["period"], ctx.today())}
 
 
-def _get(role_id: str, ctx: Context) -> StoredRole:
-    stored = ctx.store.roles.get(role_id) if ids.is_valid_role_id(role_id) else None
+def _get(role_id: str, ctx: Context, deciding: bool = False) -> StoredRole:
+    stored = ctx.store.roles.get(role_id, deciding) if ids.is_valid_role_id(role_id) else None
     if stored is None:
         raise RequestRejected(issue(Msg.NOT_FOUND, f"{ROLE}.id", id=role_id))
     return stored
@@ -427,12 +547,47 @@ def in_element_order(resource: dict[str, t.Any]) -> dict[str, t.Any]:
     return dict(sorted(resource.items(), key=lambda kv: (rank.get(kv[0].lstrip("_"), len(rank)), kv[0].startswith("_"))))
 
 
-def _reserve(key: str, resource: dict[str, t.Any], ctx: Context) -> str:
-    """Reserve the role's period under a new token, and return it; 422 if another role holds an overlap."""
-    roles, period, now = ctx.store.roles, resource.get("period"), ctx.now()
-    token = roles.new_token(resource["id"])
-    reserved = roles.reserve(key, period, resource["id"], token, now) or (
-        roles.clear_abandoned(key, now - ABANDONED_AFTER) and roles.reserve(key, period, resource["id"], token, now))
-    if not reserved:
-        raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
-    return token
+def _reserve(key: str, resource: dict[str, t.Any], ctx: Context) -> tuple[str, dt.datetime]:
+    """Reserve the role's period under a new token with a lease (:func:`_lease`), and return the token
+    and the lease's end; 422 if a stored role holds an overlap.
+
+    A period held by no stored role is debris once its lease is over (cleared at once) or a request in
+    flight until then (waited for, polling, while this request's deadline allows; else 503 with
+    Retry-After). No fixed wait: what a failed request leaves blocks others no longer than it ran.
+    """
+    roles, period, rid = ctx.store.roles, resource.get("period"), resource["id"]
+    token = roles.new_token(rid)
+    pause = 0.02
+    while not _try_reserve(key, period, rid, token, until := _lease(ctx), ctx):
+        now = _wall_clock()
+        blockers = roles.blockers(key, period, rid, now)
+        if any(b.state == "stored" for b in blockers):
+            raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
+        if debris := [b for b in blockers if b.state == "debris"]:
+            roles.clear(key, debris)
+        else:  # a request in flight (or the blocker is gone already): wait while the deadline allows
+            live = [b.until for b in blockers if b.state == "live"]
+            # A lease is at most half of a request's time, so a request after it has time to wait one out.
+            if live and (min(live) - now).total_seconds() > seconds_left(ctx.store.timeout_seconds) / 2:
+                raise FhirError(issue(Msg.KEY_IN_FLIGHT, ROLE))
+            time.sleep(pause)
+            pause = min(2 * pause, 0.2)
+    return token, until
+
+
+def _try_reserve(key: str, period: dict[str, t.Any] | None, rid: str, token: str, until: dt.datetime, ctx: Context) -> bool:
+    """One reservation attempt. If it fails, it leaves nothing: a reservation that may have been made
+    is released once nothing sent can still arrive (its lease), and the role is surely not stored."""
+    try:
+        with finished_by(until):
+            return ctx.store.roles.reserve(key, period, rid, token, ctx.now(), until)
+    except StoreUnavailable as e:
+        if e.may_be_applied:
+            time.sleep(max(0.0, (until - _wall_clock()).total_seconds()))
+            release_quietly(key, token, ctx)
+        raise StoreUnavailable() from None
+
+
+def _wall_clock() -> dt.datetime:
+    # Leases are compared with real time, not the context's clock (which tests may fix at a date).
+    return dt.datetime.now(dt.timezone.utc)

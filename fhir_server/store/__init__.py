@@ -9,20 +9,25 @@ from pymongo import ASCENDING, MongoClient
 
 from . import rate_limits
 from .api_keys import ApiKeyStore
-from .client import client_options
+from .client import client_options, durable_write_concern
+from .deadline import with_deadline
 from .errors import translate_errors
+from .idempotency import IdempotencyStore
 from .transactions import Joined, run_in_transaction
 from .reference_data import ReferenceStore
 from .role_ids import RoleIdAllocator
 from .roles import RoleStore
 
-__all__ = ["Store"]
+__all__ = ["Store", "with_deadline"]
 
 
 class Store:
     def __init__(self, uri: str, database: str, timeout_ms: int = 2000) -> None:
+        self.timeout_seconds = timeout_ms / 1000  # each request's deadline for its database work
         self.client: MongoClient[dict[str, t.Any]] = MongoClient(uri, **client_options(timeout_ms, "fhir-server"))
-        self.db = self.client[database]
+        # Every acknowledged write is majority-committed and journaled, whatever the URI says (it may
+        # only strengthen that); see client.durable_write_concern.
+        self.db = self.client.get_database(database, write_concern=durable_write_concern(self.client.write_concern))
         # Roles and reference data join a transaction in progress; ids and keys never do: an id block
         # taken inside an aborted transaction would be issued twice.
         joined = Joined(self.db)
@@ -30,12 +35,14 @@ class Store:
         self.role_ids = RoleIdAllocator(self.db)
         self.references = ReferenceStore(joined)
         self.api_keys = ApiKeyStore(self.db)
+        self.idempotency = IdempotencyStore(self.db)
 
     @translate_errors
     def ensure_indexes(self) -> None:
         """Create the indexes; run once at start-up or deployment, not per request."""
         self.references.ensure_indexes()
         self.roles.ensure_indexes()
+        self.idempotency.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
         # Ended rate-limit windows are deleted by MongoDB's TTL monitor (the storage also asks, lazily).
         self.db[rate_limits.COUNTERS].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0)

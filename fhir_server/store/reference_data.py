@@ -22,7 +22,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from .. import identifiers as ids
 from ..validation.references import Target
-from .errors import IdentifierTaken, translate_errors
+from .errors import IdentifierTaken, translate_errors, translate_write_errors
 from .queries import MAX_CANDIDATES, Criterion, Page, TooManyCandidates, matches, to_filter
 from .transactions import Joined
 
@@ -84,6 +84,9 @@ class ReferenceStore:
     def __init__(self, db: Joined) -> None:
         # One write a create or update, acknowledged once in the journal (DURABLE).
         self._resources: Collection[t.Any] = db.durable("reference_resources")
+        # Reads that decide a write (a create's references, an update's version, a condition, an
+        # identifier's holder) go to the primary (see .client.deciding).
+        self._deciding: Collection[t.Any] = db.deciding("reference_resources")
 
     def ensure_indexes(self) -> None:
         # Databases prepared before identifiers had to be unique hold a plain index of the same name.
@@ -106,7 +109,7 @@ class ReferenceStore:
     def resolve(self, keys: list[str]) -> dict[str, Target]:
         """Each of ``keys`` (``Type/id``, live or dormant) that exists → the live record."""
         found: dict[str, Target] = {}
-        for doc in self._resources.find({"refs": {"$in": keys}}, {"refs": 1, "name": 1}):
+        for doc in self._deciding.find({"refs": {"$in": keys}}, {"refs": 1, "name": 1}):
             target = Target(doc["_id"], doc.get("name"))
             found.update((k, target) for k in keys if k in doc["refs"])
         return found
@@ -122,7 +125,7 @@ class ReferenceStore:
     @translate_errors
     def get(self, key: str) -> StoredReference | None:
         """The record whose live key is ``key`` (``Type/id``)."""
-        doc = self._resources.find_one({"_id": key}, {"resource": 1})
+        doc = self._deciding.find_one({"_id": key}, {"resource": 1})
         return StoredReference(doc["resource"]) if doc else None
 
     @translate_errors
@@ -136,7 +139,7 @@ class ReferenceStore:
         """The records of ``rtype`` with an identifier matching ``token`` (``[system|]value``); at most
         two, enough to tell one from several."""
         query = {**_of_type(rtype), "search.identifier": token}
-        return [d["resource"] for d in self._resources.find(query, {"resource": 1}).limit(2)]
+        return [d["resource"] for d in self._deciding.find(query, {"resource": 1}).limit(2)]
 
     @translate_errors
     def search(self, rtype: str, criteria: list[Criterion], offset: int, count: int) -> Page:
@@ -163,7 +166,7 @@ class ReferenceStore:
 
     # --- writes --------------------------------------------------------------------------------------
 
-    @translate_errors
+    @translate_write_errors
     def insert(self, resource: dict[str, t.Any], search: dict[str, t.Any]) -> None:
         """Store a new record.
 
@@ -179,7 +182,7 @@ class ReferenceStore:
                 raise  # cannot happen while records are never deleted
             raise taken from None
 
-    @translate_errors
+    @translate_write_errors
     def replace(self, previous: StoredReference, resource: dict[str, t.Any], search: dict[str, t.Any]) -> bool:
         """Make ``resource`` the current version if ``previous`` still is; False if another update won.
 
@@ -202,7 +205,7 @@ class ReferenceStore:
         query: dict[str, t.Any] = {"refs": {"$in": sorted(mine)}}
         if by_self:
             query["_id"] = {"$ne": key}
-        other = self._resources.find_one(query, {"refs": 1})
+        other = self._deciding.find_one(query, {"refs": 1})
         if other is None:
             return None
         shared = next(ref for ref in sorted(mine) if ref in other["refs"])

@@ -44,3 +44,10 @@ class RoleIdAllocator:
     def skip_past(self, number: int) -> None:
         """Never issue ``number`` or below (the numbers of records loaded with their ids)."""
         self._counters.update_one({"_id": _COUNTER}, {"$max": {"value": number}}, upsert=True)
+
+    def skip_past_taken(self, number: int) -> None:
+        """An issued id was taken already (the counter is behind the records, as after a restore):
+        move the counter past ``number`` and drop this process's block, so the next id is new."""
+        self.skip_past(number)
+        with self._lock:
+            self._next, self._last = 1, 0

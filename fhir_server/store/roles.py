@@ -20,8 +20,14 @@ is one conditional upsert on that document, atomic in any MongoDB: it matches on
 held period overlaps, so of N racing creates exactly one wins, and the others' upsert collides on
 ``_id`` (DuplicateKeyError), which means "duplicate".
 
-A process that dies between reserving and storing leaves a period held that no role owns;
-:meth:`RoleStore.clear_abandoned` frees such periods when they next stand in a write's way.
+Each reservation names its role and carries a lease (``until``): the deadline of the request that
+made it, after which that request can no longer store its role (every operation of a request ends by
+its deadline, server side included: see :mod:`.deadline`). A create that finds a period held tells at
+once, with :meth:`RoleStore.blockers`, a stored role (a real duplicate) from debris (the lease is
+over and no role owns it: a request that failed or died; it is cleared) and from a request still in
+flight (its lease is live). A request whose insert failed definitely releases its reservation; one
+whose insert may have been applied leaves it to its lease. So nothing a failed request leaves blocks
+the next one beyond the failed request's own deadline.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ..instants import last_updated
 from ..validation.dates import OPEN_END, OPEN_START
-from .errors import IdentifierTaken, translate_errors
+from .errors import IdentifierTaken, translate_errors, translate_write_errors
 from .transactions import Joined
 from .queries import MAX_CANDIDATES, Criterion, Page, TooManyCandidates, matches, to_filter
 
@@ -56,6 +62,22 @@ _OLD_UPDATED_INDEX = "updated_-1"  # served history before it paged by key
 _FIRST_WINDOW = dt.timedelta(seconds=1)
 _GROWTH = 4
 _FLOOR = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)  # the windows stop here; the last reads all that is older
+# Reservations made before leases were (no ``until``) are debris this long after they were made.
+LEGACY_LEASE = dt.timedelta(seconds=60)
+
+
+class RoleIdTaken(Exception):
+    """The issued id is already a stored role's: the id counter is behind the records (a restore)."""
+
+
+@dataclass(frozen=True)
+class Blocker:
+    """A held period that stands in a reservation's way, and what it is."""
+
+    token: str
+    role: str
+    state: str  # "stored": its role holds it (a duplicate); "debris": nobody will; "live": a request in flight
+    until: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -82,6 +104,9 @@ class RoleStore:
         # The newest version this process has served at the top of a history: a version is known to be
         # there, so a window may stop at it rather than read on into what lies beyond (a quiet night).
         self._newest_seen: dt.datetime | None = None
+        # Reads that decide a write go to the primary (see .client.deciding).
+        self._deciding_roles = db.deciding("practitioner_roles")
+        self._deciding_keys = db.deciding("role_keys")
 
     def ensure_indexes(self) -> None:
         # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
@@ -89,6 +114,8 @@ class RoleStore:
         self._roles.create_index(_PRACTITIONER_INDEX)
         self._roles.create_index([("search.identifier", ASCENDING)])
         self._roles.create_index([("identifiers", ASCENDING)], unique=True)
+        # A create sent with an Idempotency-Key is tagged with it, to be found when the key is replayed.
+        self._roles.create_index([("request", ASCENDING)], sparse=True)
         self._versions.create_index(_ROLE_HISTORY_ORDER)
         self._versions.create_index(_HISTORY_ORDER)
         if _OLD_UPDATED_INDEX in self._versions.index_information():
@@ -98,36 +125,57 @@ class RoleStore:
     # --- current versions -------------------------------------------------------------------------
 
     @translate_errors
-    def get(self, role_id: str) -> StoredRole | None:
-        doc = self._roles.find_one({"_id": role_id}, {"resource": 1, "key": 1, "held": 1})
+    def get(self, role_id: str, deciding: bool = False) -> StoredRole | None:
+        """The current version; ``deciding``: for a write (an update's If-Match check), from the primary."""
+        roles = self._deciding_roles if deciding else self._roles
+        doc = roles.find_one({"_id": role_id}, {"resource": 1, "key": 1, "held": 1})
         return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
 
     @translate_errors
+    def get_by_request(self, request: str) -> StoredRole | None:
+        """The role a create tagged with ``request`` (an Idempotency-Key's scope) stored, if any."""
+        doc = self._deciding_roles.find_one({"request": request}, {"resource": 1, "key": 1, "held": 1})
+        return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
+
+    @translate_write_errors
     def insert(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
-               identifiers: list[str]) -> None:
+               identifiers: list[str], request: str | None = None) -> None:
         """Store a new role as its current version, then keep the version.
 
         :raises IdentifierTaken: another role has one of ``identifiers`` (``system|value``); a unique
             index decides, so of two racing creates with one identifier only one is stored.
+        :raises RoleIdTaken: a stored role has the id already.
         """
+        doc = {**self._current_doc(resource, key, held, search), "identifiers": identifiers}
         try:
-            self._roles.insert_one({**self._current_doc(resource, key, held, search), "identifiers": identifiers})
+            self._roles.insert_one({**doc, "request": request} if request else doc)
         except DuplicateKeyError:
             taken = self.identifier_holder(identifiers, resource["id"])
             if taken is None:
-                raise  # the id itself: a record loaded twice
+                raise RoleIdTaken(resource["id"]) from None
             raise taken from None
         self._keep_versions(resource)
+
+    @translate_write_errors
+    def keep_version(self, resource: dict[str, t.Any]) -> None:
+        """Keep ``resource`` among the versions if a failed write left it out (none if it is there)."""
+        self._keep_versions(resource)
+
+    @translate_errors
+    def highest_id(self) -> str | None:
+        """The greatest role id stored: ids are ``R`` and 8 digits, so their order is their numbers'."""
+        doc = self._deciding_roles.find_one({"_id": {"$regex": "^R[0-9]{8}-"}}, {"_id": 1}, sort=[("_id", DESCENDING)])
+        return doc["_id"] if doc else None
 
     @translate_errors
     def identifier_holder(self, identifiers: list[str], role_id: str | None) -> IdentifierTaken | None:
         """Which other role has one of ``identifiers`` (``system|value``), if any."""
-        other = self._roles.find_one({"identifiers": {"$in": identifiers}, "_id": {"$ne": role_id}}, {"identifiers": 1})
+        other = self._deciding_roles.find_one({"identifiers": {"$in": identifiers}, "_id": {"$ne": role_id}}, {"identifiers": 1})
         if other is None:
             return None
         return IdentifierTaken(next(i for i in identifiers if i in other["identifiers"]), f"PractitionerRole/{other['_id']}")
 
-    @translate_errors
+    @translate_write_errors
     def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: str | None, search: dict[str, t.Any]) -> bool:
         """Make ``resource`` the current version if ``previous`` still is; False if another update won."""
         result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid},
@@ -153,7 +201,7 @@ class RoleStore:
     def find_by_identifier(self, token: str) -> list[dict[str, t.Any]]:
         """The roles with an identifier matching ``token`` (``[system|]value``); at most two, enough to
         tell one from several."""
-        return [d["resource"] for d in self._roles.find({"search.identifier": token}, {"resource": 1}).limit(2)]
+        return [d["resource"] for d in self._deciding_roles.find({"search.identifier": token}, {"resource": 1}).limit(2)]
 
     @translate_errors
     def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
@@ -240,7 +288,7 @@ class RoleStore:
         """Load a record that already has its id and version (reference data); False if present."""
         try:
             self.insert(resource, key, held, search, identifiers)
-        except DuplicateKeyError:
+        except RoleIdTaken:
             return False
         return True
 
@@ -270,12 +318,15 @@ class RoleStore:
         (two updates racing from one version would otherwise share a name)."""
         return f"{role_id}/{uuid.uuid4().hex}"
 
-    @translate_errors
-    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime) -> bool:
-        """Hold ``period`` of business key ``key`` for ``role_id`` under ``token``; False if a period
+    @translate_write_errors
+    def reserve(self, key: str, period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime,
+                until: dt.datetime | None = None) -> bool:
+        """Hold ``period`` of business key ``key`` for ``role_id`` under ``token``, with a lease ending
+        ``until`` (the request's deadline; None: never, for a role already stored); False if a period
         another role holds overlaps."""
         start, end = _bounds(period)
-        held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at}
+        held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at,
+                "until": until}
         clashes = _clashes(start, end, role_id)
         # One clause is written as a condition on the field, not under $nor: SecantusDB finds a
         # document by _id through its index only when the filter has no top-level operator (else it
@@ -295,22 +346,35 @@ class RoleStore:
         start, end = _bounds(period)
         return self._keys.find_one({"_id": key, "$or": _clashes(start, end, role_id)}, {"_id": 1}) is not None
 
-    @translate_errors
+    @translate_write_errors
     def release(self, key: str, token: str) -> None:
         self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": token}}})
 
     @translate_errors
-    def clear_abandoned(self, key: str, reserved_before: dt.datetime) -> bool:
-        """Free the periods of ``key`` reserved before ``reserved_before`` that no stored role owns:
-        left by a create or update whose process died. Returns True if it freed any."""
-        doc = self._keys.find_one({"_id": key}) or {"periods": []}
-        old = [p for p in doc["periods"] if p["at"] < reserved_before]
-        roles = list({p["role"] for p in old})
-        owned = {d.get("held") for d in self._roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
-        abandoned = [p["by"] for p in old if p.get("by") not in owned]
-        if abandoned:
-            self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": abandoned}, "at": {"$lt": reserved_before}}}})
-        return bool(abandoned)
+    def blockers(self, key: str, period: dict[str, t.Any] | None, role_id: str, now: dt.datetime) -> list[Blocker]:
+        """The held periods of ``key`` that clash with ``period`` for ``role_id``, each with what it is:
+        two reads from the primary, made only when a reservation failed."""
+        start, end = _bounds(period)
+        doc = self._deciding_keys.find_one({"_id": key}) or {"periods": []}
+        clashing = [p for p in doc["periods"] if p.get("role") != role_id
+                    and ((p["s"] < end and p["e"] > start) or (start == end and p.get("day") == start))]
+        roles = list({p["role"] for p in clashing})
+        owned = {d.get("held") for d in self._deciding_roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
+        found = []
+        for p in clashing:
+            until = p.get("until") or (p["at"] + LEGACY_LEASE if "at" in p else None)
+            if p.get("by") in owned or until is None:
+                state, until = "stored", until or now
+            else:
+                state = "debris" if until < now else "live"
+            found.append(Blocker(p.get("by", ""), p["role"], state, until))
+        return found
+
+    @translate_write_errors
+    def clear(self, key: str, blockers: list[Blocker]) -> None:
+        """Free periods found to be debris. A token names one attempt and is never reused, and the
+        attempt's lease is over, so nothing can come to own these periods any more."""
+        self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": [b.token for b in blockers]}}}})
 
 
 def _bounds(period: dict[str, t.Any] | None) -> tuple[str, str]:

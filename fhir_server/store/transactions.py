@@ -18,13 +18,14 @@ from pymongo.database import Database
 from pymongo.errors import ConnectionFailure, OperationFailure
 
 from ..outcome import Msg, RequestRejected, StoreUnavailable, issue
+from .client import deciding
 
 # Write concern of the last write before a create or update is answered. The default (w: 1) answers
 # before the journal reaches the disk, and a database killed then (kill -9) lost creates answered
 # 201 (`make reliability`). The journal is written in order, so this one flush also keeps the
 # request's earlier writes (its reservation, its id block, the role); the others stay unjournaled,
 # each flush costing a disk sync. Inside a transaction the commit's write concern applies instead.
-DURABLE = WriteConcern(j=True)
+DURABLE = WriteConcern("majority", j=True)
 _session: contextvars.ContextVar[ClientSession | None] = contextvars.ContextVar("session", default=None)
 _OPERATIONS = {"find", "find_one", "insert_one", "insert_many", "update_one", "update_many", "replace_one", "delete_one",
                "delete_many", "find_one_and_update", "bulk_write", "count_documents", "aggregate"}
@@ -61,6 +62,10 @@ class Joined:
 
     def __getitem__(self, name: str) -> t.Any:
         return _JoinedCollection(self._db[name])
+
+    def deciding(self, name: str) -> t.Any:
+        """The collection for reads that decide a write: see :func:`.client.deciding`."""
+        return _JoinedCollection(deciding(self._db[name]))
 
     def durable(self, name: str) -> t.Any:
         """The collection, its writes acknowledged only once in the journal: see :data:`DURABLE`."""

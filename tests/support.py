@@ -54,7 +54,7 @@ def start_server(data_dir: Path, **env: str) -> Server:
         try:
             if requests.get(server.base_url + "/metadata", timeout=1).status_code == 200:
                 return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its workers still loading
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

@@ -36,3 +36,8 @@ class Settings:
     rate_limit: str = field(default_factory=lambda: os.environ.get("RATE_LIMIT", "500/hour"))
     #: How long a request waits for an unreachable database before answering 503 (milliseconds).
     db_timeout_ms: int = field(default_factory=lambda: _env_int("DB_TIMEOUT_MS", 2000))
+    #: Longest a batch or transaction Bundle may run (seconds), below gunicorn's 30 s worker timeout:
+    #: a batch answers the entries not run by then 503, a transaction is rolled back (503).
+    request_deadline_seconds: float = field(default_factory=lambda: float(os.environ.get("REQUEST_DEADLINE_SECONDS", 20)))
+    #: Largest answer of one batch or transaction Bundle (bytes of its entries' answers); past it, 413.
+    max_response_bytes: int = field(default_factory=lambda: _env_int("MAX_RESPONSE_BYTES", 8 * 1024 * 1024))

@@ -32,8 +32,11 @@ def _server_command() -> str:
 class EmbeddedDatabase:
     """Start with :meth:`start`, stop with :meth:`stop`; data lives in ``storage_path`` across restarts."""
 
-    def __init__(self, storage_path: Path, host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(self, storage_path: Path, host: str = "127.0.0.1", port: int | None = None, *,
+                 test_commands: bool = False) -> None:
+        """``test_commands`` enables ``configureFailPoint`` (mongod's fault injection): tests only."""
         self.storage_path = storage_path
+        self.test_commands = test_commands
         self.host = host
         self.port = port or free_port(host)
         self.process: subprocess.Popen[bytes] | None = None
@@ -47,7 +50,8 @@ class EmbeddedDatabase:
         log = open(self.storage_path.parent / "database.log", "ab")
         self.process = subprocess.Popen(
             [_server_command(), "--host", self.host, "--port", str(self.port),
-             "--storage-path", str(self.storage_path), "--standalone", "--log-level", "WARNING"],
+             "--storage-path", str(self.storage_path), "--standalone", "--log-level", "WARNING",
+             *(["--enable-test-commands"] if self.test_commands else [])],
             stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches the launcher, which stops the database last
         )

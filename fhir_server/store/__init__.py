@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import typing as t
 
 from pymongo import ASCENDING, MongoClient
@@ -17,6 +16,7 @@ from .role_ids import RoleIdAllocator
 from .roles import RoleStore
 
 __all__ = ["Store"]
+T = t.TypeVar("T")
 
 
 class Store:
@@ -40,11 +40,10 @@ class Store:
         # Ended rate-limit windows are deleted by MongoDB's TTL monitor (the storage also asks, lazily).
         self.db[rate_limits.COUNTERS].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0)
 
-    @contextlib.contextmanager
-    def transaction(self) -> t.Iterator[None]:
-        """All writes of roles and reference data inside the block commit together or not at all."""
-        with run_in_transaction(self.client):
-            yield
+    def in_transaction(self, work: t.Callable[[], T], seconds: float) -> T:
+        """Run ``work`` so that all its writes of roles and reference data commit together or not at
+        all, within ``seconds`` (see :func:`.transactions.run_in_transaction`)."""
+        return run_in_transaction(self.client, work, seconds)
 
     def close(self) -> None:
         self.client.close()

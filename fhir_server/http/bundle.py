@@ -36,7 +36,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ..outcome import FhirError, Issue, Msg, RequestRejected, issue, operation_outcome
+from ..outcome import Issue, Msg, RequestRejected, issue, operation_outcome
 from ..service.bundle import Request, conditional_references, read_bundle, transaction_order, with_references
 from .bundles import bundle
 from .envelope import in_plain_api
@@ -169,7 +169,7 @@ def _run_transaction(requests: list[Request], budget: _Budget) -> dict[int, Outc
     budget.used = 0
     for entry in transaction_order(requests):
         if budget.remaining <= 0:
-            raise FhirError(issue(Msg.TRANSACTION_DEADLINE, "Bundle", seconds=round(budget.seconds)))
+            raise TimeoutError()  # the transaction is rolled back and answered 503
         resolved, problem = _resolve_conditions(entry)
         if problem is not None:
             raise _Failed(entry, problem)

@@ -184,7 +184,8 @@ def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seco
 
     :raises TransactionsUnsupported: the database refuses transactions (501), nothing stored.
     :raises TransactionConflict: concurrent changes kept aborting it until the time limit (409).
-    :raises TransactionTimedOut: the time limit passed before the work was done (503), nothing stored.
+    :raises TransactionTimedOut: the time limit passed before the work was done, or the work raised
+        TimeoutError (503), nothing stored.
     :raises TransactionOutcomeUnknown: the commit's result is unknown at the time limit (503).
     :raises StoreUnavailable: the database cannot be reached (503), nothing stored.
     Any exception of ``work`` itself aborts the transaction and is raised as it is.
@@ -228,7 +229,7 @@ def _attempt_once(session: ClientSession, work: t.Callable[[], T], started: floa
                 raise TransactionsUnsupported() from e
             if attempt.transient or (isinstance(e, PyMongoError) and e.has_error_label("TransientTransactionError")):
                 return None, False
-            if isinstance(e, PyMongoError) and e.timeout or time.monotonic() - started >= seconds:
+            if isinstance(e, TimeoutError) or isinstance(e, PyMongoError) and e.timeout or time.monotonic() - started >= seconds:
                 raise TransactionTimedOut(seconds) from e
             if isinstance(e, OperationFailure) and e.code in (112, 251):  # WriteConflict, NoSuchTransaction
                 return None, False

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typing as t
 
-from . import bad_inputs, database_kill, fuzz, parallel_creates, worker_kill
+from . import bad_inputs, database_kill, fuzz, nested_bundles, parallel_creates, worker_kill
 from .client import Client
 from .harness import Harness
 from .payloads import Roles
@@ -19,6 +19,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "parallel-creates": (True, lambda h, quick: parallel_creates.run(h)),
     "bad-inputs": (True, lambda h, quick: bad_inputs.run(h)),
     "fuzz": (True, lambda h, quick: fuzz.run(h, quick)),
+    "nested-bundles": (True, lambda h, quick: nested_bundles.run(h)),
     "worker-kill": (False, lambda h, quick: worker_kill.run(h)),
     "database-kill": (False, lambda h, quick: database_kill.run(h)),
 }

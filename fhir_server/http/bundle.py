@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import time
 import typing as t
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import urlsplit
 
@@ -79,7 +79,7 @@ class _Budget:
     max_bytes: int
     ends: float = 0.0
     used: int = 0
-    answered: list[int] = field(default_factory=list)
+    attempts: int = 0  # of a transaction: the database may ask for it to be run again
 
     def __post_init__(self) -> None:
         self.ends = time.monotonic() + self.seconds
@@ -119,30 +119,27 @@ def batch_or_transaction() -> Response:
 
 def _run_batch(entries: list[Request | Issue], budget: _Budget) -> list[Outcome]:
     outcomes: list[Outcome] = []
-    rest: t.Callable[[int], Outcome] | None = None  # how the entries after a stop are answered
+    stop: Msg | Outcome | None = None  # how the entries after a stop are answered, without running them
     for index, entry in enumerate(entries):
-        if rest is None and budget.remaining <= 0:
-            rest = lambda i: _refused(issue(Msg.BUNDLE_DEADLINE, f"Bundle.entry[{i}]", index=i, seconds=round(budget.seconds)))
-        if rest is not None:
-            outcomes.append(rest(index))
+        if stop is None and budget.remaining <= 0:
+            stop = Msg.BUNDLE_DEADLINE
+        if stop is not None:
+            outcomes.append(stop if isinstance(stop, Outcome) else _not_run(stop, index, budget))
             continue
         outcome = _run_alone(entry)
         if not budget.takes(outcome):
-            outcome = _within_size(entry, outcome, budget)
-            rest = lambda i: _refused(issue(Msg.RESPONSE_TOO_LARGE, f"Bundle.entry[{i}]", index=i, limit=budget.max_bytes))
-        elif outcome.status == 429:  # every later entry would be refused too: not run, not counted
-            throttled = outcome
-            rest = lambda i: throttled
+            done = isinstance(entry, Request) and entry.method != "GET" and not outcome.failed
+            # A change that was made is still reported, without its resource.
+            outcome = Outcome(outcome.status, outcome.headers, None) if done else _not_run(Msg.RESPONSE_TOO_LARGE, index, budget)
+            stop = Msg.RESPONSE_TOO_LARGE
+        elif outcome.status == 429:  # every later entry would be refused too
+            stop = outcome
         outcomes.append(outcome)
     return outcomes
 
 
-def _within_size(entry: Request | Issue, outcome: Outcome, budget: _Budget) -> Outcome:
-    """The answer of the entry that passes the size limit: a change that was made is still reported."""
-    if isinstance(entry, Request) and entry.method != "GET" and not outcome.failed:
-        return Outcome(outcome.status, outcome.headers, None)
-    index = entry.index if isinstance(entry, Request) else -1
-    return _refused(issue(Msg.RESPONSE_TOO_LARGE, f"Bundle.entry[{index}]", index=index, limit=budget.max_bytes))
+def _not_run(reason: Msg, index: int, budget: _Budget) -> Outcome:
+    return _refused(issue(reason, f"Bundle.entry[{index}]", index=index, seconds=round(budget.seconds), limit=budget.max_bytes))
 
 
 def _run_alone(entry: Request | Issue) -> Outcome:
@@ -163,17 +160,21 @@ class _TooLarge(Exception):
 
 
 def _run_transaction(requests: list[Request], budget: _Budget) -> dict[int, Outcome]:
-    """One attempt at the whole transaction; run again from the start if the database asks for it."""
+    """One attempt at the whole transaction; run again from the start if the database asks for it
+    (its entries count against the rate limit on the first attempt only)."""
     outcomes: dict[int, Outcome] = {}
     created: dict[str, str] = {}  # fullUrl → Type/id
     budget.used = 0
+    budget.attempts += 1
+    counted = budget.attempts == 1
     for entry in transaction_order(requests):
         if budget.remaining <= 0:
             raise TimeoutError()  # the transaction is rolled back and answered 503
         resolved, problem = _resolve_conditions(entry)
         if problem is not None:
             raise _Failed(entry, problem)
-        outcome = _dispatch(entry, with_references(entry.resource, {**created, **resolved}) if entry.resource is not None else None)
+        data = with_references(entry.resource, {**created, **resolved}) if entry.resource is not None else None
+        outcome = _dispatch(entry, data, counted)
         if outcome.failed:
             raise _Failed(entry, outcome)
         if not budget.takes(outcome):

@@ -129,3 +129,35 @@ def test_a_database_that_refuses_transactions_is_answered_at_once(small: Server,
     again = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn))))
     assert again.status_code == 200, again.text
     assert stored(small_db["fhir_small"], [cpn]) == {cpn}
+
+
+def fail(db: t.Any, commands: list[str], times: int, **data: t.Any) -> None:
+    """Fail the server's own commands (not the rate-limit counters', which have an appName of their own)."""
+    db.admin.command("configureFailPoint", "failCommand", mode={"times": times},
+                     data={"failCommands": commands, "appName": "fhir-server", **data})
+
+
+def test_a_transaction_aborted_by_a_concurrent_change_is_run_again(small: Server, small_db) -> None:
+    api, cpn = Api(small), fresh_cpn()
+    assert api.get("/Practitioner/91ZABY").status_code in (200, 404)  # the worker now holds the key
+    fail(small_db, ["insert"], 1, errorCode=112, errorLabels=["TransientTransactionError"])  # WriteConflict
+    try:
+        response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn))))
+    finally:
+        small_db.admin.command("configureFailPoint", "failCommand", mode="off")
+    assert response.status_code == 200, response.text
+    assert small_db["fhir_small"]["reference_resources"].count_documents({"resource.id": cpn}) == 1
+
+
+def test_a_commit_whose_result_is_lost_is_committed_again(small: Server, small_db) -> None:
+    api, cpn = Api(small), fresh_cpn()
+    assert api.get("/Practitioner/91ZABY").status_code in (200, 404)
+    # The driver retries a commit once by itself; the second loss is the server's to retry.
+    fail(small_db, ["commitTransaction"], 2, closeConnection=True)
+    try:
+        response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn))))
+    finally:
+        small_db.admin.command("configureFailPoint", "failCommand", mode="off")
+    assert response.status_code == 200, response.text
+    assert response.json()["entry"][0]["response"]["status"] == "201 Created"
+    assert small_db["fhir_small"]["reference_resources"].count_documents({"resource.id": cpn}) == 1

@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         raise RuntimeError("MONGODB_URI is not set; start the server with `fhir-server serve` (make run)")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms)
+    store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms, sweep=True)
     app.extensions.update(
         settings=settings,
         context=Context(store, load_definitions(settings.profiles_dir)),

@@ -10,7 +10,7 @@ from . import rate_limits
 from .api_keys import ApiKeyStore
 from .client import client_options
 from .errors import translate_errors
-from .transactions import Joined, run_in_transaction
+from .transactions import Joined, Leases, run_in_transaction
 from .reference_data import ReferenceStore
 from .role_ids import RoleIdAllocator
 from .roles import RoleStore
@@ -20,7 +20,8 @@ T = t.TypeVar("T")
 
 
 class Store:
-    def __init__(self, uri: str, database: str, timeout_ms: int = 2000) -> None:
+    def __init__(self, uri: str, database: str, timeout_ms: int = 2000, *, sweep: bool = False) -> None:
+        """``sweep``: end transactions a dead process left open, from a thread of this one (servers)."""
         self.client: MongoClient[dict[str, t.Any]] = MongoClient(uri, **client_options(timeout_ms, "fhir-server"))
         self.db = self.client[database]
         # Roles and reference data join a transaction in progress; ids and keys never do: an id block
@@ -30,6 +31,9 @@ class Store:
         self.role_ids = RoleIdAllocator(self.db)
         self.references = ReferenceStore(joined)
         self.api_keys = ApiKeyStore(self.db)
+        self.leases = Leases(self.db)
+        if sweep:
+            self.leases.sweep()
 
     @translate_errors
     def ensure_indexes(self) -> None:
@@ -37,13 +41,14 @@ class Store:
         self.references.ensure_indexes()
         self.roles.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
+        self.leases.ensure_indexes()
         # Ended rate-limit windows are deleted by MongoDB's TTL monitor (the storage also asks, lazily).
         self.db[rate_limits.COUNTERS].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0)
 
     def in_transaction(self, work: t.Callable[[], T], seconds: float) -> T:
         """Run ``work`` so that all its writes of roles and reference data commit together or not at
         all, within ``seconds`` (see :func:`.transactions.run_in_transaction`)."""
-        return run_in_transaction(self.client, work, seconds)
+        return run_in_transaction(self.client, work, seconds, self.leases)
 
     def close(self) -> None:
         self.client.close()

@@ -23,17 +23,25 @@ How a transaction is run (:func:`run_in_transaction`), as the driver documents f
   in use). A collision that slips in between (a concurrent transaction) is a write conflict, retried.
 
 A worker killed mid-transaction leaves it open on the database, its documents locked, until the
-database reaps it: mongod after ``transactionLifetimeLimitSeconds`` (default 60 s), SecantusDB after
-60 s idle (both count from the last statement, which the time limit keeps within the request). A
-write outside a transaction that waits on such a document is stopped by mongod at its own
-``maxTimeMS``; SecantusDB keeps retrying it until the lock is gone.
+database reaps it: mongod after ``transactionLifetimeLimitSeconds`` (default 60 s from its start),
+SecantusDB after 60 s idle and only when some transaction command comes. So each transaction takes a
+lease first (:class:`Leases`: its session id and the time by which it has ended, its time limit plus
+a second), and every worker ends the sessions of lapsed leases (``killSessions``, which aborts their
+transactions) every :data:`SWEEP_SECONDS`: a dead worker's records are writable again at most the
+time limit + 1 s + :data:`SWEEP_SECONDS` after its transaction began (26 s with the defaults). A
+write outside a transaction that waits on such a document meanwhile is stopped by mongod at its own
+``maxTimeMS``; SecantusDB keeps retrying it until the lock is gone, so there it may be applied after
+it was answered 503 (which says it may have been).
 """
 
 from __future__ import annotations
 
-import random
-import time
 import contextvars
+import datetime as dt
+import logging
+import random
+import threading
+import time
 import typing as t
 from dataclasses import dataclass
 
@@ -57,6 +65,10 @@ _OPERATIONS = {"find", "find_one", "insert_one", "insert_many", "update_one", "u
 _ILLEGAL_OPERATION = 20
 _NOT_SUPPORTED = ("Transaction numbers are only allowed", "transactions are not supported", "Transactions are not supported")
 _BACKOFF_MAX = 0.5  # seconds between attempts, at most
+LEASES = "transaction_leases"
+SWEEP_SECONDS = 5.0
+_LEASE_GRACE = dt.timedelta(seconds=1)
+_log = logging.getLogger(__name__)
 T = t.TypeVar("T")
 
 
@@ -179,7 +191,54 @@ def _refuses_transactions(e: PyMongoError) -> bool:
     return isinstance(e, OperationFailure) and (e.code == _ILLEGAL_OPERATION or any(text in str(e) for text in _NOT_SUPPORTED))
 
 
-def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seconds: float) -> T:
+class Leases:
+    """The transactions running, each until when: what a worker that died in one leaves behind is ended
+    by the others once that time has passed, long before the database would reap it."""
+
+    def __init__(self, db: Database[t.Any]) -> None:
+        self._leases = db[LEASES]
+        self._admin = db.client.admin
+
+    def ensure_indexes(self) -> None:
+        self._leases.create_index("until")
+
+    def take(self, session: ClientSession, seconds: float) -> t.Any:
+        lease = session.session_id["id"]
+        self._leases.insert_one({"_id": lease, "until": dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds) + _LEASE_GRACE})
+        return lease
+
+    def give_back(self, lease: t.Any) -> None:
+        try:
+            self._leases.delete_one({"_id": lease})
+        except PyMongoError:  # the sweep ends a session that has already ended: harmless
+            pass
+
+    def end_lapsed(self) -> int:
+        """End the sessions whose leases have passed (their transactions are aborted); how many."""
+        ended = 0
+        for lease in self._leases.find({"until": {"$lt": dt.datetime.now(dt.timezone.utc)}}, {"_id": 1}).limit(100):
+            self._admin.command("killSessions", [{"id": lease["_id"]}])
+            self._leases.delete_one({"_id": lease["_id"]})
+            ended += 1
+        return ended
+
+    def sweep(self, every: float = SWEEP_SECONDS) -> threading.Thread:
+        """End lapsed sessions every ``every`` seconds, in a daemon thread of this process."""
+        def loop() -> None:
+            while True:
+                time.sleep(every)
+                try:
+                    if ended := self.end_lapsed():
+                        _log.warning("ended %d transaction(s) left open past their time limit (a worker died?)", ended)
+                except PyMongoError:  # the database is away: try again next time
+                    pass
+
+        thread = threading.Thread(target=loop, name="transaction-leases", daemon=True)
+        thread.start()
+        return thread
+
+
+def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seconds: float, leases: Leases | None = None) -> T:
     """Run ``work`` in one transaction, again while a new attempt may succeed, all within ``seconds``.
 
     :raises TransactionsUnsupported: the database refuses transactions (501), nothing stored.
@@ -195,16 +254,21 @@ def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seco
     started = time.monotonic()
     try:
         with pymongo.timeout(seconds), client.start_session() as session:
-            tries = 0
-            while True:
-                tries += 1
-                result, committed = _attempt_once(session, work, started, seconds)
-                if committed:
-                    return result
-                backoff = random.random() * min(0.005 * 1.5 ** tries, _BACKOFF_MAX)
-                if time.monotonic() + backoff - started >= seconds:
-                    raise TransactionConflict()
-                time.sleep(backoff)
+            lease = leases.take(session, seconds) if leases is not None else None
+            try:
+                tries = 0
+                while True:
+                    tries += 1
+                    result, committed = _attempt_once(session, work, started, seconds)
+                    if committed:
+                        return result
+                    backoff = random.random() * min(0.005 * 1.5 ** tries, _BACKOFF_MAX)
+                    if time.monotonic() + backoff - started >= seconds:
+                        raise TransactionConflict()
+                    time.sleep(backoff)
+            finally:
+                if leases is not None:
+                    leases.give_back(lease)
     except ConfigurationError as e:
         if _refuses_transactions(e):
             raise TransactionsUnsupported() from e

@@ -4,13 +4,17 @@ mongod does (code 20 IllegalOperation), injected with MongoDB's failCommand fail
 
 from __future__ import annotations
 
+import time
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from pymongo import MongoClient
 
 from fhir_server.embedded_db import EmbeddedDatabase
 from fhir_server.outcome import Msg, issue
+from fhir_server.processes import gunicorn_workers
 
 from ..support import Api, Server, fresh_cpn, outcome_messages, practitioner, start_server
 from .test_bundle import bundle, entry
@@ -161,3 +165,43 @@ def test_a_commit_whose_result_is_lost_is_committed_again(small: Server, small_d
     assert response.status_code == 200, response.text
     assert response.json()["entry"][0]["response"]["status"] == "201 Created"
     assert small_db["fhir_small"]["reference_resources"].count_documents({"resource.id": cpn}) == 1
+
+
+@pytest.fixture(scope="module")
+def brief(faulty_database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
+    """Transactions limited to 4 s, so that a dead worker's lease lapses soon."""
+    running = start_server(tmp_path_factory.mktemp("brief"), MONGODB_URI=faulty_database.uri, MONGODB_DATABASE="fhir_brief",
+                           WEB_CONCURRENCY="1", API_KEY_CACHE_SECONDS="600", RATE_LIMIT="1000000/hour",
+                           REQUEST_DEADLINE_SECONDS="4")
+    yield running
+    running.stop()
+
+
+def test_the_records_of_a_worker_killed_mid_transaction_are_writable_again(brief: Server, small_db) -> None:
+    api, cpn, other = Api(brief), fresh_cpn(), fresh_cpn()
+    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
+    changed = {**practitioner(cpn), "id": cpn, "name": [{"family": "Changed"}]}
+    # FHIR's order runs the update (which holds the record) before the search, which the database holds.
+    held = bundle("transaction", entry("PUT", f"Practitioner/{cpn}", changed, ifMatch='W/"1"'),
+                  entry("GET", f"Practitioner?identifier={cpn}"), entry("POST", "Practitioner", practitioner(other)))
+    fail(small_db, ["aggregate"], 1, blockConnection=True, blockTimeMS=3000)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(lambda: requests.post(brief.base_url + "/", json=held, headers=api.session.headers, timeout=30))
+        time.sleep(1.5)  # the update is done and the search is waiting
+        for worker in gunicorn_workers(brief.process.pid):
+            worker.kill()
+        with pytest.raises(requests.ConnectionError):
+            pending.result()
+    small_db.admin.command("configureFailPoint", "failCommand", mode="off")
+    # Each try is a transaction: refused while the record is held (409, or 503 at its limit), never
+    # applied later; the dead worker's transaction is ended once its lease lapses.
+    answers = []
+    for _ in range(30):
+        answer = api.post("/", bundle("transaction", entry("PUT", f"Practitioner/{cpn}", changed, ifMatch='W/"1"')))
+        answers.append(answer.status_code)
+        if answer.status_code == 200:
+            break
+    assert answers[-1] == 200 and set(answers[:-1]) <= {409, 503}, answers
+    stored_doc = small_db["fhir_brief"]["reference_resources"].find_one({"resource.id": cpn})
+    assert stored_doc["resource"]["meta"]["versionId"] == "2" and stored_doc["resource"]["name"] == [{"family": "Changed"}]
+    assert small_db["fhir_brief"]["reference_resources"].count_documents({"resource.id": other}) == 0

@@ -52,7 +52,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
-from ..outcome import Msg, RequestRejected, StoreUnavailable, issue
+from ..outcome import FhirError, Msg, RequestRejected, StoreUnavailable, issue
 
 # Write concern of the last write before a create or update is answered. The default (w: 1) answers
 # before the journal reaches the disk, and a database killed then (kill -9) lost creates answered
@@ -88,14 +88,14 @@ class TransactionOutcomeUnknown(StoreUnavailable):
     """The commit was sent but its result never came back within the time limit."""
 
     def __init__(self) -> None:
-        super(StoreUnavailable, self).__init__(issue(Msg.TRANSACTION_OUTCOME_UNKNOWN))
+        FhirError.__init__(self, issue(Msg.TRANSACTION_OUTCOME_UNKNOWN))  # a message of its own, still a 503
 
 
 class TransactionTimedOut(StoreUnavailable):
     """The work did not finish within the time limit; the transaction was aborted."""
 
     def __init__(self, seconds: float) -> None:
-        super(StoreUnavailable, self).__init__(issue(Msg.TRANSACTION_DEADLINE, seconds=round(seconds)))
+        FhirError.__init__(self, issue(Msg.TRANSACTION_DEADLINE, seconds=round(seconds)))
 
 
 @dataclass
@@ -103,7 +103,7 @@ class _Attempt:
     """One run of the work in one transaction, and what its statements met."""
 
     session: ClientSession
-    transient: bool = False  # a statement failed in a way that a new attempt may not
+    transient: bool = False  # a statement failed in a way that a new attempt may not meet
     unsupported: bool = False
 
 
@@ -204,7 +204,8 @@ class Leases:
 
     def take(self, session: ClientSession, seconds: float) -> t.Any:
         lease = session.session_id["id"]
-        self._leases.insert_one({"_id": lease, "until": dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds) + _LEASE_GRACE})
+        until = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds) + _LEASE_GRACE
+        self._leases.update_one({"_id": lease}, {"$set": {"until": until}}, upsert=True)  # a pooled session is used again
         return lease
 
     def give_back(self, lease: t.Any) -> None:

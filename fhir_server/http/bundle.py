@@ -36,7 +36,7 @@ from flask import Blueprint, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import RequestRedirect
 
-from ..outcome import Issue, Msg, RequestRejected, issue, operation_outcome
+from ..outcome import FhirError, Issue, Msg, RequestRejected, StoreUnavailable, issue, operation_outcome
 from ..service.bundle import Request, conditional_references, read_bundle, transaction_order, with_references
 from .bundles import bundle
 from .envelope import in_plain_api
@@ -126,7 +126,7 @@ def _run_batch(entries: list[Request | Issue], budget: _Budget) -> list[Outcome]
         if stop is not None:
             outcomes.append(stop if isinstance(stop, Outcome) else _not_run(stop, index, budget))
             continue
-        outcome = _run_alone(entry)
+        outcome = _run_alone(entry, budget.remaining)
         if not budget.takes(outcome):
             done = isinstance(entry, Request) and entry.method != "GET" and not outcome.failed
             # A change that was made is still reported, without its resource.
@@ -142,14 +142,17 @@ def _not_run(reason: Msg, index: int, budget: _Budget) -> Outcome:
     return _refused(issue(reason, f"Bundle.entry[{index}]", index=index, seconds=round(budget.seconds), limit=budget.max_bytes))
 
 
-def _run_alone(entry: Request | Issue) -> Outcome:
+def _run_alone(entry: Request | Issue, seconds: float) -> Outcome:
     if isinstance(entry, Issue):
         return _refused(entry)
     try:
-        resolved, problem = _resolve_conditions(entry)
-        if problem is not None:
-            return problem
-        return _dispatch(entry, with_references(entry.resource, resolved) if entry.resource is not None else None)
+        with context().store.within(seconds):  # an entry, too, ends by the request's deadline
+            resolved, problem = _resolve_conditions(entry)
+            if problem is not None:
+                return problem
+            return _dispatch(entry, with_references(entry.resource, resolved) if entry.resource is not None else None)
+    except FhirError as e:
+        return Outcome(e.status, {"Retry-After": "1"} if isinstance(e, StoreUnavailable) else {}, operation_outcome(e.issues))
     except Exception:  # one entry's failure is its own; the others stand
         current_app.logger.exception("batch entry %d failed", entry.index)
         return _refused(issue(Msg.INTERNAL))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import typing as t
 
+import pymongo
 from pymongo import ASCENDING, MongoClient
+from pymongo.errors import PyMongoError
 
+from ..outcome import StoreUnavailable
 from . import rate_limits
 from .api_keys import ApiKeyStore
 from .client import client_options
@@ -49,6 +53,21 @@ class Store:
         """Run ``work`` so that all its writes of roles and reference data commit together or not at
         all, within ``seconds`` (see :func:`.transactions.run_in_transaction`)."""
         return run_in_transaction(self.client, work, seconds, self.leases)
+
+    @contextlib.contextmanager
+    def within(self, seconds: float) -> t.Iterator[None]:
+        """Every database operation in the block ends by ``seconds`` from now (``maxTimeMS`` sent,
+        so the database stops too).
+
+        :raises StoreUnavailable: an operation did not end in time (503).
+        """
+        try:
+            with pymongo.timeout(max(seconds, 0.001)):
+                yield
+        except PyMongoError as e:
+            if e.timeout:
+                raise StoreUnavailable() from e
+            raise
 
     def close(self) -> None:
         self.client.close()

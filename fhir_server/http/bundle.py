@@ -158,10 +158,6 @@ def _run_alone(entry: Request | Issue, seconds: float) -> Outcome:
         return _refused(issue(Msg.INTERNAL))
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _run_transaction(requests: list[Request], budget: _Budget) -> dict[int, Outcome]:
     """One attempt at the whole transaction; run again from the start if the database asks for it
     (its entries count against the rate limit on the first attempt only)."""

@@ -22,7 +22,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         raise RuntimeError("MONGODB_URI is not set; start the server with `fhir-server serve` (make run)")
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms)
+    store = Store(settings.mongodb_uri, settings.database, settings.db_timeout_ms, sweep=True)
     app.extensions.update(
         settings=settings,
         context=Context(store, load_definitions(settings.profiles_dir), limits=settings.limits),
@@ -31,5 +31,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     http.register(app)
     # One deadline for the whole request, rate-limit count included: past it, 503 with Retry-After.
-    app.wsgi_app = with_deadline(app.wsgi_app, settings.db_timeout_ms / 1000)  # type: ignore[method-assign]
+    app.wsgi_app = with_deadline(app.wsgi_app, settings.db_timeout_ms / 1000,  # type: ignore[method-assign]
+                                 settings.request_deadline_seconds)
     return app

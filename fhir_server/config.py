@@ -54,6 +54,11 @@ class Settings:
     #: Threads per worker process that run requests in the app once they have been read whole; a request
     #: that needs no database (/metadata, /openapi.json) runs on two threads of its own instead.
     app_threads: int = field(default_factory=lambda: _env_int("APP_THREADS", 8))
+    #: Longest a batch or transaction Bundle may run (seconds), below gunicorn's 30 s worker timeout:
+    #: a batch answers the entries not run by then 503, a transaction is rolled back (503).
+    request_deadline_seconds: float = field(default_factory=lambda: float(os.environ.get("REQUEST_DEADLINE_SECONDS", 20)))
+    #: Largest answer of one batch or transaction Bundle (bytes of its entries' answers); past it, 413.
+    max_response_bytes: int = field(default_factory=lambda: _env_int("MAX_RESPONSE_BYTES", 8 * 1024 * 1024))
 
     @property
     def limits(self) -> Limits:

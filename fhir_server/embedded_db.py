@@ -36,6 +36,8 @@ class EmbeddedDatabase:
 
     def __init__(self, storage_path: Path, host: str = "127.0.0.1", port: int | None = None, *,
                  test_commands: bool = False, replica_set: bool = False) -> None:
+        """``test_commands`` enables ``configureFailPoint`` (mongod's fault injection): tests only;
+        ``replica_set`` drops ``--standalone`` (SecantusDB's single-node replica set, as drivers see one)."""
         self.storage_path = storage_path
         self.host = host
         self.port = port or free_port(host)

@@ -156,6 +156,21 @@ class Msg(enum.Enum):
                                "nothing of the transaction was stored", note="the status is the failing entry's")
     TRANSACTION_CONFLICT = Entry(409, "conflict", "The transaction met a concurrent change and was rolled back; nothing was "
                                  "stored. Send it again")
+    TRANSACTIONS_UNSUPPORTED = Entry(501, "not-supported", "This server's database does not support multi-document "
+                                     "transactions (a standalone MongoDB); nothing was stored. Send the entries as a batch Bundle",
+                                     note="501: the server lacks the function; the request itself is fine")
+    TRANSACTION_OUTCOME_UNKNOWN = Entry(503, "transient", "The transaction was sent for commit but its result is unknown: it "
+                                        "may have been stored. Read the records before sending it again")
+    TRANSACTION_DEADLINE = Entry(503, "timeout", "The transaction did not finish within the request's limit of {seconds} s "
+                                 "and was rolled back; nothing was stored")
+    BUNDLE_NESTED = Entry(400, "not-supported", "Bundle.entry[{index}]: request.url {url!r} is the batch/transaction "
+                          "endpoint itself (POST [base]); Bundles do not nest")
+    BUNDLE_DEADLINE = Entry(503, "timeout", "Bundle.entry[{index}] was not run: the request reached its limit of {seconds} s; "
+                            "send the entries not run again")
+    RESPONSE_TOO_LARGE = Entry(413, "too-costly", "Bundle.entry[{index}] was not answered: the answer would pass "
+                               "{limit} bytes; ask for less in one request")
+    TRANSACTION_TOO_LARGE = Entry(413, "too-costly", "The transaction's answer would pass {limit} bytes; it was rolled "
+                                  "back and nothing was stored. Ask for less in one request")
     REFERENCE_UNRESOLVED = Entry(412, "processing", "The conditional reference {reference} matches {count} records; it must match one")
 
     # Search (SPEC.md §3.4; FHIR search.html).

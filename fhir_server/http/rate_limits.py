@@ -7,9 +7,11 @@ them. Every counted response reports its window in the headers of the IETF draft
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``. Past the limit, a request is answered 429
 with ``Retry-After`` before any work is done (see :mod:`.errors`).
 
-Every request with a valid key counts, whatever its answer; a batch or transaction Bundle counts
-once (its entries run inside it and are not counted again; ``MAX_BUNDLE_ENTRIES`` bounds what one
-request may do). Requests without a valid key are refused first and not counted. With several limits
+Every request with a valid key counts, whatever its answer. A batch or transaction Bundle counts
+once, as any request, and each of its entries that runs counts once more, as if sent alone; a
+Bundle refused as a whole (malformed, too many entries) costs one. The lookups an entry makes for
+its conditional references are part of it and not counted again. Requests without a valid key are
+refused first and not counted. With several limits
 (``10/second;500/hour``) all are counted; the window reported is the exceeded one that ends last (the
 wait before any request can succeed), else the one with the fewest requests left.
 """
@@ -29,8 +31,8 @@ from limits.errors import StorageError
 from ..config import Settings
 from ..store.rate_limits import STRATEGY, parse_rate_limit, storage_options, storage_uri
 
-# Set in the WSGI environ of a Bundle entry's internal request (see .bundle).
-BUNDLE_ENTRY = "fhir_server.bundle_entry"
+# Set in the WSGI environ of a request a Bundle entry makes to resolve a conditional reference (see .bundle).
+BUNDLE_LOOKUP = "fhir_server.bundle_lookup"
 _WINDOW = "fhir_server.rate_window"
 
 
@@ -109,7 +111,7 @@ def _is_rate_limit(text: str, key_id: str) -> bool:
 
 
 def _not_counted() -> bool:
-    return "api_key" not in g or bool(request.environ.get(BUNDLE_ENTRY))
+    return "api_key" not in g or bool(request.environ.get(BUNDLE_LOOKUP))
 
 
 def _report_window(response: Response) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typing as t
 
-from . import bad_inputs, database_kill, db_faults, fuzz, parallel_creates, slow_clients, worker_kill
+from . import bad_inputs, database_kill, db_faults, fuzz, nested_bundles, parallel_creates, slow_clients, worker_kill
 from .client import Client
 from .harness import Harness
 from .payloads import Roles
@@ -20,6 +20,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "bad-inputs": (True, lambda h, quick: bad_inputs.run(h)),
     "fuzz": (True, lambda h, quick: fuzz.run(h, quick)),
     "database-faults": (True, lambda h, quick: db_faults.run(h)),
+    "nested-bundles": (True, lambda h, quick: nested_bundles.run(h)),
     "slow-clients": (False, lambda h, quick: slow_clients.run(h)),
     "worker-kill": (False, lambda h, quick: worker_kill.run(h)),
     "database-kill": (False, lambda h, quick: database_kill.run(h)),

@@ -6,6 +6,7 @@ Pure: the HTTP layer runs each request through the server's own routes.
 
 from __future__ import annotations
 
+import posixpath
 import typing as t
 from dataclasses import dataclass, field
 
@@ -31,7 +32,11 @@ class Request:
 
     @property
     def path(self) -> str:
-        return "/" + self.url.lstrip("/")
+        """The URL from the server's base, its dot segments resolved as a client resolves them
+        (RFC 3986 §5.2.4: ``./`` is the base itself); where it routes is for the router to say."""
+        url = self.url.lstrip("/")
+        cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=len(url))
+        return (posixpath.normpath("/" + url[:cut]) if url[:cut] else "/") + url[cut:]
 
 
 def read_bundle(body: bytes, max_entries: int) -> tuple[str, list[Request | Issue]]:
@@ -58,7 +63,7 @@ def _read_entry(index: int, entry: t.Any) -> Request | Issue:
     if not isinstance(request, dict) or request.get("method") not in METHODS or not isinstance(request.get("url"), str):
         return invalid(f"request.method must be one of {', '.join(METHODS)}, with a request.url")
     url = request["url"]
-    if "://" in url or url.strip("/") == "" or url.startswith("$") or any(ord(c) < 32 for c in url):
+    if "://" in url or url.startswith("$") or any(ord(c) < 32 or c.isspace() for c in url):
         return invalid("request.url must be relative to the server's base, e.g. PractitionerRole or Practitioner/91ZABY")
     resource = entry.get("resource")
     if request["method"] in ("POST", "PUT") and not isinstance(resource, dict):

@@ -6,23 +6,27 @@ import contextlib
 import typing as t
 
 from pymongo import ASCENDING, MongoClient
+from pymongo.errors import PyMongoError
 
+from ..outcome import StoreUnavailable
 from . import rate_limits
 from .api_keys import ApiKeyStore
 from .client import client_options, durable_write_concern
-from .deadline import with_deadline
+from .deadline import database_deadline, with_deadline
 from .errors import translate_errors
 from .idempotency import IdempotencyStore
-from .transactions import Joined, run_in_transaction
+from .transactions import Joined, Leases, run_in_transaction
 from .reference_data import ReferenceStore
 from .role_ids import RoleIdAllocator
 from .roles import RoleStore
 
 __all__ = ["Store", "with_deadline"]
+T = t.TypeVar("T")
 
 
 class Store:
-    def __init__(self, uri: str, database: str, timeout_ms: int = 2000) -> None:
+    def __init__(self, uri: str, database: str, timeout_ms: int = 2000, *, sweep: bool = False) -> None:
+        """``sweep``: end transactions a dead process left open, from a thread of this one (servers)."""
         self.timeout_seconds = timeout_ms / 1000  # each request's deadline for its database work
         self.client: MongoClient[dict[str, t.Any]] = MongoClient(uri, **client_options(timeout_ms, "fhir-server"))
         # Every acknowledged write is majority-committed and journaled, whatever the URI says (it may
@@ -36,6 +40,9 @@ class Store:
         self.references = ReferenceStore(joined)
         self.api_keys = ApiKeyStore(self.db)
         self.idempotency = IdempotencyStore(self.db)
+        self.leases = Leases(self.db)
+        if sweep:
+            self.leases.sweep()
 
     @translate_errors
     def ensure_indexes(self) -> None:
@@ -44,14 +51,29 @@ class Store:
         self.roles.ensure_indexes()
         self.idempotency.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
+        self.leases.ensure_indexes()
         # Ended rate-limit windows are deleted by MongoDB's TTL monitor (the storage also asks, lazily).
         self.db[rate_limits.COUNTERS].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0)
 
+    def in_transaction(self, work: t.Callable[[], T], seconds: float) -> T:
+        """Run ``work`` so that all its writes of roles and reference data commit together or not at
+        all, within ``seconds`` (see :func:`.transactions.run_in_transaction`)."""
+        return run_in_transaction(self.client, work, seconds, self.leases)
+
     @contextlib.contextmanager
-    def transaction(self) -> t.Iterator[None]:
-        """All writes of roles and reference data inside the block commit together or not at all."""
-        with run_in_transaction(self.client):
-            yield
+    def within(self, seconds: float) -> t.Iterator[None]:
+        """Every database operation in the block ends by ``seconds`` from now (``maxTimeMS`` sent,
+        so the database stops too).
+
+        :raises StoreUnavailable: an operation did not end in time (503).
+        """
+        try:
+            with database_deadline(seconds):
+                yield
+        except PyMongoError as e:
+            if e.timeout:
+                raise StoreUnavailable() from e
+            raise
 
     def close(self) -> None:
         self.client.close()

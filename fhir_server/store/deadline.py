@@ -24,10 +24,13 @@ if t.TYPE_CHECKING:
 
 @contextlib.contextmanager
 def database_deadline(seconds: float) -> t.Iterator[None]:
-    """All database operations inside the block finish within ``seconds`` in total, or fail."""
-    token = _deadline.set(dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds))
+    """All database operations inside the block finish within ``seconds`` in total (or by the deadline
+    of an enclosing block, if that is sooner: a Bundle entry within its Bundle), or fail."""
+    ends = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=max(seconds, 0.001))
+    outer = _deadline.get()
+    token = _deadline.set(min(ends, outer) if outer else ends)
     try:
-        with pymongo.timeout(seconds):
+        with pymongo.timeout(max(seconds, 0.001)):  # nested, pymongo too keeps the sooner deadline
             yield
     finally:
         _deadline.reset(token)
@@ -50,12 +53,15 @@ def seconds_left(default_seconds: float) -> float:
     return (current_deadline(default_seconds) - dt.datetime.now(dt.timezone.utc)).total_seconds()
 
 
-def with_deadline(wsgi_app: WSGIApplication, seconds: float) -> WSGIApplication:
-    """``wsgi_app`` with one database deadline per request. The app's responses are built whole before
-    it returns (none streams), so the block covers every database call of the request."""
+def with_deadline(wsgi_app: WSGIApplication, seconds: float, bundle_seconds: float) -> WSGIApplication:
+    """``wsgi_app`` with one database deadline per request: ``seconds``, or ``bundle_seconds`` for a
+    batch or transaction Bundle (``POST /``), whose entries each have ``seconds`` within it. The app's
+    responses are built whole before it returns (none streams), so the block covers every database
+    call of the request."""
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
-        with database_deadline(seconds):
+        bundle = environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "") in ("", "/")
+        with database_deadline(bundle_seconds if bundle else seconds):
             return wsgi_app(environ, start_response)
 
     return app

@@ -7,8 +7,11 @@ parsed, keys named, fixed windows, breaches found); this module is their storage
 
 - The library's increment asks whether a window has ended with ``{"$lt": ["$expireAt", "$$NOW"]}``,
   which SecantusDB always answers false, so its windows would never end. This one compares with the
-  app's clock instead; it is otherwise the same single atomic ``find_one_and_update``: an upsert, so
-  of a key's first requests on several workers one starts the window and the others count in it.
+  app's clock instead, in one atomic ``find_one_and_update`` of the key's document.
+- It is not an upsert. When several workers' first requests of a key upsert it at once, SecantusDB
+  applies every increment but answers some of them with no document, so those requests could not
+  know their own count (the cause of a rate-limit test failing now and then). The document is
+  inserted by itself instead; of racing inserts one wins and the others count in its window.
 - It returns the window's end with the count, so reporting the window after a request needs no
   further queries (the library reads both back: two more round trips per request).
 
@@ -65,28 +68,34 @@ class WindowedMongoStorage(MongoDBStorage):
         return t.cast(dict[str, tuple[int | None, float]], self._last.seen)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        try:
-            doc = self._increment(key, expiry, amount)
-        except DuplicateKeyError:  # another process's upsert of a new key won; the document exists now
-            doc = None
-        # SecantusDB answers a lost race of upserts of a new key with no document instead of
-        # DuplicateKeyError (about 1 in 8 of 8 racing first requests): the document exists now too.
-        doc = doc or self._increment(key, expiry, amount)
+        doc = self._increment(key, expiry, amount)
+        if doc is None:  # no window yet (or the TTL monitor removed the ended one): open it
+            try:
+                doc = self._open(key, expiry, amount)
+            except DuplicateKeyError:  # another worker opened it first: count in its window
+                doc = self._increment(key, expiry, amount)
+        if doc is None:  # opened and removed in between: only a window that ended at once does that
+            doc = self._open(key, expiry, amount)
         count = int(doc["count"])
         self._seen()[key] = (count, doc["expireAt"].replace(tzinfo=dt.timezone.utc).timestamp())
         return count
 
-    def _increment(self, key: str, expiry: int, amount: int) -> dict[str, t.Any]:
+    def _increment(self, key: str, expiry: int, amount: int) -> dict[str, t.Any] | None:
         now = dt.datetime.now(dt.timezone.utc)
-        ended = {"$lt": ["$expireAt", now]}  # also true for a new key, which has no expireAt
-        return t.cast(dict[str, t.Any], self.counters.find_one_and_update(
+        ended = {"$lt": ["$expireAt", now]}
+        return t.cast(dict[str, t.Any] | None, self.counters.find_one_and_update(
             {"_id": key},
             [{"$set": {
                 "count": {"$cond": {"if": ended, "then": amount, "else": {"$add": ["$count", amount]}}},
                 "expireAt": {"$cond": {"if": ended, "then": now + dt.timedelta(seconds=expiry), "else": "$expireAt"}},
             }}],
-            upsert=True, projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
+            projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
         ))
+
+    def _open(self, key: str, expiry: int, amount: int) -> dict[str, t.Any]:
+        doc = {"_id": key, "count": amount, "expireAt": dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=expiry)}
+        self.counters.insert_one(doc)
+        return doc
 
     def get(self, key: str) -> int:
         count, end = self._seen().get(key, (None, 0.0))

@@ -172,3 +172,73 @@ def test_entries_are_answered_in_request_order(api):
     assert response.status_code == 200, response.text
     types = [e["resource"]["resourceType"] for e in response.json()["entry"]]
     assert types == ["Practitioner", "Practitioner", "PractitionerRole"]
+
+
+# --- what one request may cost --------------------------------------------------------------------
+
+# Spellings of the Bundle endpoint itself (POST [base]): each routes there once decoded, its dot
+# segments resolved or its slashes merged.
+NESTED_URLS = ["", "/", "?", "?x=1", "./", "%2F", "//", "/?", "#", "?#x", "%2f?_format=json", "PractitionerRole/..", "..", "/./"]
+
+
+def test_an_entry_that_targets_the_bundle_endpoint_is_refused_in_a_batch(api, mongo):
+    cpn = fresh_cpn()
+    inner = bundle("batch", entry("POST", "Practitioner", practitioner(cpn)), entry("GET", "Practitioner/91ZABY"))
+    response = api.post("/", bundle("batch", *[entry("POST", url, inner) for url in NESTED_URLS],
+                                    entry("POST", api.base + "/", inner), entry("POST", " / ", inner)))
+    assert response.status_code == 200, response.text
+    entries = response.json()["entry"]
+    assert [e["response"]["status"] for e in entries] == ["400 Bad Request"] * (len(NESTED_URLS) + 2)
+    for index, (url, answered) in enumerate(zip(NESTED_URLS, entries)):
+        assert [i["diagnostics"] for i in answered["response"]["outcome"]["issue"]] == [
+            issue(Msg.BUNDLE_NESTED, index=index, url=url).diagnostics], url
+    for answered in entries[len(NESTED_URLS):]:  # not relative to the base at all
+        assert answered["response"]["outcome"]["issue"][0]["diagnostics"].startswith(f"Bundle.entry[")
+    assert mongo["reference_resources"].count_documents({"resource.id": cpn}) == 0
+
+
+@pytest.mark.parametrize("url", ["", "?", "%2F", "./"])
+def test_a_transaction_nested_in_a_transaction_is_refused_whole(api, mongo, url):
+    cpn, inner_cpn = fresh_cpn(), fresh_cpn()
+    inner = bundle("transaction", entry("POST", "Practitioner", practitioner(inner_cpn)))
+    response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn)), entry("POST", url, inner)))
+    assert response.status_code == 400, response.text
+    assert outcome_messages(response) == [
+        issue(Msg.TRANSACTION_FAILED, index=1, method="POST", url=url, status="400 Bad Request").diagnostics,
+        issue(Msg.BUNDLE_NESTED, index=1, url=url).diagnostics]
+    assert mongo["reference_resources"].count_documents({"resource.id": {"$in": [cpn, inner_cpn]}}) == 0
+
+
+def test_a_duplicate_inside_a_transaction_is_what_a_single_create_answers(api, mongo):
+    role = fresh_role()
+    single = api.post("/PractitionerRole", role)
+    assert single.status_code == 201, single.text
+    before = stored_counts(mongo)
+    again = api.post("/PractitionerRole", role)
+    cpn = fresh_cpn()
+    response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn)), entry("POST", "PractitionerRole", role)))
+    assert (again.status_code, response.status_code) == (422, 422), response.text
+    assert outcome_messages(again) == [issue(Msg.DUPLICATE).diagnostics]
+    assert outcome_messages(response)[1:] == [issue(Msg.DUPLICATE).diagnostics]
+    assert stored_counts(mongo) == before
+    assert mongo["reference_resources"].count_documents({"resource.id": cpn}) == 0
+
+
+def test_two_creates_of_one_role_in_a_transaction_are_a_duplicate(api, mongo):
+    role = fresh_role()
+    before = stored_counts(mongo)
+    response = api.post("/", bundle("transaction", entry("POST", "PractitionerRole", role), entry("POST", "PractitionerRole", role)))
+    assert response.status_code == 422, response.text
+    assert outcome_messages(response)[1:] == [issue(Msg.DUPLICATE).diagnostics]
+    assert stored_counts(mongo) == before
+
+
+def test_an_identifier_in_use_inside_a_transaction_is_what_a_single_create_answers(api, mongo):
+    cpn, other = fresh_cpn(), fresh_cpn()
+    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
+    single = api.post("/Practitioner", practitioner(cpn))
+    response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(other)),
+                                    entry("POST", "Practitioner", practitioner(cpn))))
+    assert (single.status_code, response.status_code) == (422, 422), response.text
+    assert outcome_messages(response)[1:] == outcome_messages(single)
+    assert mongo["reference_resources"].count_documents({"resource.id": other}) == 0

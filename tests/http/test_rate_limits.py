@@ -17,7 +17,7 @@ import requests
 from fhir_server.outcome import Msg
 from fhir_server.store.api_keys import ApiKeyStore
 
-from ..support import ROOT, Server, fresh_cpn, practitioner, start_server
+from ..support import PERSON, ROOT, Server, fresh_cpn, fresh_role, practitioner, start_server
 
 ROLE = "/PractitionerRole/R00000012-G"
 PLAIN = "/v1/practitioner-roles"
@@ -100,15 +100,58 @@ def test_each_key_has_a_window_of_its_own(server: Server, mongo) -> None:
     assert fhir_get(server, second).status_code == 200
 
 
-def test_a_bundle_counts_once_whatever_its_entries(server: Server, mongo) -> None:
-    key = new_key(mongo, "2/hour")
+def bundle_post(server: Server, key: str, body: dict[str, t.Any]) -> requests.Response:
+    return requests.post(server.base_url + "/", json=body, timeout=30,
+                         headers={"x-api-key": key, "userid": "99ZZZS", "Content-Type": "application/fhir+json"})
+
+
+def counted(mongo: t.Any, key_id: str) -> int:
+    return sum(d["count"] for d in mongo["rate_limit_counters"].find({"_id": {"$regex": key_id}}))
+
+
+def test_a_bundle_counts_once_and_each_entry_that_runs_once_more(server: Server, mongo) -> None:
+    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "5/hour")
     batch = {"resourceType": "Bundle", "type": "batch",
-             "entry": [{"request": {"method": "GET", "url": ROLE.lstrip("/")}} for _ in range(3)]}
-    response = requests.post(server.base_url + "/", json=batch, timeout=30,
-                             headers={"x-api-key": key, "userid": "99ZZZS", "Content-Type": "application/fhir+json"})
+             "entry": [{"request": {"method": "GET", "url": ROLE.lstrip("/")}} for _ in range(6)]}
+    response = bundle_post(server, key, batch)
     assert response.status_code == 200
-    assert [e["response"]["status"] for e in response.json()["entry"]] == ["200 OK"] * 3
-    assert response.headers["RateLimit-Remaining"] == "1"
+    entries = response.json()["entry"]
+    # The Bundle is the first request, four entries fit, the fifth is refused and the sixth is not run.
+    assert [e["response"]["status"] for e in entries] == ["200 OK"] * 4 + ["429 Too Many Requests"] * 2
+    for throttled in entries[4:]:
+        assert [i["code"] for i in throttled["response"]["outcome"]["issue"]] == ["throttled"]
+    assert response.headers["RateLimit-Remaining"] == "0"
+    assert counted(mongo, key_id) == 6
+
+
+def test_a_bundle_refused_as_a_whole_costs_one_request(server: Server, mongo) -> None:
+    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "10/hour")
+    too_many = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": "metadata"}}] * 101}
+    assert [bundle_post(server, key, body).status_code for body in ({"resourceType": "Bundle", "type": "collection"}, too_many)] \
+        == [400, 413]
+    assert counted(mongo, key_id) == 2
+
+
+def test_an_entrys_conditional_references_are_part_of_it(server: Server, mongo, api) -> None:
+    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "10/hour")
+    cpn = fresh_cpn()
+    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
+    role = fresh_role(practitioner={"reference": f"Practitioner?identifier={PERSON}|{cpn}"})
+    response = bundle_post(server, key, {"resourceType": "Bundle", "type": "transaction",
+                                         "entry": [{"request": {"method": "POST", "url": "PractitionerRole"}, "resource": role}]})
+    assert response.status_code == 200, response.text
+    assert counted(mongo, key_id) == 2
+
+
+def test_a_throttled_entry_rolls_a_transaction_back(server: Server, mongo) -> None:
+    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "2/hour")
+    cpns = [fresh_cpn(), fresh_cpn()]
+    response = bundle_post(server, key, {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"request": {"method": "POST", "url": "Practitioner"}, "resource": practitioner(cpn)} for cpn in cpns]})
+    assert response.status_code == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 3600
+    assert [i["code"] for i in response.json()["issue"]] == ["processing", "throttled"]
+    assert mongo["reference_resources"].count_documents({"resource.id": {"$in": cpns}}) == 0
 
 
 def test_every_answered_request_with_a_known_key_counts(server: Server, mongo) -> None:

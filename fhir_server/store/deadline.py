@@ -54,14 +54,14 @@ def seconds_left(default_seconds: float) -> float:
 
 
 def with_deadline(wsgi_app: WSGIApplication, seconds: float, bundle_seconds: float) -> WSGIApplication:
-    """``wsgi_app`` with one database deadline per request: ``seconds``, or ``bundle_seconds`` for a
-    batch or transaction Bundle (``POST /``), whose entries each have ``seconds`` within it. The app's
-    responses are built whole before it returns (none streams), so the block covers every database
-    call of the request."""
+    """``wsgi_app`` with one database deadline per request: ``seconds``, or for a batch or transaction
+    Bundle (``POST /``) ``bundle_seconds`` (at least ``seconds``), within which each entry has
+    ``seconds`` (http/bundle.py). The app's responses are built whole before it returns (none
+    streams), so the block covers every database call of the request."""
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         bundle = environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "") in ("", "/")
-        with database_deadline(bundle_seconds if bundle else seconds):
+        with database_deadline(max(seconds, bundle_seconds) if bundle else seconds):
             return wsgi_app(environ, start_response)
 
     return app

@@ -115,3 +115,21 @@ def matches(search: t.Mapping[str, t.Any], c: Criterion) -> bool:
     window = value or {}
     holds = window.get("from", "") <= day <= window.get("to", "")
     return holds == wanted
+
+
+def find_page(collection: t.Any, query: dict[str, t.Any], rest: list[Criterion], offset: int, count: int) -> Page:
+    """A page of the documents ``query`` (a flat filter an index serves) finds and ``rest`` (what it
+    could not say) keeps, in ``_id`` order, with their total. ``rest`` is applied here, to at most
+    :data:`MAX_CANDIDATES` documents, never by a scan of the collection.
+
+    :raises TooManyCandidates: more than that before ``rest`` applied.
+    """
+    if not rest:
+        total = collection.count_documents(query)
+        found = collection.find(query, {"resource": 1}).sort("_id", 1).skip(offset).limit(count) if count else []
+        return Page(total, [d["resource"] for d in found])
+    candidates = list(collection.find(query, {"resource": 1, "search": 1}).sort("_id", 1).limit(MAX_CANDIDATES + 1))
+    if len(candidates) > MAX_CANDIDATES:
+        raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))
+    kept = [d["resource"] for d in candidates if all(matches(d["search"], c) for c in rest)]
+    return Page(len(kept), kept[offset:offset + count])

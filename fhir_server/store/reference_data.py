@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from .. import identifiers as ids
 from ..validation.references import Target
 from .errors import IdentifierTaken, translate_errors, translate_write_errors
-from .queries import MAX_CANDIDATES, Criterion, Page, TooManyCandidates, matches, to_filter
+from .queries import Criterion, Page, find_page, to_filter
 from .transactions import Joined
 
 _SYSTEMS = {
@@ -146,7 +146,7 @@ class ReferenceStore:
         """A page of the records of ``rtype`` matching all ``criteria``, in id order, and how many match.
 
         ``_id`` is looked up by key and ``identifier`` through its index; what the database could only
-        apply by scanning is applied here, to at most :data:`MAX_CANDIDATES` records.
+        apply by scanning is applied here, to at most :data:`.queries.MAX_CANDIDATES` records.
 
         :raises TooManyCandidates: more records than that before the conditions applied here.
         """
@@ -154,15 +154,7 @@ class ReferenceStore:
         query, rest = to_filter([c for c in criteria if c is not by_id], "search.")
         # The key is "Type/id": a lookup by key, where the range of the type is read by scanning.
         query = {**query, **({"_id": {"$in": [f"{rtype}/{v}" for v in by_id.values]}} if by_id else _of_type(rtype))}
-        if not rest:
-            total = self._resources.count_documents(query)
-            found = self._resources.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
-            return Page(total, [d["resource"] for d in found])
-        candidates = list(self._resources.find(query, {"resource": 1, "search": 1}).sort("_id", ASCENDING).limit(MAX_CANDIDATES + 1))
-        if len(candidates) > MAX_CANDIDATES:
-            raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))
-        kept = [d["resource"] for d in candidates if all(matches(d["search"], c) for c in rest)]
-        return Page(len(kept), kept[offset:offset + count])
+        return find_page(self._resources, query, rest, offset, count)
 
     # --- writes --------------------------------------------------------------------------------------
 

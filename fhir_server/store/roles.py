@@ -45,7 +45,7 @@ from ..instants import last_updated
 from ..validation.dates import OPEN_END, OPEN_START
 from .errors import IdentifierTaken, translate_errors, translate_write_errors
 from .transactions import Joined
-from .queries import MAX_CANDIDATES, Criterion, Page, TooManyCandidates, matches, to_filter
+from .queries import Criterion, Page, find_page, to_filter
 
 
 _PRACTITIONER_INDEX = [("search.practitioner", ASCENDING), ("_id", ASCENDING)]
@@ -209,20 +209,12 @@ class RoleStore:
 
         The database applies what it can through an index (every role search names a practitioner,
         and the practitioner index narrows to that practitioner's roles); what it could only apply by
-        scanning is applied here, to at most :data:`MAX_CANDIDATES` roles.
+        scanning is applied here, to at most :data:`.queries.MAX_CANDIDATES` roles.
 
         :raises TooManyCandidates: more roles than that before the conditions applied here.
         """
         query, rest = to_filter(criteria, "search.")
-        if not rest:
-            total = self._roles.count_documents(query)
-            found = self._roles.find(query, {"resource": 1}).sort("_id", ASCENDING).skip(offset).limit(count) if count else []
-            return Page(total, [d["resource"] for d in found])
-        candidates = list(self._roles.find(query, {"resource": 1, "search": 1}).sort("_id", ASCENDING).limit(MAX_CANDIDATES + 1))
-        if len(candidates) > MAX_CANDIDATES:
-            raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))
-        kept = [d["resource"] for d in candidates if all(matches(d["search"], c) for c in rest)]
-        return Page(len(kept), kept[offset:offset + count])
+        return find_page(self._roles, query, rest, offset, count)
 
     # --- versions ----------------------------------------------------------------------------------
 

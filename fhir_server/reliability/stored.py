@@ -3,6 +3,8 @@ acknowledged create readable as it was answered, nothing half-written, nothing s
 
 from __future__ import annotations
 
+import datetime as dt
+
 import typing as t
 from dataclasses import dataclass, field
 
@@ -74,7 +76,7 @@ class Stored:
         """Roles (not in ``since``) without their version, and reservations no stored role owns, as
         (broken promises, explained notes). Both are what a process dying mid-create leaves: allowed
         for a create that got no 201 (README: a lost version is written by the next update; an
-        abandoned period is freed when a later create meets it), never for one that did."""
+        abandoned period's lease ends with its request, and a later create that meets it clears it), never for one that did."""
         broken: list[str] = []
         notes: list[str] = []
         roles = {d["_id"]: d for d in self._db["practitioner_roles"].find({"_id": {"$nin": list(since)}}, {"vid": 1, "held": 1})}
@@ -93,9 +95,12 @@ class Stored:
         orphans = sorted(p["role"] for by, p in held.items() if by not in owned)
         if bad := [rid for rid in orphans if rid in acked]:
             broken.append(f"reservation left without its acknowledged role: {', '.join(bad[:10])}")
+        now = dt.datetime.now(dt.timezone.utc)
+        if live := sorted(p["role"] for by, p in held.items() if by not in owned and p["until"].replace(tzinfo=dt.timezone.utc) > now):
+            broken.append(f"reservation without its role still leased after its request: {', '.join(live[:10])}")
         if orphans:
-            notes.append(f"{len(orphans)} reservation(s) abandoned by a create that got no 201 (freed when a later "
-                         f"create of the same key meets them, once a minute old): {', '.join(orphans[:10])}")
+            notes.append(f"{len(orphans)} reservation(s) left by a create that got no 201, their leases ended (cleared "
+                         f"when a later create of the same key meets them): {', '.join(orphans[:10])}")
         return broken, notes
 
 

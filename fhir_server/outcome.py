@@ -105,6 +105,8 @@ class Msg(enum.Enum):
                               "{fields} header fields")
     HEADER_TIMEOUT = Entry(408, "timeout", "The request line and headers did not arrive within {seconds} s")
     BODY_TIMEOUT = Entry(408, "timeout", "The request body did not arrive within {seconds} s")
+    TOO_MANY_CHUNKS = Entry(413, "too-costly", "A chunked request body may come in at most {limit} chunks; send it in "
+                            "larger chunks, or with Content-Length")
 
     # Authentication (SPEC.md §6), verbatim.
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")

@@ -39,6 +39,10 @@ from .wsgi import WsgiApp, build_environ, call_app, request_path
 
 MAX_HEAD_BYTES = 32 * 1024  # request line and headers, as nginx's large_client_header_buffers (4 x 8k)
 MAX_HEADER_FIELDS = 100  # gunicorn's limit_request_fields
+# Chunks of one chunked body. Each costs the event loop a parser event whatever its size, so a body
+# sent one byte a chunk would cost a million of them (seconds of a worker's time, for no key at all);
+# 4096 still lets a MAX_BODY_BYTES body (1 MiB) come in chunks of 256 bytes on average.
+MAX_BODY_CHUNKS = 4096
 # Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
 NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
 NO_DATABASE_THREADS = 2
@@ -223,6 +227,11 @@ class ClientConnection:
             assert isinstance(event, h11.Request)
             if event.http_version not in (b"1.0", b"1.1"):
                 raise Refused(issue(Msg.HTTP_VERSION, version=event.http_version.decode("ascii")), request=event)
+            names = {name for name, _ in event.headers}
+            if b"transfer-encoding" in names and b"content-length" in names:
+                # RFC 9112 §6.3: a sign of request smuggling; h11 would go by Transfer-Encoding and keep
+                # the connection, where a proxy in front may have gone by Content-Length.
+                raise Refused(issue(Msg.BAD_HTTP, reason="both Transfer-Encoding and Content-Length"), request=event)
             # h11 bounds only a head still arriving; one that came in a single read is measured here.
             head_bytes = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if len(event.headers) > MAX_HEADER_FIELDS or head_bytes > MAX_HEAD_BYTES:
@@ -237,8 +246,8 @@ class ClientConnection:
         if self.conn.they_are_waiting_for_100_continue:
             await self._write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         deadline = asyncio.get_running_loop().time() + self.front.settings.body_timeout_seconds
-        chunks: list[bytes] = []
-        size = 0
+        received = bytearray()
+        chunks = 0
         while True:
             event = self._next_event()
             if event is h11.NEED_DATA:
@@ -247,12 +256,14 @@ class ClientConnection:
                 except TimeoutError:
                     raise Refused(issue(Msg.BODY_TIMEOUT, seconds=f"{self.front.settings.body_timeout_seconds:g}")) from None
             elif isinstance(event, h11.Data):
-                size += len(event.data)
-                if size > limit:
+                received += event.data
+                if len(received) > limit:
                     raise Refused(issue(Msg.TOO_LARGE))  # chunked: counted as it comes, never cut
-                chunks.append(event.data)
+                chunks += event.chunk_start
+                if chunks > MAX_BODY_CHUNKS:
+                    raise Refused(issue(Msg.TOO_MANY_CHUNKS, limit=MAX_BODY_CHUNKS))
             elif isinstance(event, h11.EndOfMessage):
-                return b"".join(chunks)
+                return bytes(received)
             else:  # ConnectionClosed part-way: nobody to answer
                 raise Refused()
 

@@ -9,7 +9,7 @@ import json
 import pytest
 
 from fhir_server.outcome import Msg, issue
-from fhir_server.serving.front import MAX_HEAD_BYTES, MAX_HEADER_FIELDS
+from fhir_server.serving.front import MAX_BODY_CHUNKS, MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
 from ..support import FHIR_JSON, fresh_role, stored_counts
 from .raw import RawAnswer, RawConnection
@@ -126,6 +126,29 @@ def test_the_plain_api_gets_its_envelope_for_a_body_over_the_limit(server, api):
         c.send(head("POST", "/v1/practitioner-roles", *auth(api), "Content-Type: application/json", "Transfer-Encoding: chunked"))
         c.send(chunked(b" " * (MAX_BODY_BYTES + 1)))
         assert_envelope(c.answer(), 413, text(Msg.TOO_LARGE))
+
+
+def test_a_chunked_body_in_too_many_chunks_is_413_and_nothing_is_stored(server, api, mongo):
+    before = stored_counts(mongo)
+    with RawConnection(server.base_url) as c:
+        c.send(head("POST", "/PractitionerRole", *auth(api), f"Content-Type: {FHIR_JSON}", "Transfer-Encoding: chunked"))
+        c.send(chunked(b" " * (MAX_BODY_CHUNKS + 1), size=1))  # well under MAX_BODY_BYTES
+        assert_outcome(c.answer(), 413, text(Msg.TOO_MANY_CHUNKS, limit=MAX_BODY_CHUNKS))
+    assert stored_counts(mongo) == before
+
+
+def test_a_body_framed_both_ways_is_400_and_the_connection_closes(server, api):
+    """Transfer-Encoding with Content-Length (request smuggling, RFC 9112 §6.3): refused, and what
+    follows on the connection is not read as a request of its own."""
+    smuggled = head("GET", "/metadata")
+    with RawConnection(server.base_url) as c:
+        c.send(head("POST", "/PractitionerRole", *auth(api), f"Content-Type: {FHIR_JSON}", "Transfer-Encoding: chunked",
+                    "Content-Length: 5") + b"0\r\n\r\n" + smuggled)
+        answer = c.answer()
+        assert answer.status == 400
+        assert answer.json()["issue"][0]["diagnostics"].startswith(text(Msg.BAD_HTTP, reason=""))
+        assert answer.headers["connection"] == "close"
+        assert c.closed()
 
 
 @pytest.mark.parametrize("framing", [b"zz\r\nabc\r\n0\r\n\r\n", b"3\r\nabcdef\r\n0\r\n\r\n"])

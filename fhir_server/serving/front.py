@@ -40,9 +40,9 @@ from .wsgi import WsgiApp, build_environ, call_app, request_path
 MAX_HEAD_BYTES = 32 * 1024  # request line and headers, as nginx's large_client_header_buffers (4 x 8k)
 MAX_HEADER_FIELDS = 100  # gunicorn's limit_request_fields
 # Chunks of one chunked body. Each costs the event loop a parser event whatever its size, so a body
-# sent one byte a chunk would cost a million of them (seconds of a worker's time, for no key at all);
-# 4096 still lets a MAX_BODY_BYTES body (1 MiB) come in chunks of 256 bytes on average.
-MAX_BODY_CHUNKS = 4096
+# sent one byte a chunk would cost a million of them (seconds of a worker's time, for no key at all).
+# Clients chunk by their write buffer (4-64 KiB); 1024 lets a 1 MiB body come in 1 KiB chunks.
+MAX_BODY_CHUNKS = 1024
 # Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
 NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
 NO_DATABASE_THREADS = 2
@@ -190,7 +190,7 @@ class ClientConnection:
                     return  # Connection: close, or HTTP/1.0 without keep-alive
                 self.conn.start_next_cycle()
                 self.busy = False
-        except (ConnectionError, TimeoutError, h11.LocalProtocolError):
+        except (OSError, h11.LocalProtocolError):  # ConnectionError, TimeoutError, ENOTCONN of a peer gone
             return  # the client went away, or would not take the answer in time
         finally:
             self.writer.close()
@@ -305,7 +305,7 @@ class ClientConnection:
             async with asyncio.timeout(LINGER_SECONDS):
                 while await self.reader.read(_READ_SIZE):
                     pass
-        except (ConnectionError, TimeoutError, h11.LocalProtocolError):
+        except (OSError, h11.LocalProtocolError):  # ConnectionError, TimeoutError, ENOTCONN of a peer gone
             pass
         environ = {"REQUEST_METHOD": request.method.decode("latin-1") if request else "-",
                    "RAW_URI": request.target.decode("latin-1") if request else "-",

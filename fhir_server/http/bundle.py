@@ -38,6 +38,7 @@ from werkzeug.routing import RequestRedirect
 from .. import exact_json
 from ..outcome import FhirError, Issue, Msg, RequestRejected, StoreUnavailable, issue, operation_outcome
 from ..service.bundle import Request, conditional_references, read_bundle, transaction_order, with_references
+from ..validation.json_body import check_keys
 from .bundles import bundle
 from .envelope import in_plain_api
 from .incoming import body, context
@@ -46,6 +47,10 @@ from .responses import fhir_response
 
 bp = Blueprint("bundle", __name__)
 PLAIN_API_REFUSED = "request.url must be a FHIR interaction; the plain-JSON API answers only requests of its own"
+# Distinct conditional references (``Practitioner?identifier=…``) of one entry: each is a search, run
+# for the entry without a rate-limit count of its own, so their number is bounded here.
+MAX_CONDITIONAL_REFERENCES = 10
+TOO_MANY_CONDITIONS = f"at most {MAX_CONDITIONAL_REFERENCES} distinct conditional references may be resolved for one entry"
 # What an entry's request takes from the outer request.
 _PASSED_ON = ("x-api-key", "userid", "X-Correlation-Id", "Prefer")
 _KEPT = ("Location", "ETag", "Last-Modified", "Retry-After")
@@ -186,9 +191,16 @@ def _run_transaction(requests: list[Request], budget: _Budget) -> dict[int, Outc
 
 
 def _resolve_conditions(entry: Request) -> tuple[dict[str, str], Outcome | None]:
-    """Each conditional reference of the entry's resource, searched for: it must match exactly one record."""
+    """Each conditional reference of the entry's resource, searched for: it must match exactly one record.
+    A resource past the size limits is not searched for: its route refuses it as it comes."""
+    references = conditional_references(entry.resource)
+    if not references or check_keys(entry.resource, str((entry.resource or {}).get("resourceType")), context().limits):
+        return {}, None
+    if len(references) > MAX_CONDITIONAL_REFERENCES:
+        return {}, _refused(issue(Msg.BUNDLE_ENTRY_INVALID, f"Bundle.entry[{entry.index}].resource", index=entry.index,
+                                  reason=TOO_MANY_CONDITIONS))
     resolved = {}
-    for reference in conditional_references(entry.resource):
+    for reference in references:
         found = _dispatch(Request(entry.index, "GET", reference, None, None), None, counted=False)
         matches = [e["resource"] for e in (found.body or {}).get("entry", []) if e.get("search", {}).get("mode") == "match"]
         if found.failed:

@@ -7,7 +7,9 @@ import uuid
 
 import pytest
 
+from fhir_server.http.bundle import MAX_CONDITIONAL_REFERENCES, TOO_MANY_CONDITIONS
 from fhir_server.outcome import Msg, issue
+from fhir_server.validation.json_body import Limits
 
 from ..support import PERSON, fresh_cpn, fresh_role, outcome_messages, practitioner, stored_counts
 
@@ -242,3 +244,27 @@ def test_an_identifier_in_use_inside_a_transaction_is_what_a_single_create_answe
     assert (single.status_code, response.status_code) == (422, 422), response.text
     assert outcome_messages(response)[1:] == outcome_messages(single)
     assert mongo["reference_resources"].count_documents({"resource.id": other}) == 0
+
+
+def test_an_entry_with_too_many_conditional_references_is_refused_without_searching(api, mongo):
+    # Each a search of its own; a resource of 1 MB could hold thousands, all resolved for one entry.
+    conditions = [{"url": f"https://example.org/ext{i}", "valueReference": {"reference": f"Practitioner?identifier={PERSON}|{fresh_cpn()}"}}
+                  for i in range(MAX_CONDITIONAL_REFERENCES + 1)]
+    before = stored_counts(mongo)
+    for kind, status in (("batch", 200), ("transaction", 400)):
+        response = api.post("/", bundle(kind, entry("POST", "PractitionerRole", fresh_role(extension=conditions))))
+        assert response.status_code == status, response.text
+        answered = response.json() if kind == "transaction" else response.json()["entry"][0]["response"]["outcome"]
+        assert issue(Msg.BUNDLE_ENTRY_INVALID, index=0, reason=TOO_MANY_CONDITIONS).diagnostics in [
+            i["diagnostics"] for i in answered["issue"]]
+    assert stored_counts(mongo) == before
+
+
+def test_a_resource_past_the_size_limits_is_refused_before_its_conditional_references_are_searched(api):
+    limit = Limits().max_array_items
+    unresolvable = {"url": "https://example.org/ext", "valueReference": {"reference": f"Practitioner?identifier={PERSON}|{fresh_cpn()}"}}
+    response = api.post("/", bundle("batch", entry("POST", "PractitionerRole", fresh_role(extension=[unresolvable] * (limit + 1)))))
+    answered = response.json()["entry"][0]["response"]
+    assert answered["status"] == "400 Bad Request"
+    assert [i["diagnostics"] for i in answered["outcome"]["issue"]] == [
+        issue(Msg.TOO_MANY_ITEMS, element="PractitionerRole.extension", count=limit + 1, limit=limit).diagnostics]

@@ -78,14 +78,19 @@ def transaction_order(requests: list[Request]) -> list[Request]:
     """FHIR's order, and within creates, an entry after the creates whose ``urn:uuid`` it refers to."""
     ordered = sorted(requests, key=lambda r: _ORDER[r.method])
     creates = [r for r in ordered if r.method == "POST"]
-    defined = {r.full_url: r for r in creates if r.full_url and r.full_url.startswith("urn:")}
+    defined = {r.full_url: r.index for r in creates if r.full_url and r.full_url.startswith("urn:")}
+    # Each resource is walked once: walked per round, a chain of 100 creates holding 1 MB of
+    # references cost seconds before the first statement ran.
+    needs = {r.index: {defined[u] for u in _urns(r.resource) if u in defined} - {r.index} for r in creates}
     placed: list[Request] = []
+    done: set[int] = set()
     pending = list(creates)
     while pending:
-        ready = [r for r in pending if all(defined[u] in placed or defined[u] is r for u in _urns(r.resource) if u in defined)]
+        ready = [r for r in pending if needs[r.index] <= done]
         ready = ready or pending[:1]  # a cycle: leave it to the references check to report
         placed += ready
-        pending = [r for r in pending if r not in ready]
+        done.update(r.index for r in ready)
+        pending = [r for r in pending if r.index not in done]
     return [r for r in ordered if r.method == "DELETE"] + placed + [r for r in ordered if r.method not in ("DELETE", "POST")]
 
 

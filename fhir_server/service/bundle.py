@@ -63,7 +63,8 @@ def _read_entry(index: int, entry: t.Any) -> Request | Issue:
     if not isinstance(request, dict) or request.get("method") not in METHODS or not isinstance(request.get("url"), str):
         return invalid(f"request.method must be one of {', '.join(METHODS)}, with a request.url")
     url = request["url"]
-    if "://" in url or url.startswith("$") or any(ord(c) < 32 or c.isspace() for c in url):
+    # Absolute is a scheme before the path; a query may well hold a URL (identifier=https://…|value).
+    if "://" in url.partition("?")[0].partition("#")[0] or url.startswith("$") or any(ord(c) < 32 or c.isspace() for c in url):
         return invalid("request.url must be relative to the server's base, e.g. PractitionerRole or Practitioner/91ZABY")
     resource = entry.get("resource")
     if request["method"] in ("POST", "PUT") and not isinstance(resource, dict):

@@ -268,3 +268,12 @@ def test_a_resource_past_the_size_limits_is_refused_before_its_conditional_refer
     assert answered["status"] == "400 Bad Request"
     assert [i["diagnostics"] for i in answered["outcome"]["issue"]] == [
         issue(Msg.TOO_MANY_ITEMS, element="PractitionerRole.extension", count=limit + 1, limit=limit).diagnostics]
+
+
+def test_an_entry_may_search_by_an_identifier_with_its_system_url(api):
+    cpn = fresh_cpn()
+    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
+    response = api.post("/", bundle("batch", entry("GET", f"Practitioner?identifier={PERSON}|{cpn}")))
+    answered = response.json()["entry"][0]
+    assert answered["response"]["status"] == "200 OK", answered
+    assert [e["resource"]["id"] for e in answered["resource"]["entry"]] == [cpn]

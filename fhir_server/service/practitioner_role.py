@@ -184,13 +184,19 @@ def _lease(ctx: Context) -> dt.datetime:
 
 def _after_unknown_insert(resource: dict[str, t.Any], key: str, held: str | None, until: dt.datetime, ctx: Context,
                           unknown: StoreUnavailable) -> dict[str, t.Any]:
+    """What became of a role's insert whose answer was lost, learnt once its lease (and so the time
+    limit of its write) is over: on a majority, it was stored (the answer is the role); on the primary
+    alone, it may yet be rolled back (``unknown``: 503 "may have been applied"); on neither, it was
+    not, and never will be (503 "unavailable", its reservation released)."""
     roles = ctx.store.roles
     time.sleep(max(0.0, (until - _wall_clock()).total_seconds()))
     try:
-        stored = roles.get(resource["id"], deciding=True)
-        if stored is not None:
-            roles.keep_version(stored.resource)  # the insert may have failed before keeping it
-            return stored.resource
+        committed, applied = roles.read_back(resource["id"])
+        if committed is not None:
+            roles.keep_version(committed.resource)  # the insert may have failed before keeping it
+            return committed.resource
+        if applied is not None:
+            raise unknown  # on the primary, not yet on a majority: it may stay, or be rolled back
         if held is not None:
             roles.release(key, held)
     except StoreUnavailable:
@@ -354,14 +360,20 @@ def _after_unknown_replace(stored: StoredRole, resource: dict[str, t.Any], new_h
     """As :func:`_after_unknown_insert`: wait out the lease, then read back. True if this update is
     the current version (its history kept), False if the version moved on without it."""
     roles = ctx.store.roles
+
+    def is_this_update(version: StoredRole | None) -> bool:
+        return version is not None and version.resource["meta"] == resource["meta"] and version.held == (new_held or stored.held)
+
     if unknown.may_be_applied:
         time.sleep(max(0.0, (until - _wall_clock()).total_seconds()))
     try:
-        current = roles.get(stored.resource["id"], deciding=True)
-        if current is not None and current.resource["meta"] == resource["meta"] and current.held == (new_held or stored.held):
+        current, applied = roles.read_back(stored.resource["id"])
+        if is_this_update(current):
             roles.keep_version(stored.resource)
             roles.keep_version(current.resource)
             return True
+        if is_this_update(applied):
+            raise unknown  # on the primary, not yet on a majority: it may stay, or be rolled back
         if new_held is not None:
             roles.release(stored.key, new_held)
     except StoreUnavailable:

@@ -40,3 +40,10 @@ def deciding(collection: Collection[t.Any]) -> Collection[t.Any]:
     identifier holders, references of a create): from the primary, majority-committed, whatever the
     URI's read preference. Other reads follow the URI, so an operator may send them to secondaries."""
     return collection.with_options(read_preference=ReadPreference.PRIMARY, read_concern=ReadConcern("majority"))
+
+
+def on_primary(collection: Collection[t.Any]) -> Collection[t.Any]:
+    """``collection`` for reads of what the primary has applied, majority-committed or not (read
+    concern local): a write whose answer was lost may be there and not yet on a majority, so a
+    majority read alone cannot tell "not stored" from "stored, not yet replicated"."""
+    return collection.with_options(read_preference=ReadPreference.PRIMARY, read_concern=ReadConcern("local"))

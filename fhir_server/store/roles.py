@@ -107,6 +107,7 @@ class RoleStore:
         # Reads that decide a write go to the primary (see .client.deciding).
         self._deciding_roles = db.deciding("practitioner_roles")
         self._deciding_keys = db.deciding("role_keys")
+        self._primary_roles = db.on_primary("practitioner_roles")
 
     def ensure_indexes(self) -> None:
         # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
@@ -130,6 +131,16 @@ class RoleStore:
         roles = self._deciding_roles if deciding else self._roles
         doc = roles.find_one({"_id": role_id}, {"resource": 1, "key": 1, "held": 1})
         return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
+
+    @translate_errors
+    def read_back(self, role_id: str) -> tuple[StoredRole | None, StoredRole | None]:
+        """The role's current version as a majority has it, and as the primary has it: the primary
+        may hold a write whose answer was lost that is not yet majority-committed (and that a
+        failover could still roll back). For learning what became of such a write."""
+        fields = {"resource": 1, "key": 1, "held": 1}
+        docs = [c.find_one({"_id": role_id}, fields) for c in (self._deciding_roles, self._primary_roles)]
+        return t.cast(tuple[StoredRole | None, StoredRole | None],
+                      tuple(StoredRole(d["resource"], d["key"], d.get("held")) if d else None for d in docs))
 
     @translate_errors
     def get_by_request(self, request: str) -> StoredRole | None:
@@ -351,7 +362,9 @@ class RoleStore:
         clashing = [p for p in doc["periods"] if p.get("role") != role_id
                     and ((p["s"] < end and p["e"] > start) or (start == end and p.get("day") == start))]
         roles = list({p["role"] for p in clashing})
-        owned = {d.get("held") for d in self._deciding_roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
+        # A role the primary holds owns its period even before a majority has it (its write's answer
+        # may have been lost): never take its period for debris.
+        owned = {d.get("held") for d in self._primary_roles.find({"_id": {"$in": roles}}, {"held": 1})} if roles else set()
         found = []
         for p in clashing:
             until = p.get("until") or (p["at"] + LEGACY_LEASE if "at" in p else None)

@@ -53,7 +53,7 @@ from pymongo.database import Database
 from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
 
 from ..outcome import FhirError, Msg, RequestRejected, StoreUnavailable, issue
-from .client import deciding
+from .client import deciding, on_primary
 
 # Write concern of the last write before a create or update is answered. The default (w: 1) answers
 # before the journal reaches the disk, and a database killed then (kill -9) lost creates answered
@@ -184,6 +184,10 @@ class Joined:
     def deciding(self, name: str) -> t.Any:
         """The collection for reads that decide a write: see :func:`.client.deciding`."""
         return _JoinedCollection(deciding(self._db[name]))
+
+    def on_primary(self, name: str) -> t.Any:
+        """The collection for reads of what the primary has applied: see :func:`.client.on_primary`."""
+        return _JoinedCollection(on_primary(self._db[name]))
 
     def durable(self, name: str) -> t.Any:
         """The collection, its writes acknowledged only once in the journal: see :data:`DURABLE`."""

@@ -19,7 +19,7 @@ from pymongo.errors import (
 )
 
 from fhir_server.store import Store
-from fhir_server.store.client import deciding
+from fhir_server.store.client import deciding, on_primary
 from fhir_server.store.errors import is_unavailable, unavailable
 
 URI = "mongodb://127.0.0.1:1/?directConnection=true"  # never connected: options only
@@ -49,6 +49,9 @@ def test_reads_that_decide_a_write_go_to_the_primary_whatever_the_uri_says() -> 
         assert collection.read_preference == ReadPreference.SECONDARY_PREFERRED  # plain reads follow the URI
         assert deciding(collection).read_preference == ReadPreference.PRIMARY
         assert deciding(collection).read_concern.level == "majority"
+        # What became of a write whose answer was lost is read from the primary as it stands, too.
+        assert on_primary(collection).read_preference == ReadPreference.PRIMARY
+        assert on_primary(collection).read_concern.level == "local"
     finally:
         client.close()
 

@@ -1,4 +1,4 @@
-"""Database faults between the server and its database (ISSUE 12 items 5-7): MongoDB's ``failCommand``
+"""Database faults between the server and its database: MongoDB's ``failCommand``
 fail point, armed for the server's own client only (appName), fails one command of a create or an
 update with a network error before or after it ran, a mongos error or a write concern error; a frozen
 database (SIGSTOP) stands for one that stops answering. After each: no 500, a 503 says whether the
@@ -11,6 +11,7 @@ Run over SecantusDB standalone and in its replica-set mode (where the driver ret
 
 from __future__ import annotations
 
+import json
 import concurrent.futures
 import os
 import signal
@@ -223,6 +224,9 @@ def test_an_idempotency_key_replays_the_first_answer(lab: Lab) -> None:
     assert first.status_code == again.status_code == 201
     assert again.json() == first.json()
     assert all(again.headers[h] == first.headers[h] for h in ("Location", "ETag", "Last-Modified"))
+    # The same document with other white space and key order is the same request.
+    reordered = json.dumps(dict(reversed(list(role.items()))), indent=3)
+    assert lab.api.post("/PractitionerRole", data=reordered, headers=key).json() == first.json()
 
     other, _ = local_role()
     refused = lab.api.post("/PractitionerRole", other, headers=key)

@@ -23,6 +23,7 @@ import typing as t
 from flask import current_app, g, make_response, request
 from flask.typing import ResponseReturnValue
 
+from .. import exact_json
 from ..outcome import FhirError, Msg, RequestRejected, StoreUnavailable, issue
 from ..store.deadline import current_deadline, seconds_left
 from ..store.idempotency import Recorded
@@ -64,9 +65,11 @@ def replayable(view: View) -> View:
             response = make_response(current_app.handle_user_exception(e))
         for _ in range(2):  # unrecorded after two tries, the claim runs out with its lease
             with contextlib.suppress(StoreUnavailable):
-                if response.status_code == 503:
-                    # Surely not applied: a replay may run at once. Perhaps: it waits out this deadline.
-                    store.idempotency.mark_unknown(scope, None if applied_perhaps else dt.datetime.now(dt.timezone.utc))
+                if response.status_code >= 500:
+                    # Surely not applied (a plain 503): a replay may run at once. Perhaps, or a 500 that
+                    # cannot say: it waits out this deadline and looks for the role. Never replayed.
+                    surely_not = response.status_code == 503 and not applied_perhaps
+                    store.idempotency.mark_unknown(scope, dt.datetime.now(dt.timezone.utc) if surely_not else None)
                 else:
                     store.idempotency.finish(scope, {
                         "status": response.status_code, "body": response.get_data(),
@@ -78,10 +81,16 @@ def replayable(view: View) -> View:
 
 
 def _fingerprint() -> str:
-    """What makes two requests the same one: method, path and query, the condition, the body."""
+    """What makes two requests the same one: method, path and query, the condition, and the body as
+    JSON (the same document sent again with other white space or key order is the same request)."""
     parts = [request.method, request.full_path, request.headers.get("If-None-Exist", "")]
     digest = hashlib.sha256("\n".join(parts).encode())
-    digest.update(request.get_data(cache=True))  # cached: the view reads it again
+    body = request.get_data(cache=True)  # cached: the view reads it again
+    try:
+        body = exact_json.dumps(exact_json.loads(body.decode()), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:  # not JSON (UnicodeDecodeError too): the view refuses it; the bytes will do here
+        pass
+    digest.update(body)
     return digest.hexdigest()
 
 

@@ -2,7 +2,7 @@
 point, armed for the server's own client only, fails one command once with a network error before it
 ran, a mongos HostUnreachable, or a write concern error (the command ran, its durability unconfirmed).
 
-Promised (ISSUE 12 item 7): no 500; a 503 says whether the change may have been applied; nothing is
+Promised: no 500; a 503 says whether the change may have been applied; nothing is
 stored that the answer said was not; the client's immediate retry (same Idempotency-Key for a create,
 same If-Match for an update) gets 201/200, or 409 on an update that was in fact applied; no period is
 left held that no role owns; every version up to the current one is in the history.

@@ -1,4 +1,4 @@
-"""Slow and idle clients against fresh requests (issue 12, item 1).
+"""Slow and idle clients against fresh requests.
 
 200 connections trickle a request head, one header line every 5 s; 50 more send a MAX_BODY_BYTES
 create body at 1 KB/s; each starts again when the server closes it. Meanwhile ``/metadata`` and an

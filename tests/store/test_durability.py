@@ -1,5 +1,5 @@
-"""What the store asks of the database whatever the connection string says (ISSUE 12 item 6), and
-which pymongo errors are answered as "unavailable" (item 5)."""
+"""What the store asks of the database whatever the connection string says, and
+which pymongo errors are answered as "unavailable"."""
 
 from __future__ import annotations
 

@@ -69,13 +69,11 @@ class WindowedMongoStorage(MongoDBStorage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         doc = self._increment(key, expiry, amount)
-        if doc is None:  # no window yet (or the TTL monitor removed the ended one): open it
+        while doc is None:  # no window yet (or the TTL monitor removed the ended one): open it
             try:
                 doc = self._open(key, expiry, amount)
-            except DuplicateKeyError:  # another worker opened it first: count in its window
-                doc = self._increment(key, expiry, amount)
-        if doc is None:  # opened and removed in between: only a window that ended at once does that
-            doc = self._open(key, expiry, amount)
+            except DuplicateKeyError:  # another worker opened it first: count in its window (unless
+                doc = self._increment(key, expiry, amount)  # it was removed meanwhile: open it again)
         count = int(doc["count"])
         self._seen()[key] = (count, doc["expireAt"].replace(tzinfo=dt.timezone.utc).timestamp())
         return count

@@ -78,8 +78,8 @@ class RawConnection:
         """True once the server has closed the connection, reading (and dropping) what it still sends;
         a connection still open after the timeout raises TimeoutError."""
         try:
-            while data := self.sock.recv(65536):
-                del data
+            while self.sock.recv(65536):
+                pass
         except ConnectionResetError:
             pass
         return True

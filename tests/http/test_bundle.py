@@ -195,7 +195,7 @@ def test_an_entry_that_targets_the_bundle_endpoint_is_refused_in_a_batch(api, mo
         assert [i["diagnostics"] for i in answered["response"]["outcome"]["issue"]] == [
             issue(Msg.BUNDLE_NESTED, index=index, url=url).diagnostics], url
     for answered in entries[len(NESTED_URLS):]:  # not relative to the base at all
-        assert answered["response"]["outcome"]["issue"][0]["diagnostics"].startswith(f"Bundle.entry[")
+        assert answered["response"]["outcome"]["issue"][0]["diagnostics"].startswith("Bundle.entry[")
     assert mongo["reference_resources"].count_documents({"resource.id": cpn}) == 0
 
 

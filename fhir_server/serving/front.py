@@ -23,6 +23,7 @@ exception that escapes the app is logged and answered 500 (EM01100).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime as dt
 import email.utils
 import http
@@ -49,6 +50,7 @@ MAX_BODY_CHUNKS = 1024
 # Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
 NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
 NO_DATABASE_THREADS = 2
+RETURN_AFTER_BYTES = 16 * 1024 * 1024  # bodies freed before their memory is handed back (BodyBudget.return_memory)
 LINGER_SECONDS = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
 _READ_SIZE = 64 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "proxy-connection"}
@@ -78,6 +80,7 @@ class BodyBudget:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.used = 0
+        self.freed = 0  # given back since the memory was last returned to the system (return_memory)
 
     def take(self, size: int) -> bool:
         if self.used + size > self.limit:
@@ -87,6 +90,27 @@ class BodyBudget:
 
     def give_back(self, size: int) -> None:
         self.used -= size
+        self.freed += size
+
+    def return_memory(self) -> None:
+        """Hand the memory of bodies freed since last time back to the system, once they come to
+        :data:`RETURN_AFTER_BYTES`. The C allocator keeps freed blocks of this size for reuse (it raises
+        its threshold for mapping them on their own after the first is freed), so without this a burst
+        of large bodies leaves the worker at its peak size for good. Called once a second by the
+        worker; a trim after 150 MB of bodies takes the event loop ~13 ms."""
+        if self.freed >= RETURN_AFTER_BYTES and _malloc_trim is not None:
+            self.freed = 0
+            _malloc_trim(0)
+
+
+def _find_malloc_trim() -> t.Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc's; other C libraries (musl) go without
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 @dataclass

@@ -14,7 +14,9 @@ has arrived whole. Per request:
 - bodies held by all of the worker's connections together within ``BODY_BUFFER_BYTES``
   (:class:`BodyBudget`; else 503 with Retry-After);
 - requests that need no database (:data:`NO_DATABASE_PATHS`) run on a pool of their own, so they
-  are answered while every app thread waits on the database.
+  are answered while every app thread waits on the database; and the app's answer to each is kept
+  (:meth:`Front.answer_public`), so the same request again is answered on the event loop, with no
+  thread, in microseconds.
 
 Every refusal is an OperationOutcome (the envelope under ``/v1/``) and closes the connection; an
 exception that escapes the app is logged and answered 500 (EM01100).
@@ -50,6 +52,10 @@ MAX_BODY_CHUNKS = 1024
 # Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
 NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
 NO_DATABASE_THREADS = 2
+PUBLIC_ANSWERS_KEPT = 64  # distinct requests for them whose answers a worker keeps (least recently used go)
+# What an answer of NO_DATABASE_PATHS depends on, besides the app: the method, the target (``_format``,
+# ``_pretty``), Accept (negotiation), Host, scheme and listener (the base URL written in the document).
+_PUBLIC_KEY = ("REQUEST_METHOD", "RAW_URI", "HTTP_ACCEPT", "HTTP_HOST", "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
 RETURN_AFTER_BYTES = 16 * 1024 * 1024  # bodies freed before their memory is handed back (BodyBudget.return_memory)
 LINGER_SECONDS = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
 _READ_SIZE = 64 * 1024
@@ -136,6 +142,7 @@ class Front:
         self.connections: dict[asyncio.Task[None], ClientConnection] = {}
         self.bodies = BodyBudget(settings.body_buffer_bytes)
         self.in_app: dict[int, float] = {}  # id of a running call → its start (time.monotonic)
+        self.public_answers: dict[tuple[t.Any, ...], Answer] = {}  # oldest used first
 
     async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -169,6 +176,30 @@ class Front:
             return refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
         finally:
             del self.in_app[key]
+
+    async def answer_public(self, environ: dict[str, t.Any]) -> Answer:
+        """Run a request in the app, or answer it from the app's answer to the same request before.
+
+        Kept: 200 answers to GET and HEAD of :data:`NO_DATABASE_PATHS`, which depend only on the app and
+        :data:`_PUBLIC_KEY` (no key, no rate-limit count, no database). A request with
+        X-Correlation-Id (echoed) or a body always goes to the app. A kept answer is given a new
+        X-Request-Id, as the app gives each answer.
+        """
+        key: tuple[t.Any, ...] | None = None
+        if (environ["PATH_INFO"] in NO_DATABASE_PATHS and environ["REQUEST_METHOD"] in ("GET", "HEAD")
+                and environ["CONTENT_LENGTH"] == "0" and "HTTP_X_CORRELATION_ID" not in environ):
+            key = tuple(environ.get(name) for name in _PUBLIC_KEY)
+            kept = self.public_answers.pop(key, None)
+            if kept is not None:
+                self.public_answers[key] = kept  # now the most recently used
+                headers = [(k, new_request_id() if k.lower() == "x-request-id" else v) for k, v in kept.headers]
+                return Answer(kept.status, headers, kept.body, kept.reason)
+        answer = await self.run_app(environ)
+        if key is not None and answer.status == 200:
+            if len(self.public_answers) >= PUBLIC_ANSWERS_KEPT:
+                del self.public_answers[next(iter(self.public_answers))]
+            self.public_answers[key] = Answer(answer.status, list(answer.headers), answer.body, answer.reason)
+        return answer
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop: idle connections at once, those with a request in hand after it (within ``grace_seconds``)."""
@@ -240,7 +271,7 @@ class ClientConnection:
                 environ = build_environ(request, body, server=self.server, client=self.client,
                                         url_scheme=self.front.url_scheme(dict(request.headers), self.client))
                 del body
-                answer = await self.front.run_app(environ)
+                answer = await self.front.answer_public(environ)
                 await self._send(answer, head=request.method == b"HEAD")
                 self.front.log_access(environ, list(request.headers), answer, started)
                 del environ  # the body: freed with its share of the budget
@@ -249,6 +280,9 @@ class ClientConnection:
                     return  # Connection: close, or HTTP/1.0 without keep-alive
                 self.conn.start_next_cycle()
                 self.busy = False
+                # A pipelined next request is already read, and a kept answer needs no thread: without
+                # this, one client's pipeline would be answered whole before any other connection's turn.
+                await asyncio.sleep(0)
         except (OSError, h11.LocalProtocolError):  # ConnectionError, TimeoutError, ENOTCONN of a peer gone
             return  # the client went away, or would not take the answer in time
         finally:

@@ -51,6 +51,12 @@ class Settings:
     #: connection closes. 30 s carries MAX_BODY_BYTES (1 MiB) at 35 KB/s or faster. Writing the answer
     #: to a client that does not read it has the same bound.
     body_timeout_seconds: float = field(default_factory=lambda: float(os.environ.get("BODY_TIMEOUT_SECONDS", 30)))
+    #: Bytes of request bodies one worker process may hold in memory at once, across all its
+    #: connections: a body is counted from its headers (its whole Content-Length) or as it arrives
+    #: (chunked) until its answer is sent. One that does not fit is answered 503 with Retry-After and its
+    #: connection closed, so memory stays bounded by this rather than by connections × MAX_BODY_BYTES.
+    #: Keep it at least MAX_BODY_BYTES, or no body of the largest size is ever taken.
+    body_buffer_bytes: int = field(default_factory=lambda: _env_int("BODY_BUFFER_BYTES", 64 * 1024 * 1024))
     #: Threads per worker process that run requests in the app once they have been read whole; a request
     #: that needs no database (/metadata, /openapi.json) runs on two threads of its own instead.
     app_threads: int = field(default_factory=lambda: _env_int("APP_THREADS", 8))

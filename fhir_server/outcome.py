@@ -107,6 +107,7 @@ class Msg(enum.Enum):
     BODY_TIMEOUT = Entry(408, "timeout", "The request body did not arrive within {seconds} s")
     TOO_MANY_CHUNKS = Entry(413, "too-costly", "A chunked request body may come in at most {limit} chunks; send it in "
                             "larger chunks, or with Content-Length")
+    BODY_BUFFER_FULL = Entry(503, "transient", "The server is receiving too many request bodies at once; retry shortly")
 
     # Authentication (SPEC.md §6), verbatim.
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")

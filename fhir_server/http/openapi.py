@@ -19,6 +19,7 @@ from ..capabilities import SOFTWARE_VERSION, Route
 from ..service.plain_role import PATH_PREFIX
 from ..service.search import INCLUDES, MAX_OFFSET, PARAMETERS, TOTALS
 from ..validation.plain_role import PractitionerRoleRequest
+from .documents import document_text
 from .responses import FHIR_JSON, FORMATS, base_url
 
 bp = Blueprint("openapi", __name__)
@@ -33,9 +34,18 @@ _OBJECT = {"type": "object"}
 
 @bp.get("/openapi.json")
 def openapi_view() -> Response:
+    text = document_text("openapi", _document, _json, base_url())
+    return current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # as jsonify answers
+
+
+def _json(value: t.Any) -> str:
+    return jsonify(value).get_data(as_text=True).removesuffix("\n")
+
+
+def _document(base: str) -> dict[str, t.Any]:
     routes = [Route(rule.rule, frozenset(rule.methods or ())) for rule in current_app.url_map.iter_rules()
               if rule.endpoint != "static"]
-    return jsonify(openapi_document(routes, base_url()))
+    return openapi_document(routes, base)
 
 
 def openapi_document(routes: t.Iterable[Route], server_url: str) -> dict[str, t.Any]:

@@ -37,10 +37,22 @@ def negotiate() -> None:
 
 
 def fhir_response(body: dict[str, t.Any] | None, status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
-    pretty = request.args.get("_pretty") == "true"
+    text = "" if body is None else fhir_json(body, pretty=pretty())
+    return fhir_text_response(text, status, headers)
+
+
+def pretty() -> bool:
+    """Whether the client asked for indented JSON (``_pretty=true``)."""
+    return request.args.get("_pretty") == "true"
+
+
+def fhir_json(body: t.Any, *, pretty: bool) -> str:
     # Decimals are written with the digits they were sent with (exact_json).
-    text = "" if body is None else dumps(body, ensure_ascii=False, indent=2 if pretty else None,
-                                              separators=(", ", ": ") if pretty else (",", ":"))
+    return dumps(body, ensure_ascii=False, indent=2 if pretty else None, separators=(", ", ": ") if pretty else (",", ":"))
+
+
+def fhir_text_response(text: str, status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
+    """A FHIR answer already written as JSON text, in the negotiated media type."""
     media_type = g.get("media_type") or FHIR_JSON
     return Response(text, status=status, headers=dict(headers or {}), content_type=f"{media_type}; charset=utf-8")
 

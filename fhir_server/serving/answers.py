@@ -34,4 +34,7 @@ def refusal(found: Issue, *, path: str | None, request_id: str, status: int | No
     else:
         body, content_type = operation_outcome([found]), FHIR_JSON
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-    return Answer(status, [("Content-Type", content_type), ("X-Request-Id", request_id), ("Connection", "close")], text)
+    headers = [("Content-Type", content_type), ("X-Request-Id", request_id), ("Connection", "close")]
+    if status == 503:
+        headers.append(("Retry-After", "1"))  # as the app's 503s
+    return Answer(status, headers, text)

@@ -2,16 +2,21 @@
 runs it in the app on a thread of a bounded pool.
 
 One task a connection, HTTP/1.1 by h11 (parsing, framing, keep-alive, ``Expect: 100-continue``).
-A client holds a task and a few kilobytes, never a thread, while it sends: a thread is taken only
-by a request that has arrived whole. Per request:
+A client holds a task and a few kilobytes, never a thread, while it sends its head, and its body's
+bytes out of the worker's body budget while it sends that: a thread is taken only by a request that
+has arrived whole. Per request:
 
 - request line and headers within ``HEADER_TIMEOUT_SECONDS`` (at most :data:`MAX_HEAD_BYTES` in
   :data:`MAX_HEADER_FIELDS` fields, else 431; not HTTP/1.1, else 400); past the time 408 if part
   of them came, else the idle connection is closed;
 - the body within ``BODY_TIMEOUT_SECONDS`` (else 408) and at most ``MAX_BODY_BYTES`` however it
   is framed, counted as it arrives (else 413, before the app sees any of it);
+- bodies held by all of the worker's connections together within ``BODY_BUFFER_BYTES``
+  (:class:`BodyBudget`; else 503 with Retry-After);
 - requests that need no database (:data:`NO_DATABASE_PATHS`) run on a pool of their own, so they
-  are answered while every app thread waits on the database.
+  are answered while every app thread waits on the database; and the app's answer to each is kept
+  (:meth:`Front.answer_public`), so the same request again is answered on the event loop, with no
+  thread, in microseconds.
 
 Every refusal is an OperationOutcome (the envelope under ``/v1/``) and closes the connection; an
 exception that escapes the app is logged and answered 500 (EM01100).
@@ -20,6 +25,7 @@ exception that escapes the app is logged and answered 500 (EM01100).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime as dt
 import email.utils
 import http
@@ -46,6 +52,11 @@ MAX_BODY_CHUNKS = 1024
 # Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
 NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
 NO_DATABASE_THREADS = 2
+PUBLIC_ANSWERS_KEPT = 64  # distinct requests for them whose answers a worker keeps (least recently used go)
+# What an answer of NO_DATABASE_PATHS depends on, besides the app: the method, the target (``_format``,
+# ``_pretty``), Accept (negotiation), Host, scheme and listener (the base URL written in the document).
+_PUBLIC_KEY = ("REQUEST_METHOD", "RAW_URI", "HTTP_ACCEPT", "HTTP_HOST", "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
+RETURN_AFTER_BYTES = 16 * 1024 * 1024  # bodies freed before their memory is handed back (BodyBudget.return_memory)
 LINGER_SECONDS = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
 _READ_SIZE = 64 * 1024
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "proxy-connection"}
@@ -58,6 +69,54 @@ class Refused(Exception):
 
     def __init__(self, found: Issue | None = None, status: int | None = None, request: h11.Request | None = None) -> None:
         self.issue, self.status, self.request = found, status, request
+
+
+class BodyBudget:
+    """The bytes of request bodies a worker holds in memory, across all its connections, and their limit.
+
+    Policy: a body framed by Content-Length takes its whole length from its headers, before a byte of
+    it is read (or asked for with ``100 Continue``): one that does not fit is refused at once, so its
+    client sends nothing in vain, and one taken in is never refused part-way for want of room. A
+    chunked body, whose length is unknown, takes its bytes as they arrive. What a request took is
+    given back when its answer is written or it is refused (and by its connection's end in any case).
+    A client that sends headers and stalls holds its share for ``BODY_TIMEOUT_SECONDS`` at most.
+    Used only from the event loop's thread, so it needs no lock.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self.freed = 0  # given back since the memory was last returned to the system (return_memory)
+
+    def take(self, size: int) -> bool:
+        if self.used + size > self.limit:
+            return False
+        self.used += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.used -= size
+        self.freed += size
+
+    def return_memory(self) -> None:
+        """Hand the memory of bodies freed since last time back to the system, once they come to
+        :data:`RETURN_AFTER_BYTES`. The C allocator keeps freed blocks of this size for reuse (it raises
+        its threshold for mapping them on their own after the first is freed), so without this a burst
+        of large bodies leaves the worker at its peak size for good. Called once a second by the
+        worker; a trim after 150 MB of bodies takes the event loop ~13 ms."""
+        if self.freed >= RETURN_AFTER_BYTES and _malloc_trim is not None:
+            self.freed = 0
+            _malloc_trim(0)
+
+
+def _find_malloc_trim() -> t.Callable[[int], int] | None:
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc's; other C libraries (musl) go without
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim = _find_malloc_trim()
 
 
 @dataclass
@@ -81,7 +140,9 @@ class Front:
         self.app_pool = ThreadPoolExecutor(settings.app_threads, thread_name_prefix="app")
         self.no_database_pool = ThreadPoolExecutor(NO_DATABASE_THREADS, thread_name_prefix="no-db")
         self.connections: dict[asyncio.Task[None], ClientConnection] = {}
+        self.bodies = BodyBudget(settings.body_buffer_bytes)
         self.in_app: dict[int, float] = {}  # id of a running call → its start (time.monotonic)
+        self.public_answers: dict[tuple[t.Any, ...], Answer] = {}  # oldest used first
 
     async def connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -115,6 +176,30 @@ class Front:
             return refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
         finally:
             del self.in_app[key]
+
+    async def answer_public(self, environ: dict[str, t.Any]) -> Answer:
+        """Run a request in the app, or answer it from the app's answer to the same request before.
+
+        Kept: 200 answers to GET and HEAD of :data:`NO_DATABASE_PATHS`, which depend only on the app and
+        :data:`_PUBLIC_KEY` (no key, no rate-limit count, no database). A request with
+        X-Correlation-Id (echoed) or a body always goes to the app. A kept answer is given a new
+        X-Request-Id, as the app gives each answer.
+        """
+        key: tuple[t.Any, ...] | None = None
+        if (environ["PATH_INFO"] in NO_DATABASE_PATHS and environ["REQUEST_METHOD"] in ("GET", "HEAD")
+                and environ["CONTENT_LENGTH"] == "0" and "HTTP_X_CORRELATION_ID" not in environ):
+            key = tuple(environ.get(name) for name in _PUBLIC_KEY)
+            kept = self.public_answers.pop(key, None)
+            if kept is not None:
+                self.public_answers[key] = kept  # now the most recently used
+                headers = [(k, new_request_id() if k.lower() == "x-request-id" else v) for k, v in kept.headers]
+                return Answer(kept.status, headers, kept.body, kept.reason)
+        answer = await self.run_app(environ)
+        if key is not None and answer.status == 200:
+            if len(self.public_answers) >= PUBLIC_ANSWERS_KEPT:
+                del self.public_answers[next(iter(self.public_answers))]
+            self.public_answers[key] = Answer(answer.status, list(answer.headers), answer.body, answer.reason)
+        return answer
 
     async def shutdown(self, grace_seconds: float) -> None:
         """Stop: idle connections at once, those with a request in hand after it (within ``grace_seconds``)."""
@@ -161,6 +246,7 @@ class ClientConnection:
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
         self.busy = False  # a request is in hand: a graceful stop waits for its answer
+        self.held = 0  # bytes of the body budget this connection's request holds
         self.client = writer.get_extra_info("peername")
         sockname = writer.get_extra_info("sockname")
         self.server = (str(sockname[0]), int(sockname[1])) if sockname else ("", 0)
@@ -178,22 +264,40 @@ class ClientConnection:
                     started = time.monotonic()
                     body = await self._read_body(request)
                 except Refused as refused:
+                    self._give_back()  # the body read so far is freed already (_read_body)
                     if refused.issue is not None:
                         await self._refuse(refused.issue, refused.request or request, refused.status, started)
                     return
                 environ = build_environ(request, body, server=self.server, client=self.client,
                                         url_scheme=self.front.url_scheme(dict(request.headers), self.client))
-                answer = await self.front.run_app(environ)
+                del body
+                answer = await self.front.answer_public(environ)
                 await self._send(answer, head=request.method == b"HEAD")
                 self.front.log_access(environ, list(request.headers), answer, started)
+                del environ  # the body: freed with its share of the budget
+                self._give_back()
                 if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
                     return  # Connection: close, or HTTP/1.0 without keep-alive
                 self.conn.start_next_cycle()
                 self.busy = False
+                # A pipelined next request is already read, and a kept answer needs no thread: without
+                # this, one client's pipeline would be answered whole before any other connection's turn.
+                await asyncio.sleep(0)
         except (OSError, h11.LocalProtocolError):  # ConnectionError, TimeoutError, ENOTCONN of a peer gone
             return  # the client went away, or would not take the answer in time
         finally:
+            self._give_back()  # whatever ended the connection (a cancel, an error) ends its hold too
             self.writer.close()
+
+    def _take(self, size: int) -> None:
+        """Hold ``size`` more bytes of the worker's body budget, or refuse the request (503)."""
+        if not self.front.bodies.take(size):
+            raise Refused(issue(Msg.BODY_BUFFER_FULL))
+        self.held += size
+
+    def _give_back(self) -> None:
+        self.front.bodies.give_back(self.held)
+        self.held = 0
 
     async def _receive(self, deadline: float) -> None:
         async with asyncio.timeout_at(deadline):
@@ -243,29 +347,36 @@ class ClientConnection:
         length = dict(request.headers).get(b"content-length")
         if length is not None and int(length) > limit:
             raise Refused(issue(Msg.TOO_LARGE))  # before a byte of it is read (or asked for with 100)
+        if length is not None:
+            self._take(int(length))  # the whole declared length, before a byte is read (BodyBudget)
         if self.conn.they_are_waiting_for_100_continue:
             await self._write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         deadline = asyncio.get_running_loop().time() + self.front.settings.body_timeout_seconds
         received = bytearray()
         chunks = 0
-        while True:
-            event = self._next_event()
-            if event is h11.NEED_DATA:
-                try:
-                    await self._receive(deadline)
-                except TimeoutError:
-                    raise Refused(issue(Msg.BODY_TIMEOUT, seconds=f"{self.front.settings.body_timeout_seconds:g}")) from None
-            elif isinstance(event, h11.Data):
-                received += event.data
-                if len(received) > limit:
-                    raise Refused(issue(Msg.TOO_LARGE))  # chunked: counted as it comes, never cut
-                chunks += event.chunk_start
-                if chunks > MAX_BODY_CHUNKS:
-                    raise Refused(issue(Msg.TOO_MANY_CHUNKS, limit=MAX_BODY_CHUNKS))
-            elif isinstance(event, h11.EndOfMessage):
-                return bytes(received)
-            else:  # ConnectionClosed part-way: nobody to answer
-                raise Refused()
+        try:
+            while True:
+                event = self._next_event()
+                if event is h11.NEED_DATA:
+                    try:
+                        await self._receive(deadline)
+                    except TimeoutError:
+                        raise Refused(issue(Msg.BODY_TIMEOUT, seconds=f"{self.front.settings.body_timeout_seconds:g}")) from None
+                elif isinstance(event, h11.Data):
+                    if len(received) + len(event.data) > limit:
+                        raise Refused(issue(Msg.TOO_LARGE))  # chunked: counted as it comes, never cut
+                    if length is None:
+                        self._take(len(event.data))
+                    received += event.data
+                    chunks += event.chunk_start
+                    if chunks > MAX_BODY_CHUNKS:
+                        raise Refused(issue(Msg.TOO_MANY_CHUNKS, limit=MAX_BODY_CHUNKS))
+                elif isinstance(event, h11.EndOfMessage):
+                    return bytes(received)
+                else:  # ConnectionClosed part-way: nobody to answer
+                    raise Refused()
+        finally:
+            received.clear()  # the buffer's memory goes back now, not when a traceback holding it is freed
 
     async def _send(self, answer: Answer, *, head: bool = False) -> None:
         """Write a whole answer, framed by Content-Length (a HEAD's is the app's, for the GET it mirrors)."""

@@ -75,6 +75,7 @@ class FrontWorker(base.Worker):
             # arbiter restarts this worker, as it did a stuck sync worker.
             if front.oldest_call_seconds() < self.timeout:
                 self.notify()
+            front.bodies.return_memory()  # after a burst of bodies, not at each one
             if self.ppid != os.getppid():
                 self.log.info("Parent changed, shutting down: %s", self)
                 break

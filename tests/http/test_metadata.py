@@ -50,3 +50,21 @@ def test_every_interaction_it_lists_answers(api, statement):
     for interaction in resource(statement, "PractitionerRole")["interaction"]:
         if interaction["code"] in calls:
             assert calls[interaction["code"]]().status_code == 200, interaction["code"]
+
+
+def test_the_same_request_again_gets_the_same_statement_with_its_own_request_id(server):
+    """Answers are kept by the serving front: each still carries its own X-Request-Id, the correlation
+    id it was sent, and the media type and base URL its own headers ask for."""
+    first, again = (requests.get(server.base_url + "/metadata", timeout=10) for _ in range(2))
+    assert first.content == again.content
+    assert first.headers["Content-Type"] == again.headers["Content-Type"]
+    assert first.headers["X-Request-Id"] != again.headers["X-Request-Id"]
+    correlated = requests.get(server.base_url + "/metadata", headers={"X-Correlation-Id": "c-1"}, timeout=10)
+    assert correlated.headers["X-Correlation-Id"] == "c-1" and correlated.content == first.content
+    plain = requests.get(server.base_url + "/metadata", headers={"Accept": "application/json"}, timeout=10)
+    assert plain.headers["Content-Type"].startswith("application/json")
+    elsewhere = requests.get(server.base_url + "/metadata", headers={"Host": "fhir.example.org"}, timeout=10)
+    assert elsewhere.json()["implementation"]["url"] == "http://fhir.example.org"
+    assert requests.get(server.base_url + "/metadata", timeout=10).content == first.content
+    head = requests.head(server.base_url + "/metadata", timeout=10)
+    assert head.status_code == 200 and head.content == b"" and head.headers["Content-Length"] == str(len(first.content))

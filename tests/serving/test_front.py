@@ -47,7 +47,8 @@ def serve() -> t.Iterator[t.Callable[[t.Any], str]]:
 
     def start(app: t.Any) -> str:
         loop = asyncio.new_event_loop()
-        front = Front(app, dataclasses.replace(Settings(), max_body_bytes=1000, header_timeout_seconds=5, body_timeout_seconds=5))
+        front = Front(app, dataclasses.replace(Settings(), max_body_bytes=1000, body_buffer_bytes=2000,
+                                                    header_timeout_seconds=5, body_timeout_seconds=5))
         server = loop.run_until_complete(asyncio.start_server(front.connected, "127.0.0.1", 0))
         port = server.sockets[0].getsockname()[1]
         thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -99,3 +100,17 @@ def test_a_body_at_the_limit_is_taken_and_one_byte_more_is_413(serve):
         answer = c.request("POST", "/x", [], b"a" * 1001)
     assert answer.status == 413
     assert answer.json()["issue"][0]["diagnostics"] == issue(Msg.TOO_LARGE).diagnostics
+
+
+@pytest.mark.parametrize("app", [echo, raises, fails_while_iterating])
+def test_each_body_gives_its_share_of_the_budget_back_whatever_the_app_does(serve, app):
+    base = serve(app)  # the budget holds two bodies of the largest size
+    for _ in range(5):
+        with RawConnection(base) as c:
+            assert c.request("POST", "/x", [], b"a" * 1000).status != 503
+
+
+def test_bodies_on_a_kept_alive_connection_each_give_their_share_back(serve):
+    with RawConnection(serve(echo)) as c:
+        for _ in range(5):
+            assert c.request("POST", "/x", [], b"a" * 1000).status == 200

@@ -49,32 +49,9 @@ def create_head(server: Server, length: int) -> bytes:
             f"Content-Type: {FHIR_JSON}\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
-async def trickle_head(port: int, until: float) -> list[str]:
-    """Open connections that send a header line every 0.5 s, again and again until ``until``: what each ended with."""
-    endings = []
-    loop = asyncio.get_running_loop()
-    while loop.time() < until:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /metadata HTTP/1.1\r\nHost: 127.0.0.1\r\n")
-        try:
-            while loop.time() < until:
-                writer.write(b"X-Slow: y\r\n")
-                await writer.drain()
-                try:
-                    data = await asyncio.wait_for(reader.read(65536), 0.5)
-                except TimeoutError:
-                    continue
-                endings.append(data.split(b" ", 2)[1].decode() if data else "closed")
-                break
-        except ConnectionError:
-            endings.append("reset")
-        finally:
-            writer.close()
-    return endings
-
-
-async def trickle_body(port: int, head: bytes, until: float) -> list[str]:
-    """Connections that send a MAX_BODY_BYTES body 100 bytes every 0.1 s."""
+async def trickle(port: int, head: bytes, piece: bytes, every: float, until: float) -> list[str]:
+    """Open connections that send ``head``, then ``piece`` every ``every`` s, again and again until
+    ``until``: the status each ended with ("closed", "reset" where there was none)."""
     endings = []
     loop = asyncio.get_running_loop()
     while loop.time() < until:
@@ -82,10 +59,10 @@ async def trickle_body(port: int, head: bytes, until: float) -> list[str]:
         writer.write(head)
         try:
             while loop.time() < until:
-                writer.write(b" " * 100)
+                writer.write(piece)
                 await writer.drain()
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), 0.1)
+                    data = await asyncio.wait_for(reader.read(65536), every)
                 except TimeoutError:
                     continue
                 endings.append(data.split(b" ", 2)[1].decode() if data else "closed")
@@ -112,8 +89,10 @@ def test_fresh_requests_are_answered_while_many_clients_trickle(slow_server, slo
     async def load() -> tuple[list[list[str]], list[list[str]], list[int]]:
         loop = asyncio.get_running_loop()
         until = loop.time() + HEADER_TIMEOUT + BODY_TIMEOUT + 1
-        heads = [asyncio.create_task(trickle_head(port, until)) for _ in range(100)]
-        bodies = [asyncio.create_task(trickle_body(port, create_head(slow_server, MAX_BODY_BYTES), until)) for _ in range(20)]
+        heads = [asyncio.create_task(trickle(port, b"GET /metadata HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: y\r\n", 0.5, until))
+                 for _ in range(100)]
+        bodies = [asyncio.create_task(trickle(port, create_head(slow_server, MAX_BODY_BYTES), b" " * 100, 0.1, until))
+                  for _ in range(20)]
         await asyncio.sleep(0.5)
         with ThreadPoolExecutor(4) as pool:
             statuses = []

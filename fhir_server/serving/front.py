@@ -65,7 +65,7 @@ log = logging.getLogger(__name__)
 
 
 class Refused(Exception):
-    """The request cannot go on: answer ``answer`` (if there is still someone to answer) and close."""
+    """The request cannot go on: answer ``found`` (if there is still someone to answer) and close."""
 
     def __init__(self, found: Issue | None = None, status: int | None = None, request: h11.Request | None = None) -> None:
         self.issue, self.status, self.request = found, status, request
@@ -299,9 +299,13 @@ class ClientConnection:
         self.front.bodies.give_back(self.held)
         self.held = 0
 
-    async def _receive(self, deadline: float) -> None:
-        async with asyncio.timeout_at(deadline):
-            data = await self.reader.read(_READ_SIZE)
+    async def _receive(self, deadline: float, late: Issue | None) -> None:
+        """Read more of the request by ``deadline``, else refuse it with ``late`` (None: close unanswered)."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                data = await self.reader.read(_READ_SIZE)
+        except TimeoutError:
+            raise Refused(late) from None
         self.conn.receive_data(data)
 
     def _next_event(self) -> t.Any:
@@ -314,16 +318,14 @@ class ClientConnection:
 
     async def _read_head(self) -> h11.Request | None:
         """The next request's line and headers, or None when the client closed or stayed idle too long."""
-        deadline = asyncio.get_running_loop().time() + self.front.settings.header_timeout_seconds
+        seconds = self.front.settings.header_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + seconds
+        late = issue(Msg.HEADER_TIMEOUT, seconds=f"{seconds:g}")
         received = bool(self.conn.trailing_data[0])
         while True:
             event = self._next_event()
             if event is h11.NEED_DATA:
-                try:
-                    await self._receive(deadline)
-                except TimeoutError:
-                    seconds = self.front.settings.header_timeout_seconds
-                    raise Refused(issue(Msg.HEADER_TIMEOUT, seconds=f"{seconds:g}") if received else None) from None
+                await self._receive(deadline, late if received else None)
                 received = received or bool(self.conn.trailing_data[0])
                 continue
             if isinstance(event, h11.ConnectionClosed):
@@ -351,17 +353,16 @@ class ClientConnection:
             self._take(int(length))  # the whole declared length, before a byte is read (BodyBudget)
         if self.conn.they_are_waiting_for_100_continue:
             await self._write(self.conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-        deadline = asyncio.get_running_loop().time() + self.front.settings.body_timeout_seconds
+        seconds = self.front.settings.body_timeout_seconds
+        deadline = asyncio.get_running_loop().time() + seconds
+        late = issue(Msg.BODY_TIMEOUT, seconds=f"{seconds:g}")
         received = bytearray()
         chunks = 0
         try:
             while True:
                 event = self._next_event()
                 if event is h11.NEED_DATA:
-                    try:
-                        await self._receive(deadline)
-                    except TimeoutError:
-                        raise Refused(issue(Msg.BODY_TIMEOUT, seconds=f"{self.front.settings.body_timeout_seconds:g}")) from None
+                    await self._receive(deadline, late)
                 elif isinstance(event, h11.Data):
                     if len(received) + len(event.data) > limit:
                         raise Refused(issue(Msg.TOO_LARGE))  # chunked: counted as it comes, never cut

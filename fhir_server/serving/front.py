@@ -161,7 +161,7 @@ class Front:
 
     def oldest_call_seconds(self) -> float:
         """How long the longest-running app call has run (0 if none): a worker whose call outlives
-        gunicorn's timeout stops telling the arbiter it is alive, so it is restarted as a sync worker was."""
+        gunicorn's timeout stops telling the arbiter it is alive, so the arbiter restarts it."""
         return time.monotonic() - min(self.in_app.values()) if self.in_app else 0.0
 
     async def run_app(self, environ: dict[str, t.Any]) -> Answer:

@@ -72,7 +72,7 @@ class FrontWorker(base.Worker):
         servers = [await asyncio.start_server(front.connected, sock=listener.sock) for listener in self.sockets]
         while self.alive:
             # A request stuck in the app longer than gunicorn's timeout stops the heartbeat, so the
-            # arbiter restarts this worker, as it did a stuck sync worker.
+            # arbiter restarts this worker.
             if front.oldest_call_seconds() < self.timeout:
                 self.notify()
             front.bodies.return_memory()  # after a burst of bodies, not at each one

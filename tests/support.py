@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import os
 import signal
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import requests
 
+from fhir_server import identifiers as ids
 from fhir_server.embedded_db import free_port
+from fhir_server.outcome import Msg, issue
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -122,6 +125,15 @@ def fresh_cpn() -> str:
             return cpn
 
 
+def checked_ids(prefix: str) -> t.Iterator[str]:
+    """Organisation (G) or facility (F) ids with a correct mod-11 check character: ``prefix`` and 3 digits."""
+    for n in itertools.count(100):
+        stem = f"{prefix}{n:03d}"
+        check = ids.organisation_check_character(stem)
+        if check:
+            yield f"{stem}-{check}"
+
+
 def practitioner(cpn: str) -> dict[str, t.Any]:
     return {"resourceType": "Practitioner", "identifier": [{"use": "official", "system": PERSON, "value": cpn}],
             "name": [{"family": "Bundle", "given": ["Test"]}]}
@@ -139,3 +151,8 @@ def outcome_messages(response: requests.Response) -> list[str]:
 
 def outcome_expressions(response: requests.Response) -> list[str]:
     return [e for i in response.json()["issue"] for e in i.get("expression", [])]
+
+
+def text(msg: Msg, **values: object) -> str:
+    """The diagnostics the server writes for catalogue entry ``msg`` with ``values``."""
+    return issue(msg, **values).diagnostics

@@ -10,11 +10,11 @@ import pytest
 
 from fhir_server.definitions import PLAIN_ROLE_PROFILE
 from fhir_server.identifiers import ROLE_SYSTEM, is_valid_role_id
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 from fhir_server.validation.fhirpath import extension
 from fhir_server.validation.role_elements import CREATOR, STATUS_REASON
 
-from ..support import CREATE_EXAMPLE, fresh_role, outcome_expressions, outcome_messages, stored_counts
+from ..support import CREATE_EXAMPLE, fresh_role, outcome_expressions, outcome_messages, stored_counts, text
 
 ENTERED_IN_ERROR = {
     "url": STATUS_REASON,
@@ -26,10 +26,6 @@ ENTERED_IN_ERROR = {
 HPI = "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"
 NZ_ROLE = "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole"
 KNOWN = f"{HPI}, {NZ_ROLE}, {PLAIN_ROLE_PROFILE}"  # every PractitionerRole profile of profiles/
-
-
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
 
 
 def test_ig_create_example_gets_201_then_duplicate(api, mongo):

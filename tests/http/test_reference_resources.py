@@ -17,19 +17,15 @@ import pytest
 import requests
 
 from fhir_server import identifiers as ids
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 from fhir_server.seed import load_resources
 
-from ..support import ROOT, Api, fresh_role, outcome_expressions, outcome_messages
+from ..support import ROOT, Api, checked_ids, fresh_role, outcome_expressions, outcome_messages, text
 
 SEEDED = {f"{r['resourceType']}/{r['id']}" for r in load_resources()}
 SYSTEMS = {"Practitioner": ids.PERSON_SYSTEM, "Organization": ids.ORGANISATION_SYSTEM, "Location": ids.FACILITY_SYSTEM}
 NZBN = "https://standards.digital.health.nz/ns/hpi-nzbn"
 DEPRECATED_PERSON_SYSTEM = "https://standards.digital.health.nz/id/hpi-person"
-
-
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
 
 
 # --- fresh, valid ids that no seeded record has ------------------------------------------------------
@@ -40,16 +36,7 @@ def _cpns() -> t.Iterator[str]:
         yield f"{digits}{''.join(tail)}"
 
 
-def _checked(prefix: str) -> t.Iterator[str]:
-    """Organisation (G) or facility (F) ids with a correct mod-11 check character."""
-    for n in itertools.count(100):
-        stem = f"{prefix}{n:03d}"
-        check = ids.organisation_check_character(stem)
-        if check:
-            yield f"{stem}-{check}"
-
-
-_FRESH = {"Practitioner": _cpns(), "Organization": _checked("GTS"), "Location": _checked("FTS")}
+_FRESH = {"Practitioner": _cpns(), "Organization": checked_ids("GTS"), "Location": checked_ids("FTS")}
 _fresh_lock = threading.Lock()
 
 

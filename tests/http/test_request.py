@@ -6,13 +6,9 @@ import json
 
 import pytest
 
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 
-from ..support import fresh_role, outcome_expressions, outcome_messages, stored_counts
-
-
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
+from ..support import fresh_role, outcome_expressions, outcome_messages, stored_counts, text
 
 
 @pytest.mark.parametrize("body", [b"{", b'{"resourceType": "PractitionerRole",}', b"\xff\xfe{}", b'{"a": NaN}',

@@ -8,7 +8,6 @@ through floats), and responses are checked as text for the same reason.
 from __future__ import annotations
 
 import decimal
-import itertools
 import json
 import re
 import threading
@@ -18,11 +17,13 @@ import pytest
 import requests
 
 from fhir_server import identifiers as ids
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 from fhir_server.validation.json_body import Limits
 from fhir_server.validation.plain_role import MAX_DAYS, MAX_SPECIALTIES
 
-from ..support import Api, fresh_cpn, fresh_role, outcome_expressions, outcome_messages, practitioner, stored_counts
+from ..support import (
+    Api, checked_ids, fresh_cpn, fresh_role, outcome_expressions, outcome_messages, practitioner, stored_counts, text,
+)
 
 CAP = Limits().max_array_items  # the test server runs with the default settings
 LONGEST = Limits().max_string_length
@@ -31,20 +32,7 @@ EXTENSION = "http://example.org/fhir/StructureDefinition/measure"
 NUMBER = "__NUMBER__"  # where a test writes a number into a body's text
 
 
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
-
-
-def _checked(prefix: str) -> t.Iterator[str]:
-    """Organisation (G) or facility (F) ids with a correct check character, in a series of this module's own."""
-    for n in itertools.count(100):
-        stem = f"{prefix}{n:03d}"
-        check = ids.organisation_check_character(stem)
-        if check:
-            yield f"{stem}-{check}"
-
-
-_FRESH = {"Organization": _checked("GSQ"), "Location": _checked("FSQ")}
+_FRESH = {"Organization": checked_ids("GSQ"), "Location": checked_ids("FSQ")}  # a series of this module's own
 _lock = threading.Lock()
 
 

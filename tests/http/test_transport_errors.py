@@ -8,17 +8,13 @@ import json
 
 import pytest
 
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 from fhir_server.serving.front import MAX_BODY_CHUNKS, MAX_HEAD_BYTES, MAX_HEADER_FIELDS
 
-from ..support import FHIR_JSON, fresh_role, stored_counts
+from ..support import FHIR_JSON, fresh_role, stored_counts, text
 from .raw import RawAnswer, RawConnection
 
 MAX_BODY_BYTES = 65536  # the session server's (conftest.py)
-
-
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
 
 
 def assert_outcome(answer: RawAnswer, status: int, diagnostics: str) -> None:

@@ -175,6 +175,10 @@ class Msg(enum.Enum):
     TRANSACTION_TOO_LARGE = Entry(413, "too-costly", "The transaction's answer would pass {limit} bytes; it was rolled "
                                   "back and nothing was stored. Ask for less in one request")
     REFERENCE_UNRESOLVED = Entry(412, "processing", "The conditional reference {reference} matches {count} records; it must match one")
+    BUNDLE_ENTRY_PLAIN_API = Entry(400, "invalid", "Bundle.entry[{index}]: request.url must be a FHIR interaction; the plain-JSON "
+                                   "API answers only requests of its own")
+    BUNDLE_TOO_MANY_CONDITIONS = Entry(400, "invalid", "Bundle.entry[{index}]: at most {limit} distinct conditional references "
+                                       "may be resolved for one entry")
 
     # Search (SPEC.md §3.4; FHIR search.html).
     SEARCH_PRACTITIONER_REQUIRED = Entry(422, "processing", "Practitioner required", EM07201)

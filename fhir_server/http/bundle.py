@@ -46,11 +46,9 @@ from .rate_limits import BUNDLE_LOOKUP
 from .responses import fhir_response
 
 bp = Blueprint("bundle", __name__)
-PLAIN_API_REFUSED = "request.url must be a FHIR interaction; the plain-JSON API answers only requests of its own"
 # Distinct conditional references (``Practitioner?identifier=…``) of one entry: each is a search, run
 # for the entry without a rate-limit count of its own, so their number is bounded here.
 MAX_CONDITIONAL_REFERENCES = 10
-TOO_MANY_CONDITIONS = f"at most {MAX_CONDITIONAL_REFERENCES} distinct conditional references may be resolved for one entry"
 # What an entry's request takes from the outer request.
 _PASSED_ON = ("x-api-key", "userid", "X-Correlation-Id", "Prefer")
 _KEPT = ("Location", "ETag", "Last-Modified", "Retry-After")
@@ -197,8 +195,8 @@ def _resolve_conditions(entry: Request) -> tuple[dict[str, str], Outcome | None]
     if not references or check_keys(entry.resource, str((entry.resource or {}).get("resourceType")), context().limits):
         return {}, None
     if len(references) > MAX_CONDITIONAL_REFERENCES:
-        return {}, _refused(issue(Msg.BUNDLE_ENTRY_INVALID, f"Bundle.entry[{entry.index}].resource", index=entry.index,
-                                  reason=TOO_MANY_CONDITIONS))
+        return {}, _refused(issue(Msg.BUNDLE_TOO_MANY_CONDITIONS, f"Bundle.entry[{entry.index}].resource", index=entry.index,
+                                  limit=MAX_CONDITIONAL_REFERENCES))
     resolved = {}
     for reference in references:
         found = _dispatch(Request(entry.index, "GET", reference, None, None), None, counted=False)
@@ -226,7 +224,7 @@ def _dispatch(entry: Request, data: bytes | None, counted: bool = True) -> Outco
         if _routes_to_bundle():
             return _refused(issue(Msg.BUNDLE_NESTED, f"Bundle.entry[{entry.index}]", index=entry.index, url=entry.url))
         if in_plain_api():  # asked of the decoded path routing would see: %76%31/… too
-            return _refused(issue(Msg.BUNDLE_ENTRY_INVALID, f"Bundle.entry[{entry.index}]", index=entry.index, reason=PLAIN_API_REFUSED))
+            return _refused(issue(Msg.BUNDLE_ENTRY_PLAIN_API, f"Bundle.entry[{entry.index}]", index=entry.index))
         response = current_app.full_dispatch_request()
     g.request_id = outer_id
     raw = response.get_data()

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from fhir_server.http.bundle import MAX_CONDITIONAL_REFERENCES, TOO_MANY_CONDITIONS
+from fhir_server.http.bundle import MAX_CONDITIONAL_REFERENCES
 from fhir_server.outcome import Msg, issue
 from fhir_server.validation.json_body import Limits
 
@@ -255,7 +255,7 @@ def test_an_entry_with_too_many_conditional_references_is_refused_without_search
         response = api.post("/", bundle(kind, entry("POST", "PractitionerRole", fresh_role(extension=conditions))))
         assert response.status_code == status, response.text
         answered = response.json() if kind == "transaction" else response.json()["entry"][0]["response"]["outcome"]
-        assert issue(Msg.BUNDLE_ENTRY_INVALID, index=0, reason=TOO_MANY_CONDITIONS).diagnostics in [
+        assert issue(Msg.BUNDLE_TOO_MANY_CONDITIONS, index=0, limit=MAX_CONDITIONAL_REFERENCES).diagnostics in [
             i["diagnostics"] for i in answered["issue"]]
     assert stored_counts(mongo) == before
 

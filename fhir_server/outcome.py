@@ -101,6 +101,7 @@ class Msg(enum.Enum):
     BAD_HTTP = Entry(400, "structure", "The request is not valid HTTP/1.1: {reason}",
                      note="the status is the parser's: 400, or 501 for a Transfer-Encoding other than chunked")
     HTTP_VERSION = Entry(505, "not-supported", "HTTP/{version} is not supported: send HTTP/1.1")
+    BAD_HTTP_FRAMING = Entry(400, "structure", "The request is not valid HTTP/1.1: both Transfer-Encoding and Content-Length")
     HEADERS_TOO_LARGE = Entry(431, "too-costly", "The request line and headers must be under {limit} bytes in at most "
                               "{fields} header fields")
     HEADER_TIMEOUT = Entry(408, "timeout", "The request line and headers did not arrive within {seconds} s")

@@ -337,7 +337,7 @@ class ClientConnection:
             if b"transfer-encoding" in names and b"content-length" in names:
                 # RFC 9112 §6.3: a sign of request smuggling; h11 would go by Transfer-Encoding and keep
                 # the connection, where a proxy in front may have gone by Content-Length.
-                raise Refused(issue(Msg.BAD_HTTP, reason="both Transfer-Encoding and Content-Length"), request=event)
+                raise Refused(issue(Msg.BAD_HTTP_FRAMING), request=event)
             # h11 bounds only a head still arriving; one that came in a single read is measured here.
             head_bytes = len(event.target) + sum(len(k) + len(v) + 4 for k, v in event.headers)
             if len(event.headers) > MAX_HEADER_FIELDS or head_bytes > MAX_HEAD_BYTES:

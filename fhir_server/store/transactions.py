@@ -310,10 +310,10 @@ def _attempt_once(session: ClientSession, work: t.Callable[[], T], started: floa
             raise
     finally:
         _attempt.reset(token)
-    return result, _commit(session, seconds)
+    return result, _commit(session)
 
 
-def _commit(session: ClientSession, seconds: float) -> bool:
+def _commit(session: ClientSession) -> bool:
     """Commit, again while the result is unknown (the driver's documented retry); False if the whole
     transaction should be run again."""
     while True:

@@ -212,8 +212,9 @@ def _resolve_conditions(entry: Request) -> tuple[dict[str, str], Outcome | None]
 
 def _dispatch(entry: Request, data: bytes | None, counted: bool = True) -> Outcome:
     """Run one entry through the app's routes and handlers, in this thread (so inside the transaction).
-    It counts against the caller's rate limit as a request of its own, unless it is a lookup made for
-    an entry (a conditional reference), which is part of that entry."""
+    It counts against the caller's rate limit as a request of its own unless ``counted`` is False: a
+    lookup made for an entry (a conditional reference), which is part of that entry, or an entry of a
+    transaction run again."""
     headers = {name: request.headers[name] for name in _PASSED_ON if name in request.headers}
     headers.update(entry.headers, Accept="application/fhir+json")
     if data is not None:

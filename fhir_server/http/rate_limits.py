@@ -7,13 +7,13 @@ them. Every counted response reports its window in the headers of the IETF draft
 ``RateLimit-Reset`` (seconds) and ``RateLimit-Policy``. Past the limit, a request is answered 429
 with ``Retry-After`` before any work is done (see :mod:`.errors`).
 
-Every request with a valid key counts, whatever its answer. A batch or transaction Bundle counts
-once, as any request, and each of its entries that runs counts once more, as if sent alone; a
-Bundle refused as a whole (malformed, too many entries) costs one. The lookups an entry makes for
-its conditional references are part of it and not counted again. Requests without a valid key are
-refused first and not counted. With several limits
-(``10/second;500/hour``) all are counted; the window reported is the exceeded one that ends last (the
-wait before any request can succeed), else the one with the fewest requests left.
+Every request with a valid key counts, whatever its answer. A batch or transaction Bundle counts once,
+as any request, and each of its entries that runs counts once more, as if sent alone; a Bundle refused
+as a whole (malformed, too many entries) costs one. The lookups an entry makes for its conditional
+references are part of it and not counted again, nor are the entries of a transaction run again at the
+database's request. Requests without a valid key are refused first and not counted. With several
+limits (``10/second;500/hour``) all are counted; the window reported is the exceeded one that ends
+last (the wait before any request can succeed), else the one with the fewest requests left.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from limits.errors import StorageError
 from ..config import Settings
 from ..store.rate_limits import STRATEGY, parse_rate_limit, storage_options, storage_uri
 
-# Set in the WSGI environ of a request a Bundle entry makes to resolve a conditional reference (see .bundle).
+# Set in the WSGI environ of a request a Bundle makes that is not counted (see .bundle): a conditional
+# reference's lookup, or an entry of a transaction the database asked to run again.
 BUNDLE_LOOKUP = "fhir_server.bundle_lookup"
 _WINDOW = "fhir_server.rate_window"
 

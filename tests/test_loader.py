@@ -15,10 +15,10 @@ from pymongo import MongoClient
 
 from fhir_server import exact_json
 from fhir_server.cli import main
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 from fhir_server.store.codecs import TYPE_REGISTRY
 
-from .support import ROOT
+from .support import ROOT, text
 
 DATABASE = "fhir_loader_test"
 NDJSON = "tests/data/load-references.ndjson"  # Practitioner 98ZZQJ, 90ZZLP; Organization GZZ956-B
@@ -49,10 +49,6 @@ def load(database: t.Any, db: t.Any, tmp_path: Path) -> t.Callable[..., subproce
 
 def summary(created: int = 0, updated: int = 0, unchanged: int = 0, rejected: int = 0) -> str:
     return f"{created} created, {updated} updated, {unchanged} unchanged, {rejected} rejected"
-
-
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
 
 
 def stored(db: t.Any) -> dict[str, dict[str, t.Any]]:

@@ -12,9 +12,9 @@ import pytest
 import requests
 from pymongo import MongoClient
 
-from fhir_server.outcome import Msg, issue
+from fhir_server.outcome import Msg
 
-from ..support import FHIR_JSON, Api, Server, fresh_role, start_server, stored_counts
+from ..support import FHIR_JSON, Api, Server, fresh_role, start_server, stored_counts, text
 from .raw import RawConnection
 
 HEADER_TIMEOUT = 2
@@ -38,10 +38,6 @@ def slow_mongo(database) -> t.Iterator[t.Any]:
     client: MongoClient[dict[str, t.Any]] = MongoClient(database.uri)
     yield client[DATABASE]
     client.close()
-
-
-def text(msg: Msg, **values: object) -> str:
-    return issue(msg, **values).diagnostics
 
 
 def create_head(server: Server, length: int) -> bytes:

@@ -7,8 +7,8 @@ bytes out of the worker's body budget while it sends that: a thread is taken onl
 has arrived whole. Per request:
 
 - request line and headers within ``HEADER_TIMEOUT_SECONDS`` (at most :data:`MAX_HEAD_BYTES` in
-  :data:`MAX_HEADER_FIELDS` fields, else 431; not HTTP/1.1, else 400); past the time 408 if part
-  of them came, else the idle connection is closed;
+  :data:`MAX_HEADER_FIELDS` fields, else 431; valid HTTP/1.x, else 400, or 505 for another version);
+  past the time 408 if part of them came, else the idle connection is closed;
 - the body within ``BODY_TIMEOUT_SECONDS`` (else 408) and at most ``MAX_BODY_BYTES`` however it
   is framed, counted as it arrives (else 413, before the app sees any of it);
 - bodies held by all of the worker's connections together within ``BODY_BUFFER_BYTES``

@@ -19,8 +19,9 @@ What one request may cost is bounded:
 - The whole request ends by ``REQUEST_DEADLINE_SECONDS``, below gunicorn's worker timeout: a batch
   answers the entries not yet run 503, a transaction is rolled back (503).
 - The Bundle counts once against the caller's rate limit, as any request, and each entry that runs
-  once more. An entry answered 429 answers every later entry 429 too, without running or counting
-  them; in a transaction it rolls everything back (429).
+  once more (the entries of a transaction run again at the database's request, not again). An entry
+  answered 429 answers every later entry 429 too, without running or counting them; in a
+  transaction it rolls everything back (429).
 """
 
 from __future__ import annotations

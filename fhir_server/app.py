@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 from flask import Flask
 
 from . import http
-from .config import Settings
+from .config import STARTED_ENV, Settings
 from .http.auth import KeyCache
 from .service import Context
 from .store import Store, with_deadline
@@ -27,7 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         settings=settings,
         context=Context(store, load_definitions(settings.profiles_dir), limits=settings.limits),
         api_key_cache=KeyCache(store.api_keys, settings.api_key_cache_seconds),
-        started=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        started=os.environ.get(STARTED_ENV) or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     http.register(app)
     # One deadline for the whole request, rate-limit count included: past it, 503 with Retry-After.

@@ -28,7 +28,7 @@ import click
 from tqdm import tqdm
 
 from . import loader
-from .config import PROJECT_DIR, Settings
+from .config import PROJECT_DIR, STARTED_ENV, Settings
 from .conformance import (
     ManifestError,
     ServerDidNotStart,
@@ -140,7 +140,10 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
         "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", "10",
         "--access-logfile", "-", "fhir_server.app:create_app()",
     ]
-    server = subprocess.Popen(command, env={**os.environ, "MONGODB_URI": uri}, start_new_session=True)
+    # Every worker's CapabilityStatement is dated by this start, so that workers agree (app.py).
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    env = {**os.environ, "MONGODB_URI": uri, STARTED_ENV: started}
+    server = subprocess.Popen(command, env=env, start_new_session=True)
     click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
 
     def stop(signum: int, frame: t.Any) -> None:

@@ -9,6 +9,9 @@ from pathlib import Path
 from .validation.json_body import Limits
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+#: When the server started, set by ``fhir-server serve`` for all its workers: the date of the
+#: CapabilityStatement, so that every worker serves the same one. Without it, each worker's own start.
+STARTED_ENV = "FHIR_SERVER_STARTED"
 
 
 def _env_int(name: str, default: int) -> int:

@@ -21,6 +21,7 @@ from .harness import Harness
 from .report import Result, statuses
 
 LOCAL = "https://example.org/ns/reliability-role-id"
+# What a fail point does to one command (tests/test_faults.py injects the same).
 FAULTS = {
     "network error": {"closeConnection": True},
     "HostUnreachable": {"errorCode": 6},

@@ -9,7 +9,8 @@ from flask import Flask
 
 from . import http
 from .config import STARTED_ENV, Settings
-from .http.auth import KeyCache
+from .auth import Tokens
+from .http.auth import CallerCache
 from .service import Context
 from .store import Store, with_deadline
 from .definitions import load_definitions
@@ -27,7 +28,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions.update(
         settings=settings,
         context=Context(store, load_definitions(settings.profiles_dir), limits=settings.limits),
-        api_key_cache=KeyCache(store.api_keys, settings.api_key_cache_seconds),
+        callers=CallerCache(store, settings.api_key_cache_seconds),
+        tokens=Tokens(store.clients, issuer=settings.token_issuer, lifetime=settings.token_seconds,
+                      scope_prefix=settings.scope_prefix),
         started=os.environ.get(STARTED_ENV) or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     http.register(app)

@@ -3,7 +3,10 @@
     fhir-server serve                 embedded database unless MONGODB_URI, reference data, gunicorn
     fhir-server init-db               indexes and first-start reference data (for deployments)
     fhir-server load FILE...          create or update Practitioners, Organizations, Locations
-    fhir-server api-key create NAME   prints a new key once (--rate-limit: its own limit)
+    fhir-server client create NAME --scopes "SCOPES" --jwks FILE   registers a client, prints its id and API key
+    fhir-server client list | scopes CLIENT_ID "SCOPES" | key CLIENT_ID | revoke CLIENT_ID
+    fhir-server token [--scopes "SCOPES"]   prints an access token of the development client
+    fhir-server signing-key rotate    the server signs new tokens with a new key
     fhir-server api-key list
     fhir-server api-key limit KEY_ID LIMIT   e.g. 100/minute; "default" for RATE_LIMIT again
     fhir-server api-key revoke KEY_ID
@@ -28,6 +31,10 @@ import click
 from tqdm import tqdm
 
 from . import loader
+from .auth import ALL, Access, OAuthError, Tokens, check_jwks
+from .auth.assertion import ClientCredentials, new_client_key, public_jwks, token_request
+from .auth.tokens import new_signing_key
+from .auth.scopes import parse as parse_scopes
 from .config import PROJECT_DIR, STARTED_ENV, Settings
 from .conformance import (
     ManifestError,
@@ -50,6 +57,7 @@ from .definitions import DefinitionError, Definitions, load_definitions
 
 URI_FILE = "mongodb-uri"  # where a running `serve` tells the other commands its embedded database
 DEV_KEY_FILE = "dev-api-key"
+DEV_CLIENT_FILE = "dev-client.json"  # the development client's id, API key and private key
 
 
 def _running_serve_uri(settings: Settings) -> str:
@@ -73,7 +81,7 @@ def _context(settings: Settings) -> t.Iterator[Context]:
         uri = db.uri
     store = Store(uri, settings.database, settings.db_timeout_ms)
     try:
-        yield Context(store, _definitions(settings), limits=settings.limits)
+        yield Context(store, _definitions(settings), limits=settings.limits, access=Access.system("fhir-server"))
     finally:
         store.close()
         if db:
@@ -92,16 +100,30 @@ def main() -> None:
     pass
 
 
-def _ensure_dev_key(ctx: Context, data_dir: Path) -> None:
-    """With no key in the database, make one so that the README's curl examples work at once."""
-    path = data_dir / DEV_KEY_FILE
-    if ctx.store.api_keys.count() == 0:
-        _, key = ctx.store.api_keys.create("development")
-        path.write_text(key + "\n")
-        path.chmod(0o600)
-        click.echo(f"Created a development API key (also in {path}):\n  {key}")
-    elif path.exists():
-        click.echo(f"Development API key: {path}")
+def _tokens(ctx: Context, settings: Settings) -> Tokens:
+    return Tokens(ctx.store.clients, issuer=settings.token_issuer, lifetime=settings.token_seconds,
+                  scope_prefix=settings.scope_prefix)
+
+
+def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
+    """With no client in the database, register one holding every scope, so that the README's curl
+    examples work at once; its API key and private key go under DATA_DIR, readable by this user only."""
+    data_dir = settings.data_dir
+    key_path = data_dir / DEV_KEY_FILE
+    if ctx.store.clients.count() == 0:
+        private_jwk = new_client_key()
+        client = ctx.store.clients.create("development", ALL, public_jwks(private_jwk))
+        _, key = ctx.store.api_keys.create("development", client_id=client.client_id)
+        ClientCredentials(client.client_id, key, private_jwk).save(data_dir / DEV_CLIENT_FILE)
+        key_path.touch(0o600)
+        key_path.chmod(0o600)
+        key_path.write_text(key + "\n")
+        click.echo(f"Registered a development client with every scope ({data_dir / DEV_CLIENT_FILE}).")
+    if key_path.exists():
+        click.echo("Try it:\n"
+                   "  TOKEN=$(.venv/bin/fhir-server token)\n"
+                   f"  curl -H \"Authorization: Bearer $TOKEN\" -H \"x-api-key: $(cat {key_path})\" -H 'userid: 99ZZZS' \\\n"
+                   f"       http://{settings.host}:{settings.port}/PractitionerRole/R00000029-P")
 
 
 @main.command()
@@ -120,10 +142,12 @@ def serve() -> None:
         uri = db.uri
         (settings.data_dir / URI_FILE).write_text(uri)
     try:
-        ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions, limits=settings.limits)
+        ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions, limits=settings.limits,
+                      access=Access.system("fhir-server serve"))
         if prepare_database(ctx):
             click.echo("Loaded the reference data.")
-        _ensure_dev_key(ctx, settings.data_dir)
+        _tokens(ctx, settings).ensure_signing_key()  # before the workers start, so they share one
+        _ensure_dev_client(ctx, settings)
         ctx.store.close()
         sys.exit(_run_gunicorn(settings, uri))
     finally:
@@ -192,9 +216,131 @@ def load(files: tuple[Path, ...]) -> None:
     sys.exit(0 if report.ok else 1)
 
 
+@main.group()
+def client() -> None:
+    """Register OAuth2 clients (SMART Backend Services), with the API key issued with each."""
+
+
+def _scopes(text: str) -> frozenset[str]:
+    try:
+        return parse_scopes(text, Settings().scope_prefix)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--scopes") from None
+
+
+@client.command("create")
+@click.argument("name")
+@click.option("--scopes", "scopes_text", required=True,
+              help='Space-separated, short or with SCOPE_PREFIX: "PractitionerRole.r PractitionerRole.s PractitionerRole.c"')
+@click.option("--jwks", "jwks_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The client's public JWK Set: RS384 or ES384 keys, each with a kid")
+@click.option("--rate-limit", help="Its API key's own limit, e.g. 100/minute  [default: RATE_LIMIT]")
+def create_client(name: str, scopes_text: str, jwks_file: Path, rate_limit: str | None) -> None:
+    """Register a client called NAME; print its client_id and its API key, once."""
+    scopes = _scopes(scopes_text)
+    try:
+        jwks = check_jwks(json.loads(jwks_file.read_text()))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise click.BadParameter(str(e), param_hint="--jwks") from None
+    if rate_limit is not None:
+        _rate_limit(rate_limit, "--rate-limit")
+    with _context(Settings()) as ctx:
+        registered = ctx.store.clients.create(name, scopes, jwks)
+        key_id, key = ctx.store.api_keys.create(name, rate_limit, registered.client_id)
+    click.echo(f"client_id  {registered.client_id}\nx-api-key  {key}  (key id {key_id})\n"
+               "Keep the key now: only its hash is stored.")
+
+
+@client.command("list")
+def list_clients() -> None:
+    """Every client: id, name, created, state and scopes."""
+    with _context(Settings()) as ctx:
+        for c in ctx.store.clients.list():
+            state = f"revoked {c['revoked']:%Y-%m-%d %H:%M}" if c["revoked"] else "active"
+            click.echo(f"{c['_id']}  {c['name']:<24} created {c['created']:%Y-%m-%d %H:%M}  {state:<22} {' '.join(c['scopes'])}")
+
+
+@client.command("scopes")
+@click.argument("client_id")
+@click.argument("scopes_text", metavar="SCOPES")
+def set_client_scopes(client_id: str, scopes_text: str) -> None:
+    """Replace a client's scopes. Tokens it holds lose what it no longer has within API_KEY_CACHE_SECONDS."""
+    scopes = _scopes(scopes_text)
+    with _context(Settings()) as ctx:
+        if not ctx.store.clients.set_scopes(client_id, scopes):
+            raise click.ClickException(f"no active client {client_id}")
+    click.echo(f"{client_id} holds {' '.join(sorted(scopes)) or 'no scope'}.")
+
+
+@client.command("key")
+@click.argument("client_id")
+@click.option("--rate-limit", help="The key's own limit, e.g. 100/minute  [default: RATE_LIMIT]")
+def create_client_key(client_id: str, rate_limit: str | None) -> None:
+    """Issue another API key for a client (to replace a leaked one: then revoke that with api-key revoke)."""
+    if rate_limit is not None:
+        _rate_limit(rate_limit, "--rate-limit")
+    with _context(Settings()) as ctx:
+        found = ctx.store.clients.get(client_id)
+        if found is None or found.revoked:
+            raise click.ClickException(f"no active client {client_id}")
+        key_id, key = ctx.store.api_keys.create(found.name, rate_limit, client_id)
+    click.echo(f"x-api-key  {key}  (key id {key_id})\nKeep the key now: only its hash is stored.")
+
+
+@client.command("revoke")
+@click.argument("client_id")
+def revoke_client(client_id: str) -> None:
+    """Stop a client and its API keys working (within API_KEY_CACHE_SECONDS): no new token, and its
+    tokens are refused with its keys."""
+    with _context(Settings()) as ctx:
+        if not ctx.store.clients.revoke(client_id):
+            raise click.ClickException(f"no active client {client_id}")
+        ctx.store.api_keys.revoke_client(client_id)
+    click.echo(f"Revoked {client_id}.")
+
+
+@main.command()
+@click.option("--scopes", "scopes_text", help="Short or full scope names  [default: every scope the client holds]")
+def token(scopes_text: str | None) -> None:
+    """Print an access token of the development client (DATA_DIR/dev-client.json), and nothing else.
+
+    Made as the token endpoint makes it, from a client assertion signed with the client's key:
+    TOKEN=$(.venv/bin/fhir-server token)"""
+    settings = Settings()
+    path = settings.data_dir / DEV_CLIENT_FILE
+    if not path.exists():
+        raise click.ClickException(f"no {path}: start the server once with `make run`, which registers the development client")
+    credentials = ClientCredentials.load(path)
+    scopes = _scopes(scopes_text) if scopes_text is not None else ALL
+    audience = "fhir-server token"  # this command is both the client and the server: any agreed value will do
+    form = token_request(credentials.client_id, credentials.private_jwk, audience,
+                         " ".join(settings.scope_prefix + s for s in sorted(scopes)))
+    with _context(settings) as ctx:
+        try:
+            granted = _tokens(ctx, settings).grant(form, audience)
+        except OAuthError as e:
+            raise click.ClickException(f"{e.error}: {e.description}") from None
+    click.echo(granted["access_token"])
+
+
+@main.group("signing-key")
+def signing_key() -> None:
+    """The keys the server signs access tokens with."""
+
+
+@signing_key.command("rotate")
+def rotate_signing_key() -> None:
+    """Sign new tokens with a new key. Every worker takes it up within 10 s; tokens signed with the old
+    key stay valid until they expire."""
+    with _context(Settings()) as ctx:
+        kid, pem = new_signing_key()
+        ctx.store.clients.add_signing_key(kid, pem)
+    click.echo(f"Tokens are now signed with key {kid}.")
+
+
 @main.group("api-key")
 def api_key() -> None:
-    """Create, list and revoke API keys (stored hashed)."""
+    """List, limit and revoke API keys (stored hashed; issued with clients: see `client`)."""
 
 
 def _rate_limit(text: str, name: str) -> str:
@@ -203,18 +349,6 @@ def _rate_limit(text: str, name: str) -> str:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint=name) from None
     return text
-
-
-@api_key.command("create")
-@click.argument("name")
-@click.option("--rate-limit", help="This key's own limit, e.g. 100/minute or 10/second;1000/hour  [default: RATE_LIMIT]")
-def create_key(name: str, rate_limit: str | None) -> None:
-    """Make a key called NAME and print it, once."""
-    if rate_limit is not None:
-        _rate_limit(rate_limit, "--rate-limit")
-    with _context(Settings()) as ctx:
-        key_id, key = ctx.store.api_keys.create(name, rate_limit)
-    click.echo(f"{key_id}  {key}\nKeep the key now: only its hash is stored.")
 
 
 @api_key.command("list")

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .auth.scopes import HPI_SCOPE_PREFIX
 from .validation.json_body import Limits
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -37,7 +38,8 @@ class Settings:
     max_array_items: int = field(default_factory=lambda: _env_int("MAX_ARRAY_ITEMS", 100))
     #: Characters any one string of a FHIR resource may hold (but Narrative div and Attachment data); more get 400.
     max_string_length: int = field(default_factory=lambda: _env_int("MAX_STRING_LENGTH", 10_000))
-    #: How long a worker trusts an API key it has checked (seconds); a revoked key dies within this.
+    #: How long a worker trusts an API key and its client as it found them (seconds): a revoked key or
+    #: client, or a client's changed scopes, take effect within this.
     api_key_cache_seconds: int = field(default_factory=lambda: _env_int("API_KEY_CACHE_SECONDS", 10))
     #: Requests an API key may make, unless it has a limit of its own (``fhir-server api-key limit``):
     #: one or more ``N/second|minute|hour|day`` joined by ``;``. Counted in the database, so shared by
@@ -68,6 +70,14 @@ class Settings:
     request_deadline_seconds: float = field(default_factory=lambda: float(os.environ.get("REQUEST_DEADLINE_SECONDS", 20)))
     #: Largest answer of one batch or transaction Bundle (bytes of its entries' answers); past it, 413.
     max_response_bytes: int = field(default_factory=lambda: _env_int("MAX_RESPONSE_BYTES", 8 * 1024 * 1024))
+
+    #: Lifetime of an access token from the token endpoint (seconds).
+    token_seconds: int = field(default_factory=lambda: _env_int("TOKEN_SECONDS", 300))
+    #: ``iss`` and ``aud`` of the access tokens: another server with the same value still cannot make
+    #: tokens this one accepts (its signing keys are its own), but a distinct value says so plainly.
+    token_issuer: str = field(default_factory=lambda: os.environ.get("TOKEN_ISSUER", "fhir-server"))
+    #: What comes before a scope's short name (``PractitionerRole.r``) in tokens; the HPI's by default.
+    scope_prefix: str = field(default_factory=lambda: os.environ.get("SCOPE_PREFIX", HPI_SCOPE_PREFIX))
 
     @property
     def limits(self) -> Limits:

@@ -113,6 +113,14 @@ class Msg(enum.Enum):
     # Authentication (SPEC.md §6), verbatim.
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")
     MISSING_USERID = Entry(401, "processing", "Authentication: missing userid header")
+    UNAUTHORIZED = Entry(401, "login", "Unauthorized", note="the WWW-Authenticate header says why")
+    # Authorization (auth/scopes.py). Not IG wording: the IG's 403 says only "Forbidden".
+    SCOPE_REQUIRED = Entry(403, "forbidden", "Forbidden: this request needs the scope {scope}")
+    ADMIN_REQUIRED = Entry(403, "forbidden", "Forbidden: {what} needs the scope {scope}")
+    INVALID_USERID = Entry(401, "processing", "Authentication: invalid userid header: it must be 1 to {limit} printable "
+                           "ASCII characters, not starting or ending with a space", note="IG: 'Preferably the hpi-person-id'")
+    USER_AGENT_MISSING = Entry(400, "required", "A User-Agent header naming the application and its version is required",
+                               note="SPEC.md §6: mandatory")
 
     # Rate limits, on every authenticated route (not HPI wording).
     THROTTLED = Entry(429, "throttled", "Rate limit exceeded: this API key may make {limit}; retry in {seconds} s")
@@ -302,8 +310,9 @@ def operation_outcome(issues: t.Iterable[Issue]) -> dict[str, t.Any]:
 class FhirError(Exception):
     """An error that is answered with an OperationOutcome; the status is its first issue's."""
 
-    def __init__(self, issues: Issue | t.Sequence[Issue]) -> None:
+    def __init__(self, issues: Issue | t.Sequence[Issue], headers: t.Mapping[str, str] | None = None) -> None:
         self.issues = [issues] if isinstance(issues, Issue) else list(issues)
+        self.headers = dict(headers or {})  # e.g. WWW-Authenticate on a 401
         super().__init__("; ".join(i.diagnostics for i in self.issues))
 
     @property

@@ -25,8 +25,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[EmbeddedDat
 def server(database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Server]:
     # Three workers, so that races between processes are real; keys are rechecked on every request.
     # The development key may make as many requests as the suite needs; tests of limits use keys of their own.
+    # Its token lasts the whole run; tests of expiry use tokens of their own.
     running = start_server(tmp_path_factory.mktemp("server"), MONGODB_URI=database.uri, MONGODB_DATABASE="fhir_test",
-                           WEB_CONCURRENCY="3", API_KEY_CACHE_SECONDS="0", MAX_BODY_BYTES="65536", RATE_LIMIT="1000000/hour")
+                           WEB_CONCURRENCY="3", API_KEY_CACHE_SECONDS="0", MAX_BODY_BYTES="65536", RATE_LIMIT="1000000/hour",
+                           TOKEN_SECONDS="86400")
     yield running
     running.stop()
 

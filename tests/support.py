@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
+from joserfc.jwk import import_key
 
 from fhir_server import identifiers as ids
+from fhir_server.auth import ALL
+from fhir_server.auth.assertion import ClientCredentials
+from fhir_server.auth.scopes import HPI_SCOPE_PREFIX
 from fhir_server.embedded_db import free_port
 from fhir_server.outcome import Msg, issue
 
@@ -39,6 +45,22 @@ class Server:
     @property
     def api_key(self) -> str:
         return (self.data_dir / "dev-api-key").read_text().strip()
+
+    @property
+    def credentials(self) -> ClientCredentials:
+        """The development client `serve` registered."""
+        return ClientCredentials.load(self.data_dir / "dev-client.json")
+
+    def token(self, *scopes: str, credentials: ClientCredentials | None = None) -> str:
+        """An access token of the development client (or ``credentials``') with ``scopes`` (short
+        names; default every one), fetched as an OAuth2 client library fetches it."""
+        return fetch_token(self.base_url, credentials or self.credentials, scopes or sorted(ALL))["access_token"]
+
+    def headers(self, *scopes: str, credentials: ClientCredentials | None = None) -> dict[str, str]:
+        """The HPI's request headers (SPEC.md §6) for the development client (or ``credentials``)."""
+        creds = credentials or self.credentials
+        return {"Authorization": f"Bearer {self.token(*scopes, credentials=creds)}", "x-api-key": creds.api_key,
+                "userid": "99ZZZS"}
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
@@ -65,13 +87,27 @@ def start_server(data_dir: Path, **env: str) -> Server:
         time.sleep(0.2)
 
 
+def fetch_token(base_url: str, credentials: ClientCredentials, scopes: t.Iterable[str]) -> dict[str, t.Any]:
+    """The token endpoint's answer, asked through Authlib's OAuth2 client with ``private_key_jwt``
+    (RFC 7523) as SMART Backend Services says: an ES384 assertion naming the key's kid, valid 4 minutes."""
+    token_url = base_url + "/auth/token"
+    auth = PrivateKeyJWT(token_url, alg=credentials.private_jwk.get("alg", "ES384"),
+                         headers={"kid": credentials.private_jwk["kid"]}, claims={"exp": int(time.time()) + 240})
+    session = OAuth2Session(credentials.client_id, import_key(credentials.private_jwk), token_endpoint_auth_method=auth,
+                            scope=" ".join(HPI_SCOPE_PREFIX + s for s in scopes))
+    try:
+        return dict(session.fetch_token(token_url, grant_type="client_credentials"))
+    finally:
+        session.close()
+
+
 class Api:
     """HTTP calls to the server with the HPI's required headers."""
 
     def __init__(self, server: Server) -> None:
         self.base = server.base_url
         self.session = requests.Session()
-        self.session.headers.update({"x-api-key": server.api_key, "userid": "99ZZZS", "Content-Type": FHIR_JSON})
+        self.session.headers.update({**server.headers(), "Content-Type": FHIR_JSON})
 
     def post(self, path: str, body: t.Any = None, *, data: bytes | str | None = None, **kw: t.Any) -> requests.Response:
         payload = data if data is not None else json.dumps(body)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import auth, bundle, definitions, errors, metadata, openapi, plain_roles, practitioner_role, rate_limits, reference_data
+from . import auth, bundle, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, rate_limits, reference_data
 from ..envelope import new_request_id
 from .envelope import in_plain_api
 from .responses import negotiate
@@ -19,7 +19,8 @@ def _tag_request() -> None:
 
 
 def _negotiate() -> None:
-    if not in_plain_api():  # that API answers JSON, whatever is asked
+    # The plain-JSON API and OAuth's endpoints answer JSON, whatever is asked.
+    if not in_plain_api() and request.blueprint != oauth.bp.name:
         negotiate()
 
 
@@ -34,13 +35,13 @@ def _tag_response(response: Response) -> Response:
 
 def register(app: Flask) -> None:
     """Hooks run in this order: tag, negotiate (so that later errors are in the chosen format), the
-    caller's key, its rate limit, the userid; then the view."""
+    caller's key, its rate limit, the token, userid and scope; then the view."""
     app.before_request(_tag_request)
     app.before_request(_negotiate)
     app.before_request(auth.identify_caller)
     rate_limits.install(app, app.extensions["settings"])
-    app.before_request(auth.require_userid)
+    app.before_request(auth.authenticate)
     app.after_request(_tag_response)
     errors.register(app)
-    for module in (metadata, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles):
+    for module in (metadata, oauth, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles):
         app.register_blueprint(module.bp)

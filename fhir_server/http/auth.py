@@ -1,7 +1,19 @@
-"""Authentication. FHIR routes follow the HPI (SPEC.md §6): an ``x-api-key`` the server knows (else 403
-"Forbidden") and a ``userid`` naming the person behind the request (else 401). The plain-JSON API
-asks only for the key, as its clients expect: 401 without one, 403 for one the server does not know.
-``/metadata`` and ``/openapi.json`` are open to all. The caller's key is left in ``g.api_key`` for the rate limits."""
+"""Who is calling, and whether they may: the HPI's three checks (SPEC.md §6), in this order.
+
+1. ``x-api-key``: a key the server issued with a client that is not revoked, else 403 "Forbidden".
+   The rate limits then count the request against the key.
+2. ``Authorization: Bearer``: an access token of this server (see :mod:`..auth.tokens`), issued to the
+   key's client, else 401 "Unauthorized" with ``WWW-Authenticate: Bearer`` saying why.
+3. ``userid``: the person behind the request, else 401 (missing or not printable); ``User-Agent``, else 400.
+
+Then the route's scope (:func:`..auth.authorize`), else 403 naming it. The caller is left in
+``g.access``: the token's scopes that the client still holds, so that taking a scope from a client
+takes effect within ``API_KEY_CACHE_SECONDS``, not at the token's expiry.
+
+The plain-JSON API keeps its own contract: the key alone (401 without one, 403 for one the server does
+not know), with its client's scopes. ``/metadata``, ``/openapi.json`` and the OAuth endpoints are open
+to all.
+"""
 
 from __future__ import annotations
 
@@ -9,38 +21,45 @@ import time
 
 from flask import current_app, g, request
 
+from ..auth import Access, InvalidToken, authorize
 from ..outcome import Msg, RequestRejected, issue
-from ..store.api_keys import ApiKey, ApiKeyStore, digest
+from ..store import Store
+from ..store.api_keys import ApiKey, digest
+from ..store.clients import Client
 from .envelope import in_plain_api
 
-PUBLIC_ENDPOINTS = {"metadata.capability_statement_view", "openapi.openapi_view"}
+PUBLIC_ENDPOINTS = {"metadata.capability_statement_view", "openapi.openapi_view", "oauth.smart_configuration",
+                    "oauth.token", "oauth.jwks"}
+MAX_USERID = 64
 
 
-class KeyCache:
-    """Keys this process has recently found active, so that most requests skip the key lookup.
+class CallerCache:
+    """Keys this process has recently found active, with their clients, so that most requests skip the
+    lookups.
 
-    Only good news is kept, and only for ``seconds``: a revoked key stops working, and a changed
-    rate limit applies, within that time.
+    Only good news is kept, and only for ``seconds``: a revoked key or client stops working, and a
+    changed rate limit or scope applies, within that time.
     """
 
-    def __init__(self, keys: ApiKeyStore, seconds: int) -> None:
-        self.keys = keys
+    def __init__(self, store: Store, seconds: int) -> None:
+        self.store = store
         self.seconds = seconds
-        self._found: dict[str, tuple[float, ApiKey]] = {}
+        self._found: dict[str, tuple[float, ApiKey, Client]] = {}
 
-    def find(self, key: str) -> ApiKey | None:
+    def find(self, key: str) -> tuple[ApiKey, Client] | None:
         now = time.monotonic()
         hashed = digest(key)
-        until, found = self._found.get(hashed, (0.0, None))
-        if until > now:
-            return found
-        found = self.keys.find_active(key)
-        if found is None:
+        cached = self._found.get(hashed)
+        if cached and cached[0] > now:
+            return cached[1], cached[2]
+        found = self.store.api_keys.find_active(key)
+        client = self.store.clients.get(found.client_id) if found and found.client_id else None
+        if found is None or client is None or client.revoked:
             return None
         if len(self._found) > 10_000:
             self._found.clear()
-        self._found[hashed] = (now + self.seconds, found)
-        return found
+        self._found[hashed] = (now + self.seconds, found, client)
+        return found, client
 
 
 def identify_caller() -> None:
@@ -51,13 +70,53 @@ def identify_caller() -> None:
     key = request.headers.get("x-api-key")
     if not key and plain:
         raise RequestRejected(issue(Msg.API_KEY_MISSING))
-    found = current_app.extensions["api_key_cache"].find(key) if key else None
+    found = current_app.extensions["callers"].find(key) if key else None
     if found is None:
         raise RequestRejected(issue(Msg.API_KEY_UNKNOWN if plain else Msg.FORBIDDEN))
-    g.api_key = found
+    g.api_key, g.client = found
 
 
-def require_userid() -> None:
-    """Runs after the rate limits: a request without a userid still counts against its key."""
-    if "api_key" in g and not in_plain_api() and not request.headers.get("userid"):
+def _unauthorized(error: str, description: str) -> RequestRejected:
+    quoted = description.replace("\\", "\\\\").replace('"', '\\"')
+    return RequestRejected(issue(Msg.UNAUTHORIZED), {
+        "WWW-Authenticate": f'Bearer realm="fhir-server", error="{error}", error_description="{quoted}"'})
+
+
+def _token_scopes(client: Client) -> frozenset[str]:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("invalid_request", "an access token is required: Authorization: Bearer <token>")
+    try:
+        claims = current_app.extensions["tokens"].verify(token.strip())
+    except InvalidToken as e:
+        raise _unauthorized("invalid_token", str(e)) from None
+    if claims.client_id != client.client_id:
+        raise _unauthorized("invalid_token", "the access token was issued to another client than the x-api-key's")
+    return claims.scopes
+
+
+def _userid() -> str:
+    userid = request.headers.get("userid")
+    if not userid:
         raise RequestRejected(issue(Msg.MISSING_USERID))
+    if len(userid) > MAX_USERID or not userid.isascii() or not userid.isprintable() or userid != userid.strip():
+        raise RequestRejected(issue(Msg.INVALID_USERID, limit=MAX_USERID))
+    return userid
+
+
+def authenticate() -> None:
+    """Runs after the rate limits (a request refused here still counts against its key): the token,
+    userid and User-Agent, then the route's scope."""
+    if "api_key" not in g:
+        return
+    client: Client = g.client
+    if in_plain_api():
+        scopes, userid = client.scopes, None
+    else:
+        scopes = _token_scopes(client) & client.scopes
+        userid = _userid()
+        if not request.headers.get("User-Agent"):
+            raise RequestRejected(issue(Msg.USER_AGENT_MISSING))
+    g.access = Access(scopes, client.client_id, client.name, g.api_key.key_id, userid,
+                      current_app.extensions["settings"].scope_prefix)
+    authorize(g.access, request.endpoint, request.view_args or {})

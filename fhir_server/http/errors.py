@@ -25,7 +25,7 @@ def _respond(issues: t.Sequence[Issue], status: int, headers: t.Mapping[str, str
 
 
 def _fhir_error(e: FhirError) -> Response:
-    headers = {"Retry-After": "1"} if e.status == 503 else {}
+    headers = {"Retry-After": "1", **e.headers} if e.status == 503 else e.headers
     return _respond(e.issues, e.status, headers)
 
 

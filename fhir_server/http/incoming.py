@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app, request
+import dataclasses
+
+from flask import current_app, g, request
 
 from ..outcome import Msg, RequestRejected, issue
 from ..service import Context
@@ -11,7 +13,10 @@ JSON_TYPES = {"application/fhir+json", "application/json"}
 
 
 def context() -> Context:
-    return current_app.extensions["context"]
+    """The service context, for the caller of this request (see .auth)."""
+    shared: Context = current_app.extensions["context"]
+    access = g.get("access")
+    return dataclasses.replace(shared, access=access) if access else shared
 
 
 def body() -> bytes:

@@ -7,6 +7,7 @@ import typing as t
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from ..auth import NO_ACCESS, Access
 from ..store import Store
 from ..definitions import Definitions
 from ..validation.json_body import Limits
@@ -25,6 +26,9 @@ class Context:
     definitions: Definitions
     clock: t.Callable[[], dt.datetime] = field(default=_utc_now)
     limits: Limits = field(default_factory=Limits)
+    # Who is asking: a request's caller (see http.incoming.context), or the server's own commands.
+    # Nobody by default, so that code not told who asks may do nothing.
+    access: Access = NO_ACCESS
 
     def now(self) -> dt.datetime:
         return self.clock()

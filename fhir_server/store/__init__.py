@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 from ..outcome import StoreUnavailable
 from . import rate_limits
 from .api_keys import ApiKeyStore
+from .clients import ClientStore
 from .client import client_options, durable_write_concern
 from .deadline import database_deadline, with_deadline
 from .errors import translate_errors
@@ -39,6 +40,7 @@ class Store:
         self.role_ids = RoleIdAllocator(self.db)
         self.references = ReferenceStore(joined)
         self.api_keys = ApiKeyStore(self.db)
+        self.clients = ClientStore(self.db)
         self.idempotency = IdempotencyStore(self.db)
         self.leases = Leases(self.db)
         if sweep:
@@ -51,6 +53,7 @@ class Store:
         self.roles.ensure_indexes()
         self.idempotency.ensure_indexes()
         self.db["api_keys"].create_index([("key_id", ASCENDING)], unique=True)
+        self.clients.ensure_indexes()
         self.leases.ensure_indexes()
         # Ended rate-limit windows are deleted by MongoDB's TTL monitor (the storage also asks, lazily).
         self.db[rate_limits.COUNTERS].create_index([("expireAt", ASCENDING)], expireAfterSeconds=0)

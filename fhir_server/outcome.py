@@ -117,6 +117,12 @@ class Msg(enum.Enum):
     # Authorization (auth/scopes.py). Not IG wording: the IG's 403 says only "Forbidden".
     SCOPE_REQUIRED = Entry(403, "forbidden", "Forbidden: this request needs the scope {scope}")
     ADMIN_REQUIRED = Entry(403, "forbidden", "Forbidden: {what} needs the scope {scope}")
+    # Data-dependent rules (service/confidentiality.py, reference_data.py; listed in auth/scopes.py).
+    CONFIDENTIAL_UPDATE = Entry(403, "forbidden", "Forbidden: {type}/{id} is confidential: updating it needs the scope {scope}")
+    LABEL_ADMIN_ONLY = Entry(403, "forbidden", "Forbidden: setting or clearing the confidentiality label (meta.security "
+                             "v3-Confidentiality R or V) of a {type} needs the scope {scope}")
+    MERGE_ADMIN_ONLY = Entry(403, "forbidden", "Forbidden: adding, removing or moving a dormant identifier (use old) of a "
+                             "{type} is a merge, which needs the scope {scope}")
     INVALID_USERID = Entry(401, "processing", "Authentication: invalid userid header: it must be 1 to {limit} printable "
                            "ASCII characters, not starting or ending with a space", note="IG: 'Preferably the hpi-person-id'")
     USER_AGENT_MISSING = Entry(400, "required", "A User-Agent header naming the application and its version is required",

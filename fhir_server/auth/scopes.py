@@ -18,6 +18,26 @@ any of them               ``T.a`` (admin), which alone also shows confidential r
                           (a merge) and reads Provenance
 ========================  =============================================================
 
+Rules that depend on the data, checked by the services through ``ctx.access`` (wording in
+:class:`..outcome.Msg`):
+
+=====================================  ==========================================================
+rule                                   needs
+=====================================  ==========================================================
+see a confidential record whole        ``T.a`` (T = PractitionerRole or Practitioner); without it
+(label ``R`` or ``V``)                 the record is served redacted in every read path, and a
+                                       search criterion on a hidden element does not match it
+                                       (:mod:`..service.confidentiality`)
+set or clear the label; update a       ``T.a``, else 403 (``LABEL_ADMIN_ONLY``,
+confidential record                    ``CONFIDENTIAL_UPDATE``)
+inactive roles in search results       ``PractitionerRole.a``; ``.s`` alone finds active roles only
+``_include`` of a type                 its ``.r`` (or ``.a``), else 403 naming it
+conditional create that finds a        the type's ``.r`` (or ``.a``): the answer is that record
+record
+add, remove or move a dormant          ``T.a`` (``MERGE_ADMIN_ONLY``), on create and update
+identifier (a merge)
+=====================================  ==========================================================
+
 Organization and Location have only ``.r`` and ``.s`` at the HPI; their writes need this server's
 ``Organization.a`` and ``Location.a``.
 """
@@ -90,6 +110,12 @@ class Access:
         """:raises RequestRejected: 403: ``what`` needs ``rtype``'s admin scope."""
         if not self.admin(rtype):
             raise RequestRejected(issue(Msg.ADMIN_REQUIRED, what=what, scope=f"{self.prefix}{rtype}.a"))
+
+    def require_admin_to(self, rtype: str, rule: Msg, expression: str | None = None, **values: t.Any) -> None:
+        """:raises RequestRejected: 403 with ``rule`` (a catalogue entry with a ``{scope}``), naming
+        ``rtype``'s admin scope, unless the caller has it."""
+        if not self.admin(rtype):
+            raise RequestRejected(issue(rule, expression, scope=f"{self.prefix}{rtype}.a", **values))
 
 
 NO_ACCESS = Access(frozenset())

@@ -22,6 +22,7 @@ from ..terminology import PLAIN_ROLES
 from ..validation import Target, check_profile
 from ..validation.fhirpath import ROLE
 from ..validation.plain_role import load_plain_role
+from .confidentiality import served
 from .context import Context
 from .practitioner_role import Written, in_element_order, parse, store_new_role
 
@@ -76,7 +77,8 @@ def read_plain_role(role_id: str, ctx: Context) -> tuple[dict[str, t.Any], str]:
     if stored is None or PLAIN_ROLE_PROFILE not in stored.resource["meta"].get("profile", []):
         raise RequestRejected(issue(Msg.PLAIN_NOT_FOUND, id=role_id))
     first = stored.resource if stored.vid == 1 else ctx.store.roles.version(role_id, 1)
-    return stored.resource, (first or stored.resource)["meta"]["lastUpdated"]
+    # A confidential role's organisation, facility and contacts show only with PractitionerRole.a.
+    return served(stored.resource, ctx.access), (first or stored.resource)["meta"]["lastUpdated"]
 
 
 def to_plain(resource: dict[str, t.Any], created_at: str) -> dict[str, t.Any]:

@@ -35,7 +35,7 @@ from ..instants import format_instant
 from ..outcome import FhirError, Issue, Msg, RequestRejected, StoreUnavailable, issue
 from ..store.deadline import finished_by, seconds_left
 from ..store.errors import IdentifierTaken
-from ..store.queries import Page, TooManyCandidates
+from ..store.queries import Criterion, Page, TooManyCandidates
 from ..store.roles import RoleIdTaken, StoredRole
 from ..terminology import ROLE_CODES
 from ..validation import (
@@ -53,8 +53,11 @@ from ..validation import (
 from ..validation.dates import is_current
 from ..validation.fhirpath import ROLE
 from ..validation.role_elements import MESSAGING_ADDRESS, STATUS_REASON, role_coding, status_reason_code
+from .confidentiality import SEARCH_FIELD as CONFIDENTIAL_SEARCH_FIELD
+from .confidentiality import check_label, is_confidential, role_security, served, served_version, visible_only
 from .context import Context
 from .search import (
+    PARAMETERS,
     Query,
     condition_identifier,
     identifier_keys,
@@ -68,7 +71,6 @@ from .search import (
 
 # Roles ended as entered in error or duplicate hold no period: they never make another a duplicate.
 NOT_RESERVING = {"enteredInError", "duplicate"}
-NORMAL_CONFIDENTIALITY = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "M"}
 HPI_ASSIGNER = {"reference": "Organization/G00001-G"}
 # How often a conditional create that lost a race looks for the winner's role (about 0.9 s in all).
 CONDITION_RETRIES = 9
@@ -108,6 +110,7 @@ def create_practitioner_role(body: bytes, ctx: Context, if_none_exist: str | Non
     """
     doc = parse(body)
     _check_structure(doc, ctx)
+    check_label(ROLE, is_confidential({"meta": {"security": role_security(doc, None)}}), None, ctx.access)
     token = condition_identifier(if_none_exist, doc) if if_none_exist is not None else None
     existing = _existing(token, ctx) or _stored_by(request if retried else None, ctx)
     if existing is not None:
@@ -219,15 +222,20 @@ def _in_use(taken: IdentifierTaken) -> Issue:
 
 
 def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, t.Any] | None:
-    """The role with identifier ``token``, if any. With ``wait``, give a create that has reserved the
-    period but not yet stored its role a moment to finish."""
+    """The role with identifier ``token``, if any, as the caller may read it. With ``wait``, give a
+    create that has reserved the period but not yet stored its role a moment to finish.
+
+    A conditional create that finds a role answers with it, which is a read: it needs the read scope
+    (``PractitionerRole.r`` or ``.a``), else 403, and a confidential role is served redacted.
+    """
     if token is None:
         return None
     for attempt in range(CONDITION_RETRIES if wait else 1):
         found = one_match(ctx.store.roles.find_by_identifier(token))
         if found is not None:
+            ctx.access.require(ROLE, "read")
             ctx.store.roles.keep_version(found)  # the create that stored it may have failed before keeping it
-            return with_active(found, ctx)
+            return served(with_active(found, ctx), ctx.access)
         if wait:
             time.sleep(0.02 * (attempt + 1))
     return None
@@ -249,10 +257,13 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     stored = _get(role_id, ctx, deciding=True)
     if stored.vid != expected:
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
+    security = role_security(doc, stored.resource)
+    check_label(ROLE, is_confidential({"meta": {"security": security}}), stored.resource, ctx.access)
     resource = _check_update(doc, stored, ctx)
-    if _same_content(resource, stored.resource):
+    if _same_content(resource, stored.resource) and security == stored.resource["meta"].get("security", []):
         return Written(with_active(stored.resource, ctx), False)
-    meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": format_instant(ctx.now())}
+    meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": format_instant(ctx.now()),
+            "security": security}
     resource = in_element_order({**resource, "meta": meta})
     try:
         held, until = _move_reservation(stored, resource, ctx)
@@ -410,13 +421,14 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
                 raise RequestRejected(_in_use(taken))
         else:
             stored = _get(role_id, ctx)
+            check_label(ROLE, is_confidential({"meta": {"security": role_security(doc, stored.resource)}}), stored.resource, ctx.access)
             if doc.get("id") != role_id:
                 raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
             resource = _check_update(doc, stored, ctx)
         if holds_period(resource) and ctx.store.roles.would_clash(business_key(resource, ctx), resource.get("period"), role_id):
             raise RequestRejected(issue(Msg.DUPLICATE, ROLE))
     except RequestRejected as e:
-        if e.status == 404:
+        if e.status in (403, 404):
             raise
         return e.issues
     return []
@@ -434,38 +446,72 @@ def _unwrap_parameters(doc: dict[str, t.Any], mode: str | None) -> tuple[t.Any, 
 # --- read --------------------------------------------------------------------------------------------
 
 def read_practitioner_role(role_id: str, ctx: Context) -> dict[str, t.Any]:
-    return with_active(_get(role_id, ctx).resource, ctx)
+    return served(with_active(_get(role_id, ctx).resource, ctx), ctx.access)
 
 
 def read_version(role_id: str, vid: str, ctx: Context) -> dict[str, t.Any]:
+    """A version of the role, redacted if it or the current version is confidential (see
+    :mod:`.confidentiality`): for a caller without admin, the current version is read first."""
     wellformed = ids.is_valid_role_id(role_id) and is_number(vid) and len(vid) <= 9
+    current = None if ctx.access.admin(ROLE) else _get(role_id, ctx)
+    if current is not None and wellformed and current.vid == int(vid):
+        return served(current.resource, ctx.access)
     resource = ctx.store.roles.version(role_id, int(vid)) if wellformed else None
     if resource is None:
         _get(role_id, ctx)  # 404 for the role itself first
         raise RequestRejected(issue(Msg.VERSION_NOT_FOUND, type=ROLE, id=role_id, vid=vid))
-    return resource
+    return served_version(resource, lambda: current.resource if current else None, ctx.access)
 
 
 def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page, list[dict[str, t.Any]]]:
-    """A page of the roles a search matches, and the records its ``_include`` names (SPEC.md §3.4)."""
+    """A page of the roles a search matches, and the records its ``_include`` names (SPEC.md §3.4).
+
+    Without ``PractitionerRole.a``: inactive roles are left out (SPEC.md §6), judged as the ``active``
+    parameter judges them, by the database, so that totals and pages stay true; a criterion on an
+    element hidden from the caller does not match a confidential role; the roles are served as the
+    caller may see them, and ``_include`` follows only the references left. Each type included needs
+    its read scope (403 naming it).
+    """
     query = parse_search(ROLE, args, strict, ctx)
+    for name in dict.fromkeys(query.includes):
+        ctx.access.require(t.cast(str, _include_type(name)), "read")
+    criteria = visible_only(ROLE, query.criteria, ctx.access)
+    if not ctx.access.admin(ROLE) and Criterion("active", "active_on", (ctx.today(), True)) not in criteria:
+        criteria.append(Criterion("active", "active_on", (ctx.today(), True)))
     try:
-        page = ctx.store.roles.search(query.criteria, query.offset, query.count)
+        page = ctx.store.roles.search(criteria, query.offset, query.count)
     except TooManyCandidates as e:
         raise too_broad(e) from None
-    page = Page(page.total, [with_active(r, ctx) for r in page.resources])
+    page = Page(page.total, [served(with_active(r, ctx), ctx.access) for r in page.resources])
     keys = {ref["reference"] for r in page.resources for name in query.includes
             for ref in (r.get(name) if isinstance(r.get(name), list) else [r.get(name)]) if ref and "reference" in ref}
-    return query, page, ctx.store.references.get_many(sorted(keys)) if keys else []
+    included = ctx.store.references.get_many(sorted(keys)) if keys else []
+    return query, page, [served(r, ctx.access) for r in included]
+
+
+def _include_type(element: str) -> str | None:
+    return next((p.target for p in PARAMETERS[ROLE] if p.name == element), None)
 
 
 def role_history(role_id: str | None, args: t.Iterable[tuple[str, str]], ctx: Context) -> tuple[Query, Page]:
     """Versions newest first, of one role (404 if unknown) or of all (``role_id`` None), a page at a
     time from the key the previous page's next link carries."""
     query = parse_history(args, one_role=role_id is not None)
-    if role_id is not None:
-        _get(role_id, ctx)
-    return query, ctx.store.roles.history(role_id, query.after, query.count, query.counted, ctx.now())
+    current = _get(role_id, ctx).resource if role_id is not None else None
+    page = ctx.store.roles.history(role_id, query.after, query.count, query.counted, ctx.now())
+    return query, Page(page.total, _served_versions(page.resources, current, ctx), page.after)
+
+
+def _served_versions(versions: list[dict[str, t.Any]], current: dict[str, t.Any] | None, ctx: Context) -> list[dict[str, t.Any]]:
+    """Versions as the caller may see them (:func:`.confidentiality.served_version`): the current
+    versions of the roles they belong to, if needed, are read in one round trip."""
+    if ctx.access.admin(ROLE) or all(is_confidential(v) for v in versions):
+        return [served(v, ctx.access) for v in versions]
+    if current is not None:
+        labelled = {current["id"]} if is_confidential(current) else set()
+    else:
+        labelled = ctx.store.roles.flagged(sorted({v["id"] for v in versions}), CONFIDENTIAL_SEARCH_FIELD)
+    return [served(v, ctx.access, confidential=v["id"] in labelled) for v in versions]
 
 
 def with_active(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
@@ -537,7 +583,7 @@ def _complete(doc: dict[str, t.Any], role_id: str, resolved: dict[str, Target], 
     resource.update(
         id=role_id,
         meta={"versionId": "1", "lastUpdated": format_instant(ctx.now()), "profile": _profiles(doc),
-              "security": [NORMAL_CONFIDENTIALITY]},
+              "security": role_security(doc, None)},
         identifier=[  # the profile's RI slice first: its identifier slicing is openAtEnd
             {"use": "official", "system": ids.ROLE_SYSTEM, "value": role_id, "assigner": HPI_ASSIGNER},
             *(i for i in doc.get("identifier", []) if i.get("system") != ids.ROLE_SYSTEM),

@@ -22,6 +22,7 @@ from ..store.errors import IdentifierTaken
 from ..store.queries import Page, TooManyCandidates
 from ..store.reference_data import StoredReference
 from ..validation import check_structure
+from .confidentiality import check_label, is_confidential, served
 from .context import Context
 from .practitioner_role import Written, parse, parse_if_match
 from .search import Query, condition_identifier, one_match, parse_search, search_fields, too_broad
@@ -68,7 +69,7 @@ def read_reference(rtype: str, rid: str, ctx: Context) -> dict[str, t.Any]:
     found = ctx.store.references.find(f"{rtype}/{rid}") if KINDS[rtype].is_valid(rid) else None
     if found is None:
         raise RequestRejected(issue(Msg.NOT_FOUND, f"{rtype}.id", id=rid))
-    return found.resource
+    return served(found.resource, ctx.access)
 
 
 def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.Any]:
@@ -88,9 +89,10 @@ def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: boo
     if not any(c.field in ("identifier", "_id") or (c.field == "_lastUpdated" and c.values[2]) for c in query.criteria):
         raise RequestRejected(issue(Msg.SEARCH_NOT_SELECTIVE, type=rtype))
     try:
-        return query, ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+        page = ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
     except TooManyCandidates as e:
         raise too_broad(e) from None
+    return query, Page(page.total, [served(r, ctx.access) for r in page.resources], page.after)
 
 
 # --- create and update -----------------------------------------------------------------------------
@@ -107,9 +109,10 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
     :raises RequestRejected: with every problem of the first stage that found any.
     """
     doc = _parse(rtype, body, ctx)
+    _check_access(rtype, doc, None, ctx)
     # Any identifier may be the condition: the record's own HPI id is unique whatever it names.
     token = condition_identifier(if_none_exist) if if_none_exist is not None else None
-    existing = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
+    existing = _existing(rtype, token, ctx)
     if existing is not None:
         return Written(existing, False)
     official = _check_identifiers(rtype, doc)
@@ -117,7 +120,7 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
     try:
         ctx.store.references.insert(resource, search_fields(resource))
     except IdentifierTaken as taken:
-        existing = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
+        existing = _existing(rtype, token, ctx)
         if existing is not None:
             return Written(existing, False)
         raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
@@ -141,6 +144,7 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
         raise RequestRejected(issue(Msg.NOT_FOUND, f"{rtype}.id", id=rid))
     if stored.vid != expected:
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{rtype}.meta.versionId"))
+    _check_access(rtype, doc, stored.resource, ctx)
     official = _check_identifiers(rtype, doc, stored)
     if exact_json.same(_content(doc), _content(stored.resource)):  # 1.50 is not 1.5
         return Written(stored.resource, False)
@@ -155,6 +159,32 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
 
 
 # --- steps -----------------------------------------------------------------------------------------
+
+def _existing(rtype: str, token: str | None, ctx: Context) -> dict[str, t.Any] | None:
+    """The record a conditional create finds, as the caller may read it. The create answers with it,
+    which is a read: it needs the type's read scope (``T.r`` or ``T.a``), else 403."""
+    found = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
+    if found is None:
+        return None
+    ctx.access.require(rtype, "read")
+    return served(found, ctx.access)
+
+
+def _check_access(rtype: str, doc: dict[str, t.Any], stored: dict[str, t.Any] | None, ctx: Context) -> None:
+    """The rules of :mod:`..auth.scopes` that depend on the record: only the type's admin may update a
+    confidential record or set or clear its label, and add, remove or move a dormant identifier (a
+    merge: the dormant id then names this record, and whatever pointed at it follows). 403 otherwise."""
+    check_label(rtype, is_confidential(doc), stored, ctx.access)
+    if _dormant_ids(rtype, doc) != (_dormant_ids(rtype, stored) if stored else set()):
+        ctx.access.require_admin_to(rtype, Msg.MERGE_ADMIN_ONLY, f"{rtype}.identifier", type=rtype)
+
+
+def _dormant_ids(rtype: str, resource: dict[str, t.Any]) -> set[str]:
+    systems = ids.SYSTEM_ALIASES[KINDS[rtype].system]
+    identifiers = resource.get("identifier")
+    return {i.get("value") for i in (identifiers if isinstance(identifiers, list) else [])
+            if isinstance(i, dict) and i.get("use") == "old" and i.get("system") in systems}
+
 
 def _parse(rtype: str, body: bytes, ctx: Context) -> dict[str, t.Any]:
     doc = parse(body)

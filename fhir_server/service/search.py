@@ -20,6 +20,7 @@ from ..instants import last_updated, parse_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.queries import MAX_CANDIDATES, Criterion, TooManyCandidates
 from ..validation.dates import OPEN_END, OPEN_START
+from .confidentiality import SEARCH_FIELD, is_confidential
 from .context import NZ, Context
 
 DEFAULT_COUNT = 10
@@ -108,6 +109,8 @@ def search_fields(resource: dict[str, t.Any]) -> dict[str, t.Any]:
         "role": [tok for code in resource.get("code", []) for c in code.get("coding", [])
                  for tok in tokens(c.get("system"), c.get("code"))],
         "active": active,
+        # Marks a confidential role, for searches on what it hides (see .confidentiality); absent otherwise.
+        **({SEARCH_FIELD: True} if is_confidential(resource) else {}),
     }
 
 

@@ -89,7 +89,7 @@ def visible_only(rtype: str, criteria: list[Criterion], access: Access) -> list[
     """``criteria``, and if one is on a hidden element and the caller lacks admin, the condition that
     the record is not confidential."""
     if access.admin(rtype) or not any(c.field in HIDDEN_PARAMETERS.get(rtype, ()) for c in criteria):
-        return criteria
+        return list(criteria)
     return [*criteria, Criterion(SEARCH_FIELD, "any", (None, False))]
 
 

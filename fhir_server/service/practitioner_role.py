@@ -415,6 +415,7 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
     try:
         _check_structure(doc, ctx)
         if role_id is None:
+            check_label(ROLE, is_confidential({"meta": {"security": role_security(doc, None)}}), None, ctx.access)
             resource = point_at_live_records(doc, _check_content(doc, ctx))
             taken = ctx.store.roles.identifier_holder(identifier_keys(doc), None)
             if taken is not None:

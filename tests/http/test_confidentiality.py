@@ -223,6 +223,7 @@ def test_only_admin_creates_a_labelled_role(server, api, mongo, person):
     assert outcome_messages(response) == [text(Msg.LABEL_ADMIN_ONLY, type="PractitionerRole",
                                                 scope=HPI_SCOPE_PREFIX + "PractitionerRole.a")]
     assert mongo["practitioner_roles"].count_documents({}) == before
+    assert caller.post("/PractitionerRole/$validate", body).status_code == 403
     created = api.create(body)
     assert created.status_code == 201
     assert created.json()["meta"]["security"] == [RESTRICTED]

@@ -214,7 +214,7 @@ def _stored_by(request: str | None, ctx: Context) -> dict[str, t.Any] | None:
     if stored is None:
         return None
     ctx.store.roles.keep_version(stored.resource)
-    return with_active(stored.resource, ctx)
+    return served(with_active(stored.resource, ctx), ctx.access)  # it may have been labelled since
 
 
 def _in_use(taken: IdentifierTaken) -> Issue:

@@ -41,11 +41,11 @@ def prepare_database(ctx: Context) -> bool:
     resources = load_resources()
     roles = [r for r in resources if r["resourceType"] == "PractitionerRole"]
     references = [with_version(r, ctx) for r in resources if r["resourceType"] != "PractitionerRole"]
-    store.references.load([(r, search_fields(r), audit.provenance(r, ctx.access, audit.CREATE)) for r in references])
+    store.references.load([(r, search_fields(r), audit.record(r, ctx.access, audit.CREATE)) for r in references])
     for role in roles:
         key = business_key(role, ctx)
         held = store.roles.new_token(role["id"]) if holds_period(role) else None
-        written = audit.provenance(role, ctx.access, audit.CREATE)
+        written = audit.record(role, ctx.access, audit.CREATE)
         if store.roles.insert_existing(role, key, held, search_fields(role), identifier_keys(role), written) and held is not None:
             store.roles.reserve(key, role.get("period"), role["id"], held, ctx.now())
     store.role_ids.skip_past(max(role_number(r["id"]) for r in roles))

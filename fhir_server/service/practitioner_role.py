@@ -151,7 +151,7 @@ def store_new_role(make: t.Callable[[str], dict[str, t.Any]], resource: dict[str
         try:
             with finished_by(until):
                 roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request,
-                             audit.provenance(resource, ctx.access, audit.CREATE))
+                             audit.record(resource, ctx.access, audit.CREATE))
             return resource
         except (IdentifierTaken, RoleIdTaken) as e:
             if held is not None:
@@ -264,7 +264,7 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     try:
         with finished_by(until):
             replaced = ctx.store.roles.replace(stored, resource, held, search_fields(resource),
-                                               audit.provenance(resource, ctx.access, audit.UPDATE))
+                                               audit.record(resource, ctx.access, audit.UPDATE))
     except StoreUnavailable as e:
         replaced = _after_unknown_replace(stored, resource, held if new_held else None, until, ctx, e)
     if not replaced:

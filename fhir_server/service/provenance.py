@@ -18,6 +18,7 @@ from ..store.queries import Page
 from .context import Context
 from .search import Query, parse_paging
 
+ROLE = "PractitionerRole"
 _IGNORED = ("_format", "_pretty", "_count", "_offset")
 
 
@@ -42,7 +43,7 @@ def search_provenance(args: t.Iterable[tuple[str, str]], strict: bool, ctx: Cont
     """A page of the Provenances of the one ``target``, newest first.
 
     :raises RequestRejected: 400 without a target (or with several), for one that is not a reference
-        to a version of an audited type, or for an unknown parameter when ``strict``.
+        to a record of an audited type, or for an unknown parameter when ``strict``.
     """
     args = list(args)
     query = parse_paging(args)
@@ -64,20 +65,28 @@ def search_provenance(args: t.Iterable[tuple[str, str]], strict: bool, ctx: Cont
     rtype, rid, vid = targets[0]
     if vid is not None:
         found = _one(rtype, rid, vid, ctx)
-        page = Page(1, [found]) if found and query.offset == 0 and query.count else Page(1 if found else 0, [])
-        return query, page
-    if rtype == "PractitionerRole":
+        return query, Page(1 if found else 0, [found] if found and query.offset == 0 and query.count else [])
+    if rtype == ROLE:
         if not ids.is_valid_role_id(rid):
             return query, Page(0, [])
-        return query, ctx.store.roles.provenances(rid, query.offset, query.count)
-    every = ctx.store.references.provenances(f"{rtype}/{rid}") or []
-    return query, Page(len(every), every[query.offset:query.offset + query.count])
+        page = ctx.store.roles.provenances(rid, query.offset, query.count)
+        return query, Page(page.total, [audit.provenance(ROLE, rid, r) for r in page.resources])
+    found_all = ctx.store.references.provenances(f"{rtype}/{rid}")
+    if found_all is None:
+        return query, Page(0, [])
+    key, records = found_all
+    live = key.split("/", 1)[1]  # a dormant id finds the record; its Provenances name its live id
+    return query, Page(len(records), [audit.provenance(rtype, live, r) for r in records[query.offset:query.offset + query.count]])
 
 
 def _one(rtype: str, rid: str, vid: int, ctx: Context) -> dict[str, t.Any] | None:
     """The Provenance of version ``vid`` of ``rtype/rid``, if it was written."""
-    if rtype == "PractitionerRole":
-        return ctx.store.roles.provenance(rid, vid) if ids.is_valid_role_id(rid) else None
-    # A dormant id finds the record too; its Provenances name it by its live id.
-    every = ctx.store.references.provenances(f"{rtype}/{rid}") or []
-    return next((p for p in every if p["target"][0]["reference"].endswith(f"/_history/{vid}")), None)
+    if rtype == ROLE:
+        written = ctx.store.roles.provenance(rid, vid) if ids.is_valid_role_id(rid) else None
+        return audit.provenance(ROLE, rid, written) if written else None
+    found_all = ctx.store.references.provenances(f"{rtype}/{rid}")
+    if found_all is None:
+        return None
+    key, records = found_all
+    written = next((r for r in records if r["vid"] == vid), None)
+    return audit.provenance(rtype, key.split("/", 1)[1], written) if written else None

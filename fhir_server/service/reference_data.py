@@ -115,7 +115,7 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
     official = _check_identifiers(rtype, doc)
     resource = _complete(doc, official, 1, ctx)
     try:
-        ctx.store.references.insert(resource, search_fields(resource), audit.provenance(resource, ctx.access, audit.CREATE))
+        ctx.store.references.insert(resource, search_fields(resource), audit.record(resource, ctx.access, audit.CREATE))
     except IdentifierTaken as taken:
         existing = one_match(ctx.store.references.find_by_identifier(rtype, token)) if token else None
         if existing is not None:
@@ -147,7 +147,7 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
     resource = _complete(doc, official, stored.vid + 1, ctx)
     try:
         replaced = ctx.store.references.replace(stored, resource, search_fields(resource),
-                                                audit.provenance(resource, ctx.access, audit.UPDATE))
+                                                audit.record(resource, ctx.access, audit.UPDATE))
     except IdentifierTaken as taken:
         raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
     if not replaced:

@@ -7,9 +7,9 @@ on ``refs`` keeps any HPI identifier on one record only, also between racing wri
 the values the search parameters match (see :mod:`..service.search`).
 
 Only the current version is kept. Updates are compare-and-set on ``vid``, as for roles: of two updates
-from one version, one matches and the other matches nothing (409). ``provenance`` holds the Provenance
-of every version written (see :mod:`..audit`), oldest first, each pushed by the write that made its
-version. (A record of about 600 bytes a version can take some 25,000 updates within MongoDB's 16 MB.)
+from one version, one matches and the other matches nothing (409). ``provenance`` holds the record of
+who wrote each version (:func:`..audit.record`, served as a Provenance), oldest first, each pushed by
+the write that made its version: at some 150 bytes each, about 100,000 versions fit in MongoDB's 16 MB.
 """
 
 from __future__ import annotations
@@ -211,11 +211,11 @@ class ReferenceStore:
     # --- who wrote them ------------------------------------------------------------------------------
 
     @translate_errors
-    def provenances(self, key: str) -> list[dict[str, t.Any]] | None:
-        """The Provenances of the record ``key`` names (``Type/id``, live or dormant), newest first;
-        None if there is no such record."""
+    def provenances(self, key: str) -> tuple[str, list[dict[str, t.Any]]] | None:
+        """The live key of the record ``key`` names (``Type/id``, live or dormant) and the records of who
+        wrote its versions, newest first; None if there is no such record."""
         doc = self._resources.find_one({"refs": key}, {"provenance": 1})
-        return list(reversed(doc.get("provenance", []))) if doc else None
+        return (doc["_id"], list(reversed(doc.get("provenance", [])))) if doc else None
 
     # --- loading -------------------------------------------------------------------------------------
 

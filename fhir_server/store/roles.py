@@ -5,9 +5,9 @@ A role's current version is one document in ``practitioner_roles``: ``{_id: role
 search, identifiers, resource, provenance}``. ``search`` holds the values the search parameters match (see
 :mod:`..service.search`); ``held`` is the reservation of ``role_keys`` this role owns, or None.
 Every version, the current one included, is also kept in ``practitioner_role_versions``
-(``_id: "{id}/{vid}"``) for vread and history. Each version's Provenance (who wrote it, see
-:mod:`..audit`) is stored with it, in the current document and in the version document alike, so a
-version re-written after a crash keeps it.
+(``_id: "{id}/{vid}"``) for vread and history. The record of who wrote each version
+(``provenance``, :func:`..audit.record`, served as a Provenance) is stored with it, in the current
+document and in the version document alike, so a version re-written after a crash keeps it.
 
 Updates are compare-and-set: the replace matches only the version the client read (``vid``), so of two
 updates from the same version one wins and the other matches nothing (409). Versions are written
@@ -301,8 +301,8 @@ class RoleStore:
 
     @translate_errors
     def provenance(self, role_id: str, vid: int) -> dict[str, t.Any] | None:
-        """The Provenance of version ``vid``: from its version document, or from the current document
-        if a crash kept the version from being written yet."""
+        """The record of who wrote version ``vid``: from its version document, or from the current
+        document if a crash kept the version from being written yet."""
         doc = self._versions.find_one({"_id": f"{role_id}/{vid}"}, {"provenance": 1})
         if doc is None:
             doc = self._roles.find_one({"_id": role_id, "vid": vid}, {"provenance": 1})
@@ -310,8 +310,8 @@ class RoleStore:
 
     @translate_errors
     def provenances(self, role_id: str, offset: int, count: int) -> Page:
-        """A page of the Provenances of a role's versions, newest first, and how many there are. The
-        current version's is read from the current document, where it is surely kept."""
+        """A page of the records of who wrote a role's versions, newest first, and how many there are.
+        The current version's is read from the current document, where it is surely kept."""
         current = self._roles.find_one({"_id": role_id}, {"vid": 1, "provenance": 1})
         if current is None:
             return Page(0, [])

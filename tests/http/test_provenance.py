@@ -97,16 +97,17 @@ def test_a_version_and_its_provenance_are_one_stored_document(api, mongo, role):
     for vid in (1, 2):
         stored = mongo["practitioner_role_versions"].find_one({"_id": f"{role['id']}/{vid}"})
         assert stored["resource"]["meta"]["versionId"] == str(vid)
-        assert stored["provenance"] == read(api, f"PractitionerRole-{role['id']}-{vid}")
+        assert stored["provenance"]["vid"] == vid
+        assert audit.provenance("PractitionerRole", role["id"], stored["provenance"]) == read(api, f"PractitionerRole-{role['id']}-{vid}")
     # The current document carries the current version's, to re-write a version a crash lost.
     current = mongo["practitioner_roles"].find_one({"_id": role["id"]})
-    assert current["provenance"]["id"] == f"PractitionerRole-{role['id']}-2"
+    assert current["provenance"] == mongo["practitioner_role_versions"].find_one({"_id": f"{role['id']}/2"})["provenance"]
 
 
 def test_a_role_whose_version_was_lost_still_has_its_provenance(api, mongo, role):
     # As if the server died between writing the role and keeping its version.
     kept = mongo["practitioner_role_versions"].find_one_and_delete({"_id": f"{role['id']}/1"})
-    assert read(api, f"PractitionerRole-{role['id']}-1") == kept["provenance"]
+    assert read(api, f"PractitionerRole-{role['id']}-1") == audit.provenance("PractitionerRole", role["id"], kept["provenance"])
     assert provenance_of(api, f"PractitionerRole/{role['id']}")["total"] == 1
     # The next update writes the lost version again, its Provenance with it.
     body = {**role, **updatable_parts_of("R00000197-A.PUT-update-end-date-and-reason.json")}
@@ -176,7 +177,19 @@ def test_reference_data_creates_and_updates_record_who_made_them(api, server, mo
     # Kept in the record's one document, beside its current version.
     stored = mongo["reference_resources"].find_one({"_id": f"{rtype}/{first['id']}"})
     assert stored["resource"]["meta"]["versionId"] == "2"
-    assert [p["id"] for p in stored["provenance"]] == [f"{rtype}-{first['id']}-{v}" for v in (1, 2)]
+    assert [audit.provenance(rtype, first["id"], p) for p in stored["provenance"]] == \
+        [read(api, f"{rtype}-{first['id']}-{v}") for v in (1, 2)]
+
+
+def test_a_dormant_id_finds_the_records_provenances_which_name_its_live_id(api):
+    cpn, dormant = fresh_cpn(), fresh_cpn()
+    record = practitioner(cpn)
+    record["identifier"].append({"use": "old", "system": PERSON, "value": dormant})
+    assert api.post("/Practitioner", record).status_code == 201
+    (entry,) = provenance_of(api, f"Practitioner/{dormant}")["entry"]
+    assert entry["resource"]["target"] == [{"reference": f"Practitioner/{cpn}/_history/1"}]
+    assert provenance_of(api, f"Practitioner/{dormant}/_history/1")["entry"] == [entry]
+    assert api.get(f"/Provenance/Practitioner-{dormant}-1").status_code == 404
 
 
 def test_fhir_server_load_and_first_start_data_record_the_command(api, server, tmp_path):

@@ -35,7 +35,14 @@ _DOCUMENTATION = {
         "update": "Update with If-Match; the official HPI identifier cannot change",
         "vread": "The current version only: earlier versions are not kept",
     } for rtype in ("Practitioner", "Organization", "Location")},
+    "Provenance": {
+        "read": "Who wrote a version: its id is Type-id-version of the version; needs the admin scope of that type",
+        "search-type": "By target (Type/id or Type/id/_history/n); needs the admin scope of the target's type",
+    },
 }
+# What a type that clients cannot write is.
+_READ_ONLY = {"Provenance": "Written by the server with every version of a PractitionerRole, Practitioner, Organization "
+                            "or Location: who made it (userid, client, API key), when, create or update"}
 _ROUTE = re.compile(r"^/(?P<type>[A-Z][A-Za-z]+)(?P<rest>/.*)?$")
 
 
@@ -92,7 +99,8 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
                 conditionalDelete="not-supported",
             )
         else:
-            resource["documentation"] = "Read-only: the conformance resources the server enforces, from its profiles folder"
+            resource["documentation"] = _READ_ONLY.get(rtype, "Read-only: the conformance resources the server enforces, "
+                                                              "from its profiles folder")
         if INCLUDES.get(rtype):
             resource["searchInclude"] = sorted(INCLUDES[rtype])
         resource["searchParam"] = [{"name": p.name, "type": p.type, "documentation": p.documentation} for p in PARAMETERS[rtype]]

@@ -209,6 +209,8 @@ class Msg(enum.Enum):
     PAGE_TOKEN_INVALID = Entry(400, "value", "Invalid _page {value!r}: follow the next link of a page this server gave")
     TOTAL_INVALID = Entry(400, "value", "Invalid _total {value!r}: none, estimate or accurate")
     HISTORY_OFFSET_UNSUPPORTED = Entry(400, "not-supported", "History pages by _page, not _offset: follow the next link")
+    SEARCH_TARGET_REQUIRED = Entry(400, "required", "A search of Provenance needs one target: Type/id or Type/id/_history/n "
+                                   "of a {types}")
 
     # Create rules (SPEC.md §3.1), verbatim.
     PRACTITIONER_REQUIRED = Entry(422, "processing", "hpi-person-id is required", EM07201)

@@ -7,6 +7,7 @@ import json
 import typing as t
 from pathlib import Path
 
+from . import audit
 from .identifiers import role_number
 from .instants import format_instant
 from .service import Context
@@ -40,11 +41,12 @@ def prepare_database(ctx: Context) -> bool:
     resources = load_resources()
     roles = [r for r in resources if r["resourceType"] == "PractitionerRole"]
     references = [with_version(r, ctx) for r in resources if r["resourceType"] != "PractitionerRole"]
-    store.references.load([(r, search_fields(r)) for r in references])
+    store.references.load([(r, search_fields(r), audit.record(r, ctx.access, audit.CREATE)) for r in references])
     for role in roles:
         key = business_key(role, ctx)
         held = store.roles.new_token(role["id"]) if holds_period(role) else None
-        if store.roles.insert_existing(role, key, held, search_fields(role), identifier_keys(role)) and held is not None:
+        written = audit.record(role, ctx.access, audit.CREATE)
+        if store.roles.insert_existing(role, key, held, search_fields(role), identifier_keys(role), written) and held is not None:
             store.roles.reserve(key, role.get("period"), role["id"], held, ctx.now())
     store.role_ids.skip_past(max(role_number(r["id"]) for r in roles))
     return True

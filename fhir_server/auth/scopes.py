@@ -47,6 +47,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
+from .. import audit
 from ..outcome import Msg, RequestRejected, issue
 
 HPI_SCOPE_PREFIX = "https://api.hip.digital.health.nz/fhir/system/"
@@ -132,14 +133,30 @@ def _route_table() -> dict[str, tuple[str, str]]:
     table.update({f"reference_data.{op}_{rtype}": (rtype, op) for op in _REFERENCE_OPS
                   for rtype in ("Practitioner", "Organization", "Location")})
     table.update({"plain_roles.create": ("PractitionerRole", "create"), "plain_roles.read": ("PractitionerRole", "read")})
+    # A Provenance needs the admin scope of its target's type, which authorize reads off the request.
+    table.update({f"provenance.{name}": (PROVENANCE, name) for name in ("read", "vread", "search")})
     return table
 
 
+PROVENANCE = "Provenance"
 ROUTES = _route_table()
 
 
-def authorize(access: Access, endpoint: str | None, view_args: t.Mapping[str, t.Any]) -> None:
-    """Refuse (403) a route the caller's scopes do not reach, before anything else is done."""
+def authorize(access: Access, endpoint: str | None, view_args: t.Mapping[str, t.Any],
+              query: t.Iterable[tuple[str, str]] = ()) -> None:
+    """Refuse (403) a route the caller's scopes do not reach, before anything else is done.
+
+    A Provenance route's resource type is its target's: taken from the Provenance id
+    (``view_args["pid"]``) or from each ``target`` parameter of ``query``. Where the request names
+    no audited type (a malformed id, no target), PractitionerRole's admin scope is needed.
+    """
     needed = ROUTES.get(endpoint or "")
-    if needed:
-        access.require(*needed)
+    if not needed:
+        return
+    rtype, interaction = needed
+    if rtype != PROVENANCE:
+        access.require(rtype, interaction)
+        return
+    named = [view_args["pid"]] if "pid" in view_args else [v for name, v in query if name == "target"]
+    for target in sorted({audit.target_type(v) or "PractitionerRole" for v in named} or {"PractitionerRole"}):
+        access.require_admin(target, PROVENANCE)

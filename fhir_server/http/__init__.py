@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import auth, bundle, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, rate_limits, reference_data
+from . import (auth, bundle, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
+               reference_data)
+from .. import audit
+from ..auth.scopes import ROUTES
 from ..envelope import new_request_id
 from .envelope import in_plain_api
+from .rate_limits import BUNDLE_LOOKUP
 from .responses import negotiate
 
 __all__ = ["register"]
@@ -15,7 +19,9 @@ _MAX_CORRELATION_ID = 200
 
 
 def _tag_request() -> None:
-    g.request_id = new_request_id()
+    # A Bundle's entries are run as requests of their own (http/bundle.py): they keep its id.
+    if BUNDLE_LOOKUP not in request.environ or "request_id" not in g:
+        g.request_id = new_request_id()
 
 
 def _negotiate() -> None:
@@ -33,9 +39,37 @@ def _tag_response(response: Response) -> Response:
     return response
 
 
+def _log_request(response: Response) -> Response:
+    """One line for every request, answered or refused: Flask runs this for error answers too.
+
+    Only what the server has checked is written: the caller's client and key once the key was found,
+    the userid once it passed its check (the header itself may be anything); never a token or a key.
+    """
+    access = g.get("access")
+    api_key, client = g.get("api_key"), g.get("client")
+    route = ROUTES.get(request.endpoint or "")
+    fields = {
+        "request_id": g.get("request_id"),
+        "client_id": client.client_id if client is not None else None,
+        "key_id": api_key.key_id if api_key is not None else None,
+        "userid": access.userid if access is not None else None,
+        "interaction": f"{route[0]}.{route[1]}" if route else request.endpoint,
+        "method": request.method,
+        "path": request.path,
+        "status": response.status_code,
+    }
+    if BUNDLE_LOOKUP in request.environ:
+        fields["bundle_entry"] = True
+    audit.log_request(**fields)
+    return response
+
+
 def register(app: Flask) -> None:
     """Hooks run in this order: tag, negotiate (so that later errors are in the chosen format), the
-    caller's key, its rate limit, the token, userid and scope; then the view."""
+    caller's key, its rate limit, the token, userid and scope; then the view. The request log is
+    registered first: Flask runs after-request hooks last first, so it sees the final answer."""
+    audit.install_request_log()
+    app.after_request(_log_request)
     app.before_request(_tag_request)
     app.before_request(_negotiate)
     app.before_request(auth.identify_caller)
@@ -43,5 +77,5 @@ def register(app: Flask) -> None:
     app.before_request(auth.authenticate)
     app.after_request(_tag_response)
     errors.register(app)
-    for module in (metadata, oauth, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles):
+    for module in (metadata, oauth, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles, provenance):
         app.register_blueprint(module.bp)

@@ -119,4 +119,4 @@ def authenticate() -> None:
             raise RequestRejected(issue(Msg.USER_AGENT_MISSING))
     g.access = Access(scopes, client.client_id, client.name, g.api_key.key_id, userid,
                       current_app.extensions["settings"].scope_prefix)
-    authorize(g.access, request.endpoint, request.view_args or {})
+    authorize(g.access, request.endpoint, request.view_args or {}, request.args.items(multi=True))

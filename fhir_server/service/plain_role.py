@@ -48,7 +48,7 @@ def create_plain_role(body: bytes, ctx: Context, request: str | None = None, ret
         raise RequestRejected(issues)
     earlier = ctx.store.roles.get_by_request(request) if request and retried else None
     if earlier is not None:
-        ctx.store.roles.keep_version(earlier.resource)
+        ctx.store.roles.keep_version(earlier)
         return Written(earlier.resource, False)
     found = ctx.store.references.resolve([f"Practitioner/{fields['practitionerId']}"])
     if not found:

@@ -28,7 +28,7 @@ import time
 import typing as t
 from dataclasses import dataclass
 
-from .. import exact_json
+from .. import audit, exact_json
 from .. import identifiers as ids
 from ..definitions import DEFAULT_PROFILES
 from ..instants import format_instant
@@ -153,7 +153,8 @@ def store_new_role(make: t.Callable[[str], dict[str, t.Any]], resource: dict[str
             raise StoreUnavailable() from None  # the role itself was never sent: surely not stored
         try:
             with finished_by(until):
-                roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request)
+                roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request,
+                             audit.record(resource, ctx.access, audit.CREATE))
             return resource
         except (IdentifierTaken, RoleIdTaken) as e:
             if held is not None:
@@ -196,7 +197,7 @@ def _after_unknown_insert(resource: dict[str, t.Any], key: str, held: str | None
     try:
         committed, applied = roles.read_back(resource["id"])
         if committed is not None:
-            roles.keep_version(committed.resource)  # the insert may have failed before keeping it
+            roles.keep_version(committed)  # the insert may have failed before keeping it
             return committed.resource
         if applied is not None:
             raise unknown  # on the primary, not yet on a majority: it may stay, or be rolled back
@@ -213,7 +214,7 @@ def _stored_by(request: str | None, ctx: Context) -> dict[str, t.Any] | None:
     stored = ctx.store.roles.get_by_request(request) if request else None
     if stored is None:
         return None
-    ctx.store.roles.keep_version(stored.resource)
+    ctx.store.roles.keep_version(stored)
     return served(with_active(stored.resource, ctx), ctx.access)  # it may have been labelled since
 
 
@@ -231,10 +232,11 @@ def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, 
     if token is None:
         return None
     for attempt in range(CONDITION_RETRIES if wait else 1):
-        found = one_match(ctx.store.roles.find_by_identifier(token))
+        stored = ctx.store.roles.find_by_identifier(token)
+        found = one_match([s.resource for s in stored])
         if found is not None:
             ctx.access.require(ROLE, "read")
-            ctx.store.roles.keep_version(found)  # the create that stored it may have failed before keeping it
+            ctx.store.roles.keep_version(stored[0])  # the create that stored it may have failed before keeping it
             return served(with_active(found, ctx), ctx.access)
         if wait:
             time.sleep(0.02 * (attempt + 1))
@@ -272,7 +274,8 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     new_held = held is not None and held != stored.held
     try:
         with finished_by(until):
-            replaced = ctx.store.roles.replace(stored, resource, held, search_fields(resource))
+            replaced = ctx.store.roles.replace(stored, resource, held, search_fields(resource),
+                                               audit.record(resource, ctx.access, audit.UPDATE))
     except StoreUnavailable as e:
         replaced = _after_unknown_replace(stored, resource, held if new_held else None, until, ctx, e)
     if not replaced:
@@ -380,8 +383,8 @@ def _after_unknown_replace(stored: StoredRole, resource: dict[str, t.Any], new_h
     try:
         current, applied = roles.read_back(stored.resource["id"])
         if is_this_update(current):
-            roles.keep_version(stored.resource)
-            roles.keep_version(current.resource)
+            roles.keep_version(stored)
+            roles.keep_version(current)
             return True
         if is_this_update(applied):
             raise unknown  # on the primary, not yet on a majority: it may stay, or be rolled back

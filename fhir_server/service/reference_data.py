@@ -14,7 +14,7 @@ from __future__ import annotations
 import typing as t
 from dataclasses import dataclass
 
-from .. import exact_json
+from .. import audit, exact_json
 from .. import identifiers as ids
 from ..instants import format_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
@@ -118,7 +118,7 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
     official = _check_identifiers(rtype, doc)
     resource = _complete(doc, official, 1, ctx)
     try:
-        ctx.store.references.insert(resource, search_fields(resource))
+        ctx.store.references.insert(resource, search_fields(resource), audit.record(resource, ctx.access, audit.CREATE))
     except IdentifierTaken as taken:
         existing = _existing(rtype, token, ctx)
         if existing is not None:
@@ -150,7 +150,8 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
         return Written(stored.resource, False)
     resource = _complete(doc, official, stored.vid + 1, ctx)
     try:
-        replaced = ctx.store.references.replace(stored, resource, search_fields(resource))
+        replaced = ctx.store.references.replace(stored, resource, search_fields(resource),
+                                                audit.record(resource, ctx.access, audit.UPDATE))
     except IdentifierTaken as taken:
         raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
     if not replaced:

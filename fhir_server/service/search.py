@@ -59,6 +59,9 @@ PARAMETERS: dict[str, list[SearchParam]] = {
                _ID, _LAST_UPDATED]
        for rtype in ("Practitioner", "Organization", "Location")},
 }
+# Provenance is searched by its target only (service/provenance.py reads the query).
+PARAMETERS["Provenance"] = [SearchParam("target", "reference", "Required. The record (Type/id) whose Provenances are wanted, "
+                                        "newest first, or one version of it (Type/id/_history/n)")]
 PARAMETERS.update({kind: [SearchParam("url", "uri", f"The canonical url of the {kind} (url or url|version)"),
                           SearchParam("version", "token", "Its business version"),
                           SearchParam("name", "string", "Its computable name (exact)"), _ID]

@@ -19,7 +19,8 @@ has arrived whole. Per request:
   thread, in microseconds.
 
 Every refusal is an OperationOutcome (the envelope under ``/v1/``) and closes the connection; an
-exception that escapes the app is logged and answered 500 (EM01100).
+exception that escapes the app is logged and answered 500 (EM01100). What the front answers without
+the app (refusals, kept answers, that 500) goes to the request log as the app's answers do.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 
 import h11
 
+from .. import audit
 from ..config import Settings
 from ..envelope import new_request_id
 from ..outcome import Issue, Msg, issue
@@ -173,7 +175,9 @@ class Front:
         except Exception:
             # Flask answers its own errors; this is one that escaped it (a hook, a handler, the bridge).
             log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"])
-            return refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
+            answer = refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
+            _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"])
+            return answer
         finally:
             del self.in_app[key]
 
@@ -193,7 +197,9 @@ class Front:
             if kept is not None:
                 self.public_answers[key] = kept  # now the most recently used
                 headers = [(k, new_request_id() if k.lower() == "x-request-id" else v) for k, v in kept.headers]
-                return Answer(kept.status, headers, kept.body, kept.reason)
+                answer = Answer(kept.status, headers, kept.body, kept.reason)
+                _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"])
+                return answer
         answer = await self.run_app(environ)
         if key is not None and answer.status == 200:
             if len(self.public_answers) >= PUBLIC_ANSWERS_KEPT:
@@ -410,6 +416,7 @@ class ClientConnection:
             return
         path = request_path(request.target) if request is not None else None
         answer = refusal(found, path=path, request_id=new_request_id(), status=status)
+        _log_answer(answer, request.method.decode("latin-1") if request is not None else None, path)
         try:
             await self._send(answer)
             if self.writer.can_write_eof():
@@ -431,3 +438,10 @@ def _reason(status: int) -> str:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return ""
+
+
+def _log_answer(answer: Answer, method: str | None, path: str | None) -> None:
+    """The request log's line for an answer the front gave without the app: nobody is identified."""
+    request_id = next((v for k, v in answer.headers if k.lower() == "x-request-id"), None)
+    audit.log_request(request_id=request_id, client_id=None, key_id=None, userid=None, interaction=None,
+                      method=method, path=path, status=answer.status, answered_by="front")

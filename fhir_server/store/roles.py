@@ -2,10 +2,12 @@
 duplicates.
 
 A role's current version is one document in ``practitioner_roles``: ``{_id: role id, vid, key, held,
-search, identifiers, resource}``. ``search`` holds the values the search parameters match (see
+search, identifiers, resource, provenance}``. ``search`` holds the values the search parameters match (see
 :mod:`..service.search`); ``held`` is the reservation of ``role_keys`` this role owns, or None.
 Every version, the current one included, is also kept in ``practitioner_role_versions``
-(``_id: "{id}/{vid}"``) for vread and history.
+(``_id: "{id}/{vid}"``) for vread and history. The record of who wrote each version
+(``provenance``, :func:`..audit.record`, served as a Provenance) is stored with it, in the current
+document and in the version document alike, so a version re-written after a crash keeps it.
 
 Updates are compare-and-set: the replace matches only the version the client read (``vid``), so of two
 updates from the same version one wins and the other matches nothing (409). Versions are written
@@ -85,15 +87,24 @@ class StoredRole:
     resource: dict[str, t.Any]
     key: str
     held: str | None  # the token of the reservation this role owns, if it holds a period
+    provenance: dict[str, t.Any] | None = None  # who wrote this version; None for roles stored before audit
+
+    @classmethod
+    def of(cls, doc: dict[str, t.Any]) -> StoredRole:
+        return cls(doc["resource"], doc["key"], doc.get("held"), doc.get("provenance"))
 
     @property
     def vid(self) -> int:
         return int(self.resource["meta"]["versionId"])
 
 
-def _version_doc(resource: dict[str, t.Any]) -> dict[str, t.Any]:
+_FIELDS = {"resource": 1, "key": 1, "held": 1, "provenance": 1}
+
+
+def _version_doc(resource: dict[str, t.Any], provenance: dict[str, t.Any] | None) -> dict[str, t.Any]:
     vid = int(resource["meta"]["versionId"])
-    return {"_id": f"{resource['id']}/{vid}", "role": resource["id"], "vid": vid, "updated": last_updated(resource), "resource": resource}
+    doc = {"_id": f"{resource['id']}/{vid}", "role": resource["id"], "vid": vid, "updated": last_updated(resource), "resource": resource}
+    return {**doc, "provenance": provenance} if provenance else doc
 
 
 class RoleStore:
@@ -129,35 +140,33 @@ class RoleStore:
     def get(self, role_id: str, deciding: bool = False) -> StoredRole | None:
         """The current version; ``deciding``: for a write (an update's If-Match check), from the primary."""
         roles = self._deciding_roles if deciding else self._roles
-        doc = roles.find_one({"_id": role_id}, {"resource": 1, "key": 1, "held": 1})
-        return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
+        doc = roles.find_one({"_id": role_id}, _FIELDS)
+        return StoredRole.of(doc) if doc else None
 
     @translate_errors
     def read_back(self, role_id: str) -> tuple[StoredRole | None, StoredRole | None]:
         """The role's current version as a majority has it, and as the primary has it: the primary
         may hold a write whose answer was lost that is not yet majority-committed (and that a
         failover could still roll back). For learning what became of such a write."""
-        fields = {"resource": 1, "key": 1, "held": 1}
-        docs = [c.find_one({"_id": role_id}, fields) for c in (self._deciding_roles, self._primary_roles)]
-        return t.cast(tuple[StoredRole | None, StoredRole | None],
-                      tuple(StoredRole(d["resource"], d["key"], d.get("held")) if d else None for d in docs))
+        docs = [c.find_one({"_id": role_id}, _FIELDS) for c in (self._deciding_roles, self._primary_roles)]
+        return t.cast(tuple[StoredRole | None, StoredRole | None], tuple(StoredRole.of(d) if d else None for d in docs))
 
     @translate_errors
     def get_by_request(self, request: str) -> StoredRole | None:
         """The role a create tagged with ``request`` (an Idempotency-Key's scope) stored, if any."""
-        doc = self._deciding_roles.find_one({"request": request}, {"resource": 1, "key": 1, "held": 1})
-        return StoredRole(doc["resource"], doc["key"], doc.get("held")) if doc else None
+        doc = self._deciding_roles.find_one({"request": request}, _FIELDS)
+        return StoredRole.of(doc) if doc else None
 
     @translate_write_errors
     def insert(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
-               identifiers: list[str], request: str | None = None) -> None:
-        """Store a new role as its current version, then keep the version.
+               identifiers: list[str], request: str | None = None, provenance: dict[str, t.Any] | None = None) -> None:
+        """Store a new role as its current version with its ``provenance``, then keep the version.
 
         :raises IdentifierTaken: another role has one of ``identifiers`` (``system|value``); a unique
             index decides, so of two racing creates with one identifier only one is stored.
         :raises RoleIdTaken: a stored role has the id already.
         """
-        doc = {**self._current_doc(resource, key, held, search), "identifiers": identifiers}
+        doc = {**self._current_doc(resource, key, held, search, provenance), "identifiers": identifiers}
         try:
             self._roles.insert_one({**doc, "request": request} if request else doc)
         except DuplicateKeyError:
@@ -165,12 +174,12 @@ class RoleStore:
             if taken is None:
                 raise RoleIdTaken(resource["id"]) from None
             raise taken from None
-        self._keep_versions(resource)
+        self._keep_versions(StoredRole(resource, key, held, provenance))
 
     @translate_write_errors
-    def keep_version(self, resource: dict[str, t.Any]) -> None:
-        """Keep ``resource`` among the versions if a failed write left it out (none if it is there)."""
-        self._keep_versions(resource)
+    def keep_version(self, stored: StoredRole) -> None:
+        """Keep ``stored`` among the versions if a failed write left it out (none if it is there)."""
+        self._keep_versions(stored)
 
     @translate_errors
     def highest_id(self) -> str | None:
@@ -187,32 +196,37 @@ class RoleStore:
         return IdentifierTaken(next(i for i in identifiers if i in other["identifiers"]), f"PractitionerRole/{other['_id']}")
 
     @translate_write_errors
-    def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: str | None, search: dict[str, t.Any]) -> bool:
-        """Make ``resource`` the current version if ``previous`` still is; False if another update won."""
+    def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: str | None, search: dict[str, t.Any],
+                provenance: dict[str, t.Any]) -> bool:
+        """Make ``resource`` the current version, with its ``provenance``, if ``previous`` still is;
+        False if another update won."""
         result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid},
-                                        {"$set": self._current_doc(resource, previous.key, held, search, with_id=False)})
+                                        {"$set": self._current_doc(resource, previous.key, held, search, provenance, with_id=False)})
         if result.matched_count == 0:
             return False
         # The previous version too, in case a crash kept it from being written when it was made.
-        self._keep_versions(previous.resource, resource)
+        self._keep_versions(previous, StoredRole(resource, previous.key, held, provenance))
         return True
 
-    def _keep_versions(self, *resources: dict[str, t.Any]) -> None:
+    def _keep_versions(self, *versions: StoredRole) -> None:
         """Write these versions unless already kept (a version never changes): one round trip."""
-        docs = [_version_doc(r) for r in resources]
+        docs = [_version_doc(v.resource, v.provenance) for v in versions]
         self._versions.bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs], ordered=False)
 
     @staticmethod
     def _current_doc(resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
-                     with_id: bool = True) -> dict[str, t.Any]:
-        doc = {"vid": int(resource["meta"]["versionId"]), "key": key, "held": held, "search": search, "resource": resource}
+                     provenance: dict[str, t.Any] | None, with_id: bool = True) -> dict[str, t.Any]:
+        # A version that has no Provenance (an older role's) has none to set: $set of None would
+        # store a null that reads back as "nobody".
+        doc = {"vid": int(resource["meta"]["versionId"]), "key": key, "held": held, "search": search, "resource": resource,
+               **({"provenance": provenance} if provenance else {})}
         return {"_id": resource["id"], **doc} if with_id else doc
 
     @translate_errors
-    def find_by_identifier(self, token: str) -> list[dict[str, t.Any]]:
+    def find_by_identifier(self, token: str) -> list[StoredRole]:
         """The roles with an identifier matching ``token`` (``[system|]value``); at most two, enough to
         tell one from several."""
-        return [d["resource"] for d in self._deciding_roles.find({"search.identifier": token}, {"resource": 1}).limit(2)]
+        return [StoredRole.of(d) for d in self._deciding_roles.find({"search.identifier": token}, _FIELDS).limit(2)]
 
     @translate_errors
     def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
@@ -288,14 +302,40 @@ class RoleStore:
             self._newest_seen = max(found[0]["updated"], self._newest_seen or found[0]["updated"])
         return found
 
+    # --- who wrote them ------------------------------------------------------------------------------
+
+    @translate_errors
+    def provenance(self, role_id: str, vid: int) -> dict[str, t.Any] | None:
+        """The record of who wrote version ``vid``: from its version document, or from the current
+        document if a crash kept the version from being written yet."""
+        doc = self._versions.find_one({"_id": f"{role_id}/{vid}"}, {"provenance": 1})
+        if doc is None:
+            doc = self._roles.find_one({"_id": role_id, "vid": vid}, {"provenance": 1})
+        return doc.get("provenance") if doc else None
+
+    @translate_errors
+    def provenances(self, role_id: str, offset: int, count: int) -> Page:
+        """A page of the records of who wrote a role's versions, newest first, and how many there are.
+        The current version's is read from the current document, where it is surely kept."""
+        current = self._roles.find_one({"_id": role_id}, {"vid": 1, "provenance": 1})
+        if current is None:
+            return Page(0, [])
+        older = {"role": role_id, "vid": {"$lt": current["vid"]}, "provenance": {"$exists": True}}
+        first = [current["provenance"]] if current.get("provenance") else []
+        skip, wanted = max(0, offset - len(first)), count - len(first[offset:offset + count])
+        found = [d["provenance"] for d in self._versions.find(older, {"provenance": 1}).sort(_ROLE_HISTORY_ORDER[1:])
+                 .skip(skip).limit(wanted)] if wanted > 0 else []
+        total = len(first) + self._versions.count_documents(older)
+        return Page(total, first[offset:offset + count] + found)
+
     # --- seeding -----------------------------------------------------------------------------------
 
     @translate_errors
     def insert_existing(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
-                        identifiers: list[str]) -> bool:
+                        identifiers: list[str], provenance: dict[str, t.Any]) -> bool:
         """Load a record that already has its id and version (reference data); False if present."""
         try:
-            self.insert(resource, key, held, search, identifiers)
+            self.insert(resource, key, held, search, identifiers, provenance=provenance)
         except RoleIdTaken:
             return False
         return True
@@ -312,8 +352,8 @@ class RoleStore:
         period it holds with the token it now owns."""
         rid = resource["id"]
         self._roles.update_one({"_id": rid, "identifiers": {"$exists": False}},
-                               {"$set": {**self._current_doc(resource, key, held, search, with_id=False), "identifiers": identifiers}})
-        self._keep_versions(resource)
+                               {"$set": {**self._current_doc(resource, key, held, search, None, with_id=False), "identifiers": identifiers}})
+        self._keep_versions(StoredRole(resource, key, held))
         if held is not None:
             self.reserve(key, resource.get("period"), rid, held, at)
         self._keys.update_one({"_id": key}, {"$pull": {"periods": {"role": rid, "by": {"$exists": False}}}})

@@ -254,7 +254,7 @@ def test_a_good_assertion_made_with_pyjwt_works_once(server, discovery):
 
 
 @pytest.mark.parametrize("kind", ["exp too far ahead", "expired", "unregistered key", "registered kid, another key",
-                                  "wrong aud", "iss is not sub", "unknown client", "no jti"])
+                                  "wrong aud", "iss is not sub", "unknown client", "no jti", "alg none"])
 def test_a_bad_assertion_is_invalid_client(server, discovery, kind):
     url, creds = discovery["token_endpoint"], server.credentials
     now = int(time.time())
@@ -269,6 +269,9 @@ def test_a_bad_assertion_is_invalid_client(server, discovery, kind):
         "no jti": lambda: jwt.encode({"iss": creds.client_id, "sub": creds.client_id, "aud": url, "exp": now + 60},
                                      jwt.PyJWK(creds.private_jwk).key, algorithm="ES384",
                                      headers={"kid": creds.private_jwk["kid"]}),
+        "alg none": lambda: jwt.encode({"iss": creds.client_id, "sub": creds.client_id, "aud": url, "exp": now + 60,
+                                        "jti": str(uuid.uuid4())}, None, algorithm="none",
+                                       headers={"kid": creds.private_jwk["kid"]}),
     }[kind]()
     invalid_client(ask(url, made))
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import HMACAlgorithm
 
-from fhir_server.auth import ALL
+from fhir_server.auth import ALL, check_jwks
 from fhir_server.auth.assertion import ClientCredentials, new_client_key
 from fhir_server.auth.scopes import HPI_SCOPE_PREFIX
 from fhir_server.auth.tokens import ASSERTION_TYPE
@@ -49,6 +49,17 @@ def refused_as_invalid_token(response: requests.Response) -> None:
     assert outcome_messages(response) == [issue(Msg.UNAUTHORIZED).diagnostics]
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
+
+
+def server_keys(server: Server) -> list[dict[str, t.Any]]:
+    return t.cast(list[dict[str, t.Any]], requests.get(server.base_url + "/auth/jwks", timeout=10).json()["keys"])
+
+
+def signing_key(mongo) -> tuple[str, t.Any]:
+    """The server's current signing key (kid, private key), read where every worker reads it, to sign
+    tokens that are wrong in their claims alone."""
+    doc = mongo["signing_keys"].find_one({"superseded": None}, sort=[("created", -1)])
+    return doc["_id"], serialization.load_pem_private_key(doc["pem"].encode(), None)
 
 
 # --- the happy flow ----------------------------------------------------------------------------------
@@ -97,7 +108,7 @@ def test_an_rs384_client_registered_with_an_rsa_jwk_set_gets_tokens_too(server, 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_jwk = {**jwt.algorithms.RSAAlgorithm.to_jwk(key, as_dict=True), "kid": "rsa-1", "alg": "RS384"}
     public = {**jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": "rsa-1", "alg": "RS384"}
-    client = ClientStore(mongo).create("tokens: rsa", ALL, {"keys": [public]})
+    client = ClientStore(mongo).create("tokens: rsa", ALL, check_jwks({"keys": [public]}))  # as `client create` checks it
     credentials = ClientCredentials(client.client_id, ApiKeyStore(mongo).create("tokens: rsa", None, client.client_id)[1],
                                     private_jwk)
     token = fetch_token(server.base_url, credentials, ["PractitionerRole.r"])
@@ -105,17 +116,6 @@ def test_an_rs384_client_registered_with_an_rsa_jwk_set_gets_tokens_too(server, 
 
 
 # --- tokens the server must refuse -------------------------------------------------------------------
-
-def server_keys(server: Server) -> list[dict[str, t.Any]]:
-    return t.cast(list[dict[str, t.Any]], requests.get(server.base_url + "/auth/jwks", timeout=10).json()["keys"])
-
-
-def signing_key(mongo) -> tuple[str, t.Any]:
-    """The server's current signing key (kid, private key), read where every worker reads it, to sign
-    tokens that are wrong in their claims alone."""
-    doc = mongo["signing_keys"].find_one({"superseded": None}, sort=[("created", -1)])
-    return doc["_id"], serialization.load_pem_private_key(doc["pem"].encode(), None)
-
 
 @pytest.fixture(scope="module")
 def good_claims(server) -> dict[str, t.Any]:

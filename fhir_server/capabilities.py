@@ -43,6 +43,11 @@ _DOCUMENTATION = {
 # What a type that clients cannot write is.
 _READ_ONLY = {"Provenance": "Written by the server with every version of a PractitionerRole, Practitioner, Organization "
                             "or Location: who made it (userid, client, API key), when, create or update"}
+# How a CapabilityStatement says SMART (SMART App Launch 1.0, "Conformance"): the security service
+# code, and the extension that names the OAuth endpoints (here the token endpoint alone: no user launch).
+SMART_SERVICE = {"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
+                 "display": "SMART-on-FHIR"}
+OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 _ROUTE = re.compile(r"^/(?P<type>[A-Z][A-Za-z]+)(?P<rest>/.*)?$")
 
 
@@ -78,7 +83,8 @@ def _operation_definition(rtype: str, name: str) -> str:
     return f"http://hl7.org/fhir/OperationDefinition/{'Resource' if name == 'validate' else rtype}-{name}"
 
 
-def capability_statement(routes: t.Iterable[Route], base_url: str, started: str, definitions: Definitions) -> dict[str, t.Any]:
+def capability_statement(routes: t.Iterable[Route], base_url: str, started: str, definitions: Definitions, *,
+                         token_url: str, scope_prefix: str) -> dict[str, t.Any]:
     order = list(dict.fromkeys(_INTERACTIONS.values()))
     resources = []
     for rtype, offered in sorted(interactions(routes).items()):
@@ -120,10 +126,26 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
         "format": ["application/fhir+json", "application/json", "json"],
         "rest": [{
             "mode": "server",
-            "security": {"description": "Every request but /metadata needs an x-api-key header (403 without) "
-                                        "and a userid header naming the person making it (401 without). Each key "
-                                        "may make a limited number of requests per window, reported in RateLimit-* "
-                                        "headers; past it, 429 with Retry-After."},
+            "security": _security(token_url, scope_prefix),
             "resource": resources,
         }],
+    }
+
+
+def _security(token_url: str, scope_prefix: str) -> dict[str, t.Any]:
+    """SMART Backend Services, as SPEC.md §6 says the HPI protects its calls."""
+    return {
+        "extension": [{"url": OAUTH_URIS, "extension": [{"url": "token", "valueUri": token_url}]}],
+        "service": [{"coding": [SMART_SERVICE], "text": "SMART Backend Services (client_credentials, private_key_jwt)"}],
+        "description": "Every request but /metadata, /openapi.json and the OAuth endpoints "
+                       "(/.well-known/smart-configuration, the token endpoint and its key set) needs: "
+                       "Authorization: Bearer with an access token from the token endpoint (client_credentials grant, "
+                       "authenticated by a client assertion signed ES384 or RS384 with a registered key; 401 with "
+                       "WWW-Authenticate without a valid one); the x-api-key issued with the same client (403 without); "
+                       "a userid header naming the person making the request (401 without); and a User-Agent (400 "
+                       f"without). Scopes are per resource type and interaction, e.g. {scope_prefix}PractitionerRole.r: "
+                       ".r read, vread and history, .s search, .c create, .u update, .a admin (confidential records "
+                       "whole, their label, merges, Provenance); a call outside the token's scopes gets 403 naming the "
+                       "scope it needs. Each key may make a limited number of requests per window, reported in "
+                       "RateLimit-* headers; past it, 429 with Retry-After.",
     }

@@ -66,7 +66,8 @@ def _running_serve_uri(settings: Settings) -> str:
     if not uri_file.exists():
         return ""
     uri = uri_file.read_text().strip()
-    return uri if EmbeddedDatabase.answers(uri) else ""
+    # A busy database may take a while to answer; taken for gone, a second one would be started on its files.
+    return uri if EmbeddedDatabase.answers(uri, timeout_ms=5000) else ""
 
 
 @contextlib.contextmanager

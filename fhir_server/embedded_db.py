@@ -65,8 +65,8 @@ class EmbeddedDatabase:
         self._wait_until_ready(timeout)
 
     @staticmethod
-    def answers(uri: str) -> bool:
-        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=500)
+    def answers(uri: str, timeout_ms: int = 500) -> bool:
+        client: MongoClient[dict[str, object]] = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
         try:
             client.admin.command("ping")
             return True

@@ -22,10 +22,12 @@ from joserfc.jwk import import_key
 
 from fhir_server import identifiers as ids
 from fhir_server.auth import ALL
-from fhir_server.auth.assertion import ClientCredentials
+from fhir_server.auth.assertion import ClientCredentials, new_client_key, public_jwks
 from fhir_server.auth.scopes import HPI_SCOPE_PREFIX
 from fhir_server.embedded_db import free_port
 from fhir_server.outcome import Msg, issue
+from fhir_server.store.api_keys import ApiKeyStore
+from fhir_server.store.clients import ClientStore
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -100,6 +102,15 @@ def fetch_token(base_url: str, credentials: ClientCredentials, scopes: t.Iterabl
     finally:
         session.close()
 
+
+
+def register_client(mongo: t.Any, name: str, *scopes: str, rate_limit: str | None = None) -> ClientCredentials:
+    """A new client holding ``scopes`` (short names; default every one) with an ES384 key and an API
+    key, registered as `fhir-server client create` registers one."""
+    private_jwk = new_client_key()
+    client = ClientStore(mongo).create(name, scopes or ALL, public_jwks(private_jwk))
+    _, key = ApiKeyStore(mongo).create(name, rate_limit, client.client_id)
+    return ClientCredentials(client.client_id, key, private_jwk)
 
 class Api:
     """HTTP calls to the server with the HPI's required headers."""

@@ -19,9 +19,10 @@ def document_text(key: t.Hashable, build: t.Callable[[str], t.Any], dumps: t.Cal
     """``dumps(build(base_url))``, from the text kept under ``key`` (built on first use).
 
     ``dumps`` must write a string the same way wherever it stands (true of ``json.dumps`` with any
-    indent): the base URL is put in as ``dumps(base_url)`` where ``dumps(placeholder)`` stands."""
+    indent): the base URL is put in as ``dumps(base_url)`` where ``dumps(placeholder)`` stands, quotes
+    left out, so that a value that starts with the base URL (the token endpoint's) gets it too."""
     kept: dict[t.Hashable, str] = current_app.extensions.setdefault("documents", {})
     text = kept.get(key)
     if text is None:  # two threads may both build it on first use: the same text, kept once
         text = kept[key] = dumps(build(_BASE_URL))
-    return text.replace(dumps(_BASE_URL), dumps(base_url))
+    return text.replace(dumps(_BASE_URL)[1:-1], dumps(base_url)[1:-1])

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app
 from ..capabilities import Route, capability_statement
 from .documents import document_text
 from .incoming import context
+from .oauth import TOKEN_PATH
 from .responses import base_url, fhir_json, fhir_text_response, pretty
 
 bp = Blueprint("metadata", __name__)
@@ -24,4 +25,5 @@ def capability_statement_view() -> Response:
 
 def _statement(base: str) -> dict[str, t.Any]:
     routes = [Route(rule.rule, frozenset(rule.methods or ())) for rule in current_app.url_map.iter_rules()]
-    return capability_statement(routes, base, current_app.extensions["started"], context().definitions)
+    return capability_statement(routes, base, current_app.extensions["started"], context().definitions,
+                                token_url=base + TOKEN_PATH, scope_prefix=current_app.extensions["settings"].scope_prefix)

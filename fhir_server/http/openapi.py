@@ -15,16 +15,18 @@ import typing as t
 from flask import Blueprint, Response, current_app, jsonify
 from marshmallow import Schema, fields, validate
 
+from ..auth.scopes import ALL, HPI_SCOPE_PREFIX
 from ..capabilities import SOFTWARE_VERSION, Route
 from ..service.plain_role import PATH_PREFIX
 from ..service.search import INCLUDES, MAX_OFFSET, PARAMETERS, TOTALS
 from ..validation.plain_role import PractitionerRoleRequest
 from .documents import document_text
+from .oauth import JWKS_PATH, TOKEN_PATH
 from .responses import FHIR_JSON, FORMATS, base_url
 
 bp = Blueprint("openapi", __name__)
 
-PUBLIC_PATHS = {"/metadata", "/openapi.json"}
+PUBLIC_PATHS = {"/metadata", "/openapi.json", "/.well-known/smart-configuration", TOKEN_PATH, JWKS_PATH}
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 # The query parameters of the terminology operations (terminology-service.html), by operation.
@@ -45,10 +47,10 @@ def _json(value: t.Any) -> str:
 def _document(base: str) -> dict[str, t.Any]:
     routes = [Route(rule.rule, frozenset(rule.methods or ())) for rule in current_app.url_map.iter_rules()
               if rule.endpoint != "static"]
-    return openapi_document(routes, base)
+    return openapi_document(routes, base, current_app.extensions["settings"].scope_prefix)
 
 
-def openapi_document(routes: t.Iterable[Route], server_url: str) -> dict[str, t.Any]:
+def openapi_document(routes: t.Iterable[Route], server_url: str, scope_prefix: str = HPI_SCOPE_PREFIX) -> dict[str, t.Any]:
     paths: dict[str, dict[str, t.Any]] = {}
     for route in sorted(routes, key=lambda r: r.rule):
         path = _PATH_PARAMETER.sub(r"{\1}", route.rule)
@@ -63,6 +65,12 @@ def openapi_document(routes: t.Iterable[Route], server_url: str) -> dict[str, t.
         "paths": paths,
         "components": {
             "securitySchemes": {
+                # SMART Backend Services: the client authenticates to the token endpoint with a signed JWT
+                # (private_key_jwt), then sends the access token as a bearer token.
+                "smart": {"type": "oauth2", "description": "SMART Backend Services: client_credentials with a "
+                          "private_key_jwt client assertion (ES384 or RS384); send the token as Authorization: Bearer",
+                          "flows": {"clientCredentials": {"tokenUrl": server_url + TOKEN_PATH,
+                                                          "scopes": {scope_prefix + s: _scope_text(s) for s in sorted(ALL)}}}},
                 "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
                 "userid": {"type": "apiKey", "in": "header", "name": "userid",
                            "description": "The person making the request (HPI); not a secret"},
@@ -72,7 +80,38 @@ def openapi_document(routes: t.Iterable[Route], server_url: str) -> dict[str, t.
     }
 
 
+_SCOPE_LETTERS = {"r": "read, vread, history", "s": "search", "c": "create", "u": "update",
+                  "a": "admin: every interaction, confidential records whole"}
+
+
+def _scope_text(scope: str) -> str:
+    rtype, letter = scope.split(".")
+    return f"{rtype}: {_SCOPE_LETTERS[letter]}"
+
+
+_OAUTH_PATHS = {"/.well-known/smart-configuration", TOKEN_PATH, JWKS_PATH}
+_TOKEN_FORM = {"type": "object", "required": ["grant_type", "scope", "client_assertion_type", "client_assertion"],
+               "properties": {"grant_type": {"enum": ["client_credentials"]}, "scope": {"type": "string"},
+                              "client_assertion_type": {"enum": ["urn:ietf:params:oauth:client-assertion-type:jwt-bearer"]},
+                              "client_assertion": {"type": "string", "description": "A JWT signed with a registered key"}}}
+
+
+def _oauth_operation(path: str, method: str) -> dict[str, t.Any]:
+    """The OAuth endpoints speak OAuth's JSON (RFC 6749 §5), not FHIR."""
+    op: dict[str, t.Any] = {
+        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path).rstrip('_')}",
+        "responses": {"200": {"description": "Success", "content": {"application/json": {"schema": _OBJECT}}}},
+    }
+    if path == TOKEN_PATH:
+        op["requestBody"] = {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": _TOKEN_FORM}}}
+        op["responses"]["default"] = {"description": "An OAuth error: {error, error_description}",
+                                      "content": {"application/json": {"schema": _OBJECT}}}
+    return op
+
+
 def _operation(path: str, method: str) -> dict[str, t.Any]:
+    if path in _OAUTH_PATHS:
+        return _oauth_operation(path, method)
     plain = path.startswith(PATH_PREFIX)
     op: dict[str, t.Any] = {
         "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path).rstrip('_')}",
@@ -82,7 +121,7 @@ def _operation(path: str, method: str) -> dict[str, t.Any]:
                                   "content": {"application/json" if plain else FHIR_JSON: {"schema": _OBJECT}}}},
     }
     if path not in PUBLIC_PATHS:
-        op["security"] = [{"apiKey": []}] if plain else [{"apiKey": [], "userid": []}]
+        op["security"] = [{"apiKey": []}] if plain else [{"smart": [], "apiKey": [], "userid": []}]
     if method in ("POST", "PUT"):
         schema = {"$ref": "#/components/schemas/PlainPractitionerRole"} if plain else _resource_schema(path)
         op["requestBody"] = {"required": True, "content": {"application/json" if plain else FHIR_JSON: {"schema": schema}}}

@@ -31,14 +31,15 @@ CONFLICT = "Resource conflict, the version provided for the resource is not the 
 class Wire:
     """fhirpy clients for the server, and every response they received (with its request)."""
 
-    def __init__(self, server: t.Any) -> None:
+    def __init__(self, server: t.Any, headers: dict[str, str]) -> None:
         self.server = server
+        self.headers = headers
         self.responses: list[requests.Response] = []
 
     def client(self, **headers: str) -> SyncFHIRClient:
         return SyncFHIRClient(
             self.server.base_url,
-            extra_headers={"x-api-key": self.server.api_key, "userid": "99ZZZS", **headers},
+            extra_headers={**self.headers, **headers},
             requests_config={"timeout": 30, "hooks": {"response": [self._record]}},
         )
 
@@ -50,9 +51,15 @@ class Wire:
         return self.responses[-1]
 
 
+@pytest.fixture(scope="module")
+def headers(server) -> dict[str, str]:
+    """The HPI's headers: a bearer token of the development client, its x-api-key, userid."""
+    return server.headers()
+
+
 @pytest.fixture
-def wire(server) -> Wire:
-    return Wire(server)
+def wire(server, headers) -> Wire:
+    return Wire(server, headers)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def one_worker(own_database, tmp_path_factory) -> t.Iterator[Server]:
 
 
 def test_metadata_and_openapi_are_answered_while_the_database_is_frozen(own_database, one_worker):
-    headers = {"x-api-key": one_worker.api_key, "userid": "99ZZZS"}
+    headers = one_worker.headers()
     assert own_database.process is not None
     os.killpg(own_database.process.pid, signal.SIGSTOP)
     try:

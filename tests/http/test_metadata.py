@@ -24,6 +24,18 @@ def test_it_is_r4_json(statement):
     assert statement["kind"] == "instance" and statement["rest"][0]["mode"] == "server"
 
 
+
+def test_its_security_is_smart_with_the_token_endpoint_that_discovery_names(server, statement):
+    security = statement["rest"][0]["security"]
+    assert security["service"][0]["coding"] == [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                                                 "code": "SMART-on-FHIR", "display": "SMART-on-FHIR"}]
+    uris = next(e for e in security["extension"]
+                if e["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris")
+    discovery = requests.get(server.base_url + "/.well-known/smart-configuration", timeout=10).json()
+    assert uris["extension"] == [{"url": "token", "valueUri": discovery["token_endpoint"]}]
+    assert requests.post(discovery["token_endpoint"], timeout=10).status_code == 400  # it is there, and wants a form
+    assert all(word in security["description"] for word in ("Bearer", "x-api-key", "userid", "User-Agent"))
+
 def test_practitioner_role_lists_its_interactions_profile_parameters_and_includes(statement):
     role = resource(statement, "PractitionerRole")
     assert role["profile"] == "http://hl7.org.nz/fhir/StructureDefinition/HPIPractitionerRole"

@@ -44,13 +44,19 @@ def test_it_lists_every_route_of_the_app_and_nothing_else(document, database) ->
     assert ("/openapi.json", "get") in documented and ("/v1/practitioner-roles", "post") in documented
 
 
-def test_fhir_routes_need_key_and_userid_the_plain_api_a_key_and_the_public_ones_nothing(document) -> None:
+def test_fhir_routes_need_token_key_and_userid_the_plain_api_a_key_and_the_public_ones_nothing(server, document) -> None:
     paths = document["paths"]
-    assert paths["/PractitionerRole"]["post"]["security"] == [{"apiKey": [], "userid": []}]
+    assert paths["/PractitionerRole"]["post"]["security"] == [{"smart": [], "apiKey": [], "userid": []}]
     assert paths["/v1/practitioner-roles"]["post"]["security"] == [{"apiKey": []}]
-    assert "security" not in paths["/metadata"]["get"] and "security" not in paths["/openapi.json"]["get"]
+    for public in ("/metadata", "/openapi.json", "/.well-known/smart-configuration", "/auth/token", "/auth/jwks"):
+        assert all("security" not in op for op in paths[public].values())
     schemes = document["components"]["securitySchemes"]
-    assert {s["name"] for s in schemes.values()} == {"x-api-key", "userid"}
+    assert {s["name"] for s in schemes.values() if s["type"] == "apiKey"} == {"x-api-key", "userid"}
+    discovery = requests.get(server.base_url + "/.well-known/smart-configuration", timeout=10).json()
+    flow = schemes["smart"]["flows"]["clientCredentials"]
+    assert schemes["smart"]["type"] == "oauth2" and flow["tokenUrl"] == discovery["token_endpoint"]
+    assert sorted(flow["scopes"]) == sorted(discovery["scopes_supported"])
+    assert "application/x-www-form-urlencoded" in paths["/auth/token"]["post"]["requestBody"]["content"]
 
 
 def test_search_parameters_come_from_the_search_table(document) -> None:

@@ -5,6 +5,7 @@ plain-JSON API's meta; 429 past the limit; configurable per key."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -17,7 +18,7 @@ import requests
 from fhir_server.outcome import Msg
 from fhir_server.store.api_keys import ApiKeyStore
 
-from ..support import PERSON, ROOT, Server, fresh_cpn, fresh_role, practitioner, start_server
+from ..support import PERSON, ROOT, Server, fresh_cpn, fresh_role, practitioner, register_client, start_server
 
 ROLE = "/PractitionerRole/R00000012-G"
 PLAIN = "/v1/practitioner-roles"
@@ -32,27 +33,46 @@ def second_server(database, server: Server, tmp_path_factory: pytest.TempPathFac
     running.stop()
 
 
-def new_key(mongo: t.Any, limit: str | None) -> str:
-    return ApiKeyStore(mongo).create("rate-limit test", limit)[1]
+class Caller:
+    """A client of these tests: its keys, each with a limit of its own, and one token that goes with any of them."""
+
+    def __init__(self, server: Server, mongo: t.Any) -> None:
+        self.mongo = mongo
+        self.client = register_client(mongo, "rate-limit test")
+        self.token = server.token(credentials=self.client)
+
+    def new_key(self, limit: str | None) -> str:
+        return self.new_key_with_id(limit)[1]
+
+    def new_key_with_id(self, limit: str | None) -> tuple[str, str]:
+        return ApiKeyStore(self.mongo).create("rate-limit test", limit, self.client.client_id)
+
+    def headers(self, key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}", "x-api-key": key, "userid": "99ZZZS"}
 
 
-def fhir_get(server: Server, key: str, path: str = ROLE) -> requests.Response:
-    return requests.get(server.base_url + path, headers={"x-api-key": key, "userid": "99ZZZS"}, timeout=30)
+@pytest.fixture(scope="module")
+def caller(server: Server, mongo) -> Caller:
+    return Caller(server, mongo)
+
+
+def fhir_get(server: Server, caller: Caller, key: str, path: str = ROLE) -> requests.Response:
+    return requests.get(server.base_url + path, headers=caller.headers(key), timeout=30)
 
 
 def plain_post(server: Server, key: str, body: dict[str, t.Any]) -> requests.Response:
     return requests.post(server.base_url + PLAIN, json=body, headers={"x-api-key": key}, timeout=30)
 
 
-def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api) -> None:
-    key, cpn = new_key(mongo, "7/hour"), fresh_cpn()
+def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api, caller: Caller) -> None:
+    key, cpn = caller.new_key("7/hour"), fresh_cpn()
     assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
     before = mongo["practitioner_roles"].count_documents({})
 
     def call(i: int) -> tuple[str, requests.Response]:
         if i % 2:
             return "create", plain_post(second_server, key, {"practitionerId": cpn, "role": "consultant"})
-        return "read", fhir_get(server, key)
+        return "read", fhir_get(server, caller, key)
 
     with ThreadPoolExecutor(12) as pool:
         results = list(pool.map(call, range(30)))
@@ -75,8 +95,8 @@ def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(serve
             assert body["meta"]["rateLimitReset"] == seconds
 
 
-def test_headers_and_meta_report_the_window_as_it_is_used(server: Server, mongo) -> None:
-    key = new_key(mongo, "3/hour")
+def test_headers_and_meta_report_the_window_as_it_is_used(server: Server, caller: Caller) -> None:
+    key = caller.new_key("3/hour")
     resets = []
     for remaining in (2, 1, 0):
         response = requests.get(server.base_url + f"{PLAIN}/R00000012-G", headers={"x-api-key": key}, timeout=30)
@@ -89,31 +109,31 @@ def test_headers_and_meta_report_the_window_as_it_is_used(server: Server, mongo)
         assert meta["rateLimitReset"] == int(response.headers["RateLimit-Reset"])
         resets.append(meta["rateLimitReset"])
     assert 3590 <= resets[0] <= 3600 and resets == sorted(resets, reverse=True)
-    throttled = fhir_get(server, key)
+    throttled = fhir_get(server, caller, key)
     assert throttled.status_code == 429
     assert throttled.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
 
 
-def test_each_key_has_a_window_of_its_own(server: Server, mongo) -> None:
-    first, second = new_key(mongo, "1/hour"), new_key(mongo, "1/hour")
-    assert [fhir_get(server, first).status_code, fhir_get(server, first).status_code] == [200, 429]
-    assert fhir_get(server, second).status_code == 200
+def test_each_key_has_a_window_of_its_own(server: Server, caller: Caller) -> None:
+    first, second = caller.new_key("1/hour"), caller.new_key("1/hour")
+    assert [fhir_get(server, caller, first).status_code, fhir_get(server, caller, first).status_code] == [200, 429]
+    assert fhir_get(server, caller, second).status_code == 200
 
 
-def bundle_post(server: Server, key: str, body: dict[str, t.Any]) -> requests.Response:
+def bundle_post(server: Server, caller: Caller, key: str, body: dict[str, t.Any]) -> requests.Response:
     return requests.post(server.base_url + "/", json=body, timeout=30,
-                         headers={"x-api-key": key, "userid": "99ZZZS", "Content-Type": "application/fhir+json"})
+                         headers={**caller.headers(key), "Content-Type": "application/fhir+json"})
 
 
 def counted(mongo: t.Any, key_id: str) -> int:
     return sum(d["count"] for d in mongo["rate_limit_counters"].find({"_id": {"$regex": key_id}}))
 
 
-def test_a_bundle_counts_once_and_each_entry_that_runs_once_more(server: Server, mongo) -> None:
-    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "5/hour")
+def test_a_bundle_counts_once_and_each_entry_that_runs_once_more(server: Server, mongo, caller: Caller) -> None:
+    key_id, key = caller.new_key_with_id("5/hour")
     batch = {"resourceType": "Bundle", "type": "batch",
              "entry": [{"request": {"method": "GET", "url": ROLE.lstrip("/")}} for _ in range(6)]}
-    response = bundle_post(server, key, batch)
+    response = bundle_post(server, caller, key, batch)
     assert response.status_code == 200
     entries = response.json()["entry"]
     # The Bundle is the first request, four entries fit, the fifth is refused and the sixth is not run.
@@ -124,29 +144,29 @@ def test_a_bundle_counts_once_and_each_entry_that_runs_once_more(server: Server,
     assert counted(mongo, key_id) == 6
 
 
-def test_a_bundle_refused_as_a_whole_costs_one_request(server: Server, mongo) -> None:
-    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "10/hour")
+def test_a_bundle_refused_as_a_whole_costs_one_request(server: Server, mongo, caller: Caller) -> None:
+    key_id, key = caller.new_key_with_id("10/hour")
     too_many = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET", "url": "metadata"}}] * 101}
-    assert [bundle_post(server, key, body).status_code for body in ({"resourceType": "Bundle", "type": "collection"}, too_many)] \
+    assert [bundle_post(server, caller, key, body).status_code for body in ({"resourceType": "Bundle", "type": "collection"}, too_many)] \
         == [400, 413]
     assert counted(mongo, key_id) == 2
 
 
-def test_an_entrys_conditional_references_are_part_of_it(server: Server, mongo, api) -> None:
-    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "10/hour")
+def test_an_entrys_conditional_references_are_part_of_it(server: Server, mongo, api, caller: Caller) -> None:
+    key_id, key = caller.new_key_with_id("10/hour")
     cpn = fresh_cpn()
     assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
     role = fresh_role(practitioner={"reference": f"Practitioner?identifier={PERSON}|{cpn}"})
-    response = bundle_post(server, key, {"resourceType": "Bundle", "type": "transaction",
+    response = bundle_post(server, caller, key, {"resourceType": "Bundle", "type": "transaction",
                                          "entry": [{"request": {"method": "POST", "url": "PractitionerRole"}, "resource": role}]})
     assert response.status_code == 200, response.text
     assert counted(mongo, key_id) == 2
 
 
-def test_a_throttled_entry_rolls_a_transaction_back(server: Server, mongo) -> None:
-    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "2/hour")
+def test_a_throttled_entry_rolls_a_transaction_back(server: Server, mongo, caller: Caller) -> None:
+    key_id, key = caller.new_key_with_id("2/hour")
     cpns = [fresh_cpn(), fresh_cpn()]
-    response = bundle_post(server, key, {"resourceType": "Bundle", "type": "transaction", "entry": [
+    response = bundle_post(server, caller, key, {"resourceType": "Bundle", "type": "transaction", "entry": [
         {"request": {"method": "POST", "url": "Practitioner"}, "resource": practitioner(cpn)} for cpn in cpns]})
     assert response.status_code == 429
     assert 1 <= int(response.headers["Retry-After"]) <= 3600
@@ -154,12 +174,12 @@ def test_a_throttled_entry_rolls_a_transaction_back(server: Server, mongo) -> No
     assert mongo["reference_resources"].count_documents({"resource.id": {"$in": cpns}}) == 0
 
 
-def test_every_answered_request_with_a_known_key_counts(server: Server, mongo) -> None:
-    key = new_key(mongo, "10/hour")
+def test_every_answered_request_with_a_known_key_counts(server: Server, caller: Caller) -> None:
+    key = caller.new_key("10/hour")
     answers = [
-        requests.get(server.base_url + "/NoSuchType/1", headers={"x-api-key": key, "userid": "99ZZZS"}, timeout=30),
-        requests.delete(server.base_url + "/metadata", headers={"x-api-key": key, "userid": "99ZZZS"}, timeout=30),
-        requests.get(server.base_url + ROLE, headers={"x-api-key": key}, timeout=30),  # no userid
+        requests.get(server.base_url + "/NoSuchType/1", headers=caller.headers(key), timeout=30),
+        requests.delete(server.base_url + "/metadata", headers=caller.headers(key), timeout=30),
+        requests.get(server.base_url + ROLE, headers={"x-api-key": key}, timeout=30),  # no token
         requests.get(server.base_url + "/v1/nothing-here", headers={"x-api-key": key}, timeout=30),
     ]
     assert [a.status_code for a in answers] == [404, 405, 401, 404]
@@ -167,11 +187,11 @@ def test_every_answered_request_with_a_known_key_counts(server: Server, mongo) -
     assert answers[3].json()["meta"]["rateLimitRemaining"] == 6
 
 
-def test_with_several_limits_the_closest_is_reported_and_all_are_listed(server: Server, mongo) -> None:
-    key = new_key(mongo, "100/minute;3/hour")
-    remaining = [fhir_get(server, key).headers["RateLimit-Remaining"] for _ in range(3)]
+def test_with_several_limits_the_closest_is_reported_and_all_are_listed(server: Server, caller: Caller) -> None:
+    key = caller.new_key("100/minute;3/hour")
+    remaining = [fhir_get(server, caller, key).headers["RateLimit-Remaining"] for _ in range(3)]
     assert remaining == ["2", "1", "0"]
-    throttled = fhir_get(server, key)
+    throttled = fhir_get(server, caller, key)
     assert throttled.status_code == 429
     assert throttled.headers["RateLimit-Limit"] == "3"
     assert throttled.headers["RateLimit-Policy"] == "100;w=60, 3;w=3600"
@@ -181,10 +201,10 @@ def test_with_several_limits_the_closest_is_reported_and_all_are_listed(server: 
         Msg.THROTTLED.value.text.format(limit="3 per 1 hour", seconds=seconds)]
 
 
-def test_a_request_over_one_limit_still_counts_against_the_others(server: Server, mongo) -> None:
-    key_id, key = ApiKeyStore(mongo).create("rate-limit test", "1/minute;100/hour")
-    assert [fhir_get(server, key).status_code for _ in range(3)] == [200, 429, 429]
-    throttled = fhir_get(server, key)
+def test_a_request_over_one_limit_still_counts_against_the_others(server: Server, mongo, caller: Caller) -> None:
+    key_id, key = caller.new_key_with_id("1/minute;100/hour")
+    assert [fhir_get(server, caller, key).status_code for _ in range(3)] == [200, 429, 429]
+    throttled = fhir_get(server, caller, key)
     assert throttled.headers["RateLimit-Policy"] == "1;w=60, 100;w=3600"
     assert (throttled.headers["RateLimit-Limit"], throttled.headers["RateLimit-Remaining"]) == ("1", "0")
     # Counter ids end in amount/multiple/period: …/1/1/minute, …/100/1/hour.
@@ -192,46 +212,46 @@ def test_a_request_over_one_limit_still_counts_against_the_others(server: Server
     assert counts == {"1": 4, "100": 4}
 
 
-def test_requests_that_are_not_authenticated_are_not_counted(server: Server) -> None:
+def test_requests_that_are_not_authenticated_are_not_counted(server: Server, caller: Caller) -> None:
     metadata = requests.get(server.base_url + "/metadata", timeout=30)
-    refused = fhir_get(server, "hpi_unknown")
+    refused = fhir_get(server, caller, "hpi_unknown")
     assert (metadata.status_code, refused.status_code) == (200, 403)
     assert "RateLimit-Limit" not in metadata.headers and "RateLimit-Limit" not in refused.headers
 
 
 def cli(server: Server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "MONGODB_URI": server.env["MONGODB_URI"], "MONGODB_DATABASE": "fhir_test", "RATE_LIMIT": "1000000/hour"}
-    return subprocess.run([sys.executable, "-m", "fhir_server", "api-key", *args], env=env, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "fhir_server", *args], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
 
 
-def test_a_keys_limit_is_set_with_the_cli(server: Server) -> None:
-    created = cli(server, "create", "limited client", "--rate-limit", "2/hour")
+def test_a_keys_limit_is_set_with_the_cli(server: Server, caller: Caller) -> None:
+    created = cli(server, "client", "key", caller.client.client_id, "--rate-limit", "2/hour")
     assert created.returncode == 0, created.stderr
-    key_id, key = created.stdout.split()[:2]
-    assert fhir_get(server, key).headers["RateLimit-Policy"] == "2;w=3600"
-    assert "2/hour" in next(line for line in cli(server, "list").stdout.splitlines() if line.startswith(key_id))
+    key, key_id = re.fullmatch(r"x-api-key  (\S+)  \(key id (\S+)\)", created.stdout.splitlines()[0]).groups()
+    assert fhir_get(server, caller, key).headers["RateLimit-Policy"] == "2;w=3600"
+    assert "2/hour" in next(line for line in cli(server, "api-key", "list").stdout.splitlines() if line.startswith(key_id))
 
-    changed = cli(server, "limit", key_id, "5/minute")
+    changed = cli(server, "api-key", "limit", key_id, "5/minute")
     assert (changed.returncode, changed.stdout.strip()) == (0, f"{key_id} may make 5/minute.")
-    assert fhir_get(server, key).headers["RateLimit-Policy"] == "5;w=60"  # API_KEY_CACHE_SECONDS is 0 here
+    assert fhir_get(server, caller, key).headers["RateLimit-Policy"] == "5;w=60"  # API_KEY_CACHE_SECONDS is 0 here
 
-    assert cli(server, "limit", key_id, "default").returncode == 0
-    assert fhir_get(server, key).headers["RateLimit-Limit"] == "1000000"
+    assert cli(server, "api-key", "limit", key_id, "default").returncode == 0
+    assert fhir_get(server, caller, key).headers["RateLimit-Limit"] == "1000000"
 
-    refused = cli(server, "limit", key_id, "lots")
+    refused = cli(server, "api-key", "limit", key_id, "lots")
     assert refused.returncode == 2
     assert "'lots' is not a rate limit" in refused.stderr
-    assert cli(server, "limit", "nosuchkey", "5/minute").returncode == 1
+    assert cli(server, "api-key", "limit", "nosuchkey", "5/minute").returncode == 1
 
 
-def test_after_retry_after_seconds_a_new_window_opens(server: Server, mongo) -> None:
-    key = new_key(mongo, "1 per 3 seconds")
-    assert fhir_get(server, key).status_code == 200
-    throttled = fhir_get(server, key)
+def test_after_retry_after_seconds_a_new_window_opens(server: Server, caller: Caller) -> None:
+    key = caller.new_key("1 per 3 seconds")
+    assert fhir_get(server, caller, key).status_code == 200
+    throttled = fhir_get(server, caller, key)
     assert throttled.status_code == 429
     time.sleep(int(throttled.headers["Retry-After"]))
-    again = fhir_get(server, key)
+    again = fhir_get(server, caller, key)
     assert again.status_code == 200
     assert (again.headers["RateLimit-Remaining"], again.headers["RateLimit-Policy"]) == ("0", "1;w=3")
     assert 2 <= int(again.headers["RateLimit-Reset"]) <= 3

@@ -40,8 +40,10 @@ def slow_mongo(database) -> t.Iterator[t.Any]:
     client.close()
 
 
-def create_head(server: Server, length: int) -> bytes:
-    return (f"POST /PractitionerRole HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {server.api_key}\r\nuserid: 99ZZZS\r\n"
+def create_head(headers: dict[str, str], length: int) -> bytes:
+    """A create's head with the HPI's ``headers``."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (f"POST /PractitionerRole HTTP/1.1\r\nHost: 127.0.0.1\r\n{lines}User-Agent: slow-tests/1\r\n"
             f"Content-Type: {FHIR_JSON}\r\nContent-Length: {length}\r\n\r\n").encode()
 
 
@@ -75,19 +77,19 @@ def test_fresh_requests_are_answered_while_many_clients_trickle(slow_server, slo
     role_id = api.create(fresh_role()).json()["id"]
     port = int(slow_server.base_url.rsplit(":", 1)[1])
     before = stored_counts(slow_mongo)
+    headers = slow_server.headers()
 
     def fresh(i: int) -> int:
         if i % 2:
             return requests.get(slow_server.base_url + "/metadata", timeout=30).status_code
-        return requests.get(f"{slow_server.base_url}/PractitionerRole/{role_id}", timeout=30,
-                            headers={"x-api-key": slow_server.api_key, "userid": "99ZZZS"}).status_code
+        return requests.get(f"{slow_server.base_url}/PractitionerRole/{role_id}", timeout=30, headers=headers).status_code
 
     async def load() -> tuple[list[list[str]], list[list[str]], list[int]]:
         loop = asyncio.get_running_loop()
         until = loop.time() + HEADER_TIMEOUT + BODY_TIMEOUT + 1
         heads = [asyncio.create_task(trickle(port, b"GET /metadata HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: y\r\n", 0.5, until))
                  for _ in range(100)]
-        bodies = [asyncio.create_task(trickle(port, create_head(slow_server, MAX_BODY_BYTES), b" " * 100, 0.1, until))
+        bodies = [asyncio.create_task(trickle(port, create_head(headers, MAX_BODY_BYTES), b" " * 100, 0.1, until))
                   for _ in range(20)]
         await asyncio.sleep(0.5)
         with ThreadPoolExecutor(4) as pool:
@@ -118,7 +120,7 @@ def test_a_body_that_stops_gets_408_and_nothing_is_stored(slow_server, slow_mong
     before = stored_counts(slow_mongo)
     body = json.dumps(fresh_role()).encode()
     with RawConnection(slow_server.base_url) as c:
-        c.send(create_head(slow_server, len(body)) + body[:-10])
+        c.send(create_head(slow_server.headers(), len(body)) + body[:-10])
         answer = c.answer()
         assert answer.status == 408
         assert answer.headers["content-type"].startswith(FHIR_JSON)

@@ -44,8 +44,13 @@ def head(method: str, path: str, *lines: str) -> bytes:
     return "\r\n".join([f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *lines, "", ""]).encode()
 
 
+def auth_headers(api) -> list[tuple[str, str]]:
+    """The HPI's headers (SPEC.md §6) of the api session, and a User-Agent."""
+    return [(name, api.session.headers[name]) for name in ("Authorization", "x-api-key", "userid")] + [("User-Agent", "raw-tests/1")]
+
+
 def auth(api) -> list[str]:
-    return [f"x-api-key: {api.session.headers['x-api-key']}", "userid: 99ZZZS"]
+    return [f"{name}: {value}" for name, value in auth_headers(api)]
 
 
 @pytest.mark.parametrize("line", [b"GARBAGE\r\n\r\n", b"GET /metadata\r\n\r\n", b"GET /metadata HTTP/1.1\r\n\r\n", b"GET /met adata HTTP/1.1\r\nHost: x\r\n\r\n"])
@@ -172,8 +177,7 @@ def test_keep_alive_answers_several_requests_on_one_connection(server, api):
     created = api.create(fresh_role()).json()
     with RawConnection(server.base_url) as c:
         first = c.request("GET", "/metadata")
-        second = c.request("GET", f"/PractitionerRole/{created['id']}", [("x-api-key", api.session.headers["x-api-key"]),
-                                                                         ("userid", "99ZZZS")])
+        second = c.request("GET", f"/PractitionerRole/{created['id']}", auth_headers(api))
         third = c.request("GET", "/openapi.json")
     assert [first.status, second.status, third.status] == [200, 200, 200]
     assert second.json()["id"] == created["id"]

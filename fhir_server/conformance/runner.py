@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import requests
 
+from ..auth.assertion import Caller, TokenRefused
 from .checks import Answer, compare, saved_value
 from .manifest import Manifest, Step
 from .values import fresh_values, placeholders, substitute
@@ -26,10 +27,12 @@ Send = t.Callable[[str, str, dict[str, str], bytes | None], Answer]
 
 @dataclass(frozen=True)
 class Target:
-    """The server to run against and the credentials to send (SPEC.md §6)."""
+    """The server to run against and the credentials to send (SPEC.md §6): the caller's API key and
+    access token (``{{api_key}}``, ``{{access_token}}``; a token about to expire is replaced between
+    steps) and ``userid``."""
 
     base_url: str
-    api_key: str
+    caller: Caller
     userid: str
 
 
@@ -63,10 +66,17 @@ def run(manifest: Manifest, target: Target, send: Send | None = None) -> list[Re
     send = send or http_sender()
     base_url = target.base_url.rstrip("/")
     fresh = fresh_values(manifest.fresh)
-    saved = {"base_url": base_url, "api_key": target.api_key, "userid": target.userid}
+    saved = {"base_url": base_url, "api_key": target.caller.api_key, "userid": target.userid}
     saved_by = manifest.saved_by()
     results = []
     for step in manifest.steps:
+        try:
+            saved["access_token"] = target.caller.token()  # a new one if the last is about to expire
+        except (requests.RequestException, TokenRefused) as e:
+            saved.pop("access_token", None)
+            if "access_token" in _missing_values(step, manifest.headers, saved):
+                results.append(Result(step, step.path, None, (f"no access token: {e.__class__.__name__}: {e}",)))
+                continue
         missing = _missing_values(step, manifest.headers, saved)
         if missing:
             reasons = tuple(f"needs {{{{{name}}}}}, which step {saved_by[name]} did not save (it failed)" for name in missing)

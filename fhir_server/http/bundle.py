@@ -51,7 +51,7 @@ bp = Blueprint("bundle", __name__)
 # for the entry without a rate-limit count of its own, so their number is bounded here.
 MAX_CONDITIONAL_REFERENCES = 10
 # What an entry's request takes from the outer request.
-_PASSED_ON = ("x-api-key", "userid", "X-Correlation-Id", "Prefer")
+_PASSED_ON = ("Authorization", "x-api-key", "userid", "User-Agent", "X-Correlation-Id", "Prefer")
 _KEPT = ("Location", "ETag", "Last-Modified", "Retry-After")
 
 

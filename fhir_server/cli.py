@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from . import loader
 from .auth import ALL, Access, OAuthError, Tokens, check_jwks
-from .auth.assertion import ClientCredentials, new_client_key, public_jwks, token_request
+from .auth.assertion import Caller, ClientCredentials, new_client_key, public_jwks, token_request
 from .auth.tokens import new_signing_key
 from .auth.scopes import parse as parse_scopes
 from .config import PROJECT_DIR, STARTED_ENV, Settings
@@ -413,14 +413,23 @@ def write_snapshots() -> None:
 
 @main.command()
 @click.option("--base-url", help="The server to check  [default: http://127.0.0.1:8080, or HOST and PORT as `make run` uses them]")
-@click.option("--api-key", help="The x-api-key to send  [default: the one `make run` wrote to DATA_DIR/dev-api-key]")
+@click.option("--token", help="An access token to send (with --api-key, the key of the token's client); it is not renewed")
+@click.option("--api-key", help="The x-api-key to send with --token")
+@click.option("--client-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Client credentials (client_id, api_key, private JWK) to ask the server's token endpoint for tokens with  "
+                   "[default: DATA_DIR/dev-client.json, which `make run` writes]")
 @click.option("--userid", default="99ZZZS", show_default=True, help="The userid header to send.")
 @click.option("--examples", "examples_dir", default=PROJECT_DIR / "examples", show_default=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path), help="The folder holding manifest.json.")
 @click.option("--serve", is_flag=True, help="Start a throwaway server (embedded database in a temporary DATA_DIR), check it, stop it.")
 @click.option("--list", "list_only", is_flag=True, help="Print the steps and what each expects; send nothing.")
-def conformance(base_url: str | None, api_key: str | None, userid: str, examples_dir: Path, serve: bool, list_only: bool) -> None:
-    """Run the examples against a server and print a pass/fail table; exit status 1 if any step fails."""
+def conformance(base_url: str | None, token: str | None, api_key: str | None, client_file: Path | None, userid: str,
+                examples_dir: Path, serve: bool, list_only: bool) -> None:
+    """Run the examples against a server and print a pass/fail table; exit status 1 if any step fails.
+
+    Every FHIR request carries an access token and the x-api-key of its client: either --token with
+    --api-key, or client credentials (--client-file), with which a new token is fetched before the last
+    one expires."""
     try:
         manifest = load_manifest(examples_dir)
     except ManifestError as e:
@@ -428,28 +437,40 @@ def conformance(base_url: str | None, api_key: str | None, userid: str, examples
     if list_only:
         click.echo(format_steps(manifest))
         return
+    if bool(token) != bool(api_key):
+        raise click.UsageError("--token and --api-key go together: the token must be of the key's client")
+    if token and client_file:
+        raise click.UsageError("give either --token with --api-key, or --client-file")
     if serve:
-        if base_url or api_key:
-            raise click.UsageError("--serve checks a server of its own: leave out --base-url and --api-key")
+        if base_url or token or client_file:
+            raise click.UsageError("--serve checks a server of its own: leave out --base-url, --token, --api-key and --client-file")
         try:
             with throwaway_server() as server:
                 click.echo(f"Started a throwaway server on {server.base_url} (data in {server.data_dir})")
-                results = run(manifest, Target(server.base_url, _dev_key(server.data_dir), userid))
+                caller = Caller.of_client(server.base_url, _client_credentials(server.data_dir / DEV_CLIENT_FILE))
+                results = run(manifest, Target(server.base_url, caller, userid))
         except ServerDidNotStart as e:
             raise click.ClickException(str(e)) from None
     else:
         settings = Settings()
-        target = Target(base_url or f"http://{settings.host}:{settings.port}", api_key or _dev_key(settings.data_dir), userid)
-        results = run(manifest, target)
+        base_url = base_url or f"http://{settings.host}:{settings.port}"
+        if token and api_key:
+            caller = Caller.fixed(api_key, token)
+        else:
+            caller = Caller.of_client(base_url, _client_credentials(client_file or settings.data_dir / DEV_CLIENT_FILE))
+        results = run(manifest, Target(base_url, caller, userid))
     click.echo(format_table(results))
     sys.exit(0 if all(r.passed for r in results) else 1)
 
 
-def _dev_key(data_dir: Path) -> str:
-    path = data_dir / DEV_KEY_FILE
-    if not path.exists():
-        raise click.UsageError(f"no --api-key given and no {path}: start the server with `make run` first, or pass --api-key")
-    return path.read_text().strip()
+def _client_credentials(path: Path) -> ClientCredentials:
+    try:
+        return ClientCredentials.load(path)
+    except FileNotFoundError:
+        raise click.UsageError(f"no {path}: start the server with `make run` first (it writes the development client's "
+                               "credentials there), or pass --client-file, or --token with --api-key") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise click.UsageError(f"{path} holds no client credentials (client_id, api_key, key): {e!r}") from None
 
 
 @main.command()

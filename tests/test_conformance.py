@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from fhir_server.auth.assertion import Caller, ClientCredentials, new_client_key
 from fhir_server.cli import main
 from fhir_server.conformance import Result, Target, format_table, load_manifest, run
 from fhir_server.outcome import Msg
@@ -23,12 +24,13 @@ EXAMPLES = ROOT / "examples"
 
 
 def run_examples(server: Server, examples: Path = EXAMPLES) -> list[Result]:
-    return run(load_manifest(examples), Target(server.base_url, server.api_key, "99ZZZS"))
+    return run(load_manifest(examples), Target(server.base_url, Caller.of_client(server.base_url, server.credentials), "99ZZZS"))
 
 
-def conformance_cli(server: Server, examples: Path = EXAMPLES) -> t.Any:
-    args = ["conformance", "--base-url", server.base_url, "--api-key", server.api_key, "--examples", str(examples)]
-    return CliRunner().invoke(main, args)
+def conformance_cli(server: Server, examples: Path = EXAMPLES, *auth: str) -> t.Any:
+    """The CLI against ``server``, by default with the client credentials `serve` wrote."""
+    auth = auth or ("--client-file", str(server.data_dir / "dev-client.json"))
+    return CliRunner().invoke(main, ["conformance", "--base-url", server.base_url, *auth, "--examples", str(examples)])
 
 
 def table_line(output: str, step: str) -> str:
@@ -84,10 +86,51 @@ def test_a_wrong_message_gives_a_failure_in_the_table_and_a_non_zero_exit(server
     assert outcome.output.rstrip().endswith(f"{total} steps: {total - 1} passed, 1 failed")
 
 
+def test_a_given_token_and_key_are_sent_with_every_step(server):
+    outcome = conformance_cli(server, EXAMPLES, "--token", server.token(), "--api-key", server.api_key)
+    assert outcome.exit_code == 0, outcome.output
+    assert "PASS" in table_line(outcome.output, "error-missing-token")
+
+
+def test_a_key_the_server_does_not_know_fails_the_steps_needing_one(server):
+    outcome = conformance_cli(server, EXAMPLES, "--token", server.token(), "--api-key", "not-a-key-of-this-server")
+    assert outcome.exit_code == 1
+    assert re.search(r"POST /Practitioner\s+201\s+403\s+FAIL", table_line(outcome.output, "practitioner-create"))
+    assert "PASS" in table_line(outcome.output, "metadata") and "PASS" in table_line(outcome.output, "smart-configuration")
+
+
+def test_a_token_about_to_expire_is_replaced_between_steps(server):
+    asked = []
+
+    def fetch() -> dict[str, t.Any]:
+        asked.append(1)
+        return {"access_token": server.token(), "expires_in": 0}  # past the margin at once: asked again every step
+
+    results = run(load_manifest(EXAMPLES), Target(server.base_url, Caller(server.api_key, fetch), "99ZZZS"))
+    assert [r.step.name for r in results if not r.passed] == [], format_table(results)
+    assert len(asked) == len(results)
+
+
+def test_without_credentials_the_cli_says_where_they_come_from(tmp_path):
+    outcome = CliRunner().invoke(main, ["conformance", "--base-url", "http://127.0.0.1:9", "--client-file", str(tmp_path / "none.json")])
+    assert outcome.exit_code == 2
+    assert "make run" in outcome.output and "--token with --api-key" in outcome.output
+    alone = CliRunner().invoke(main, ["conformance", "--base-url", "http://127.0.0.1:9", "--api-key", "k"])
+    assert alone.exit_code == 2 and "--token and --api-key go together" in alone.output
+
+
 def test_a_server_that_does_not_answer_fails_every_step():
-    results = run(load_manifest(EXAMPLES), Target("http://127.0.0.1:9", "no-key", "99ZZZS"))
+    results = run(load_manifest(EXAMPLES), Target("http://127.0.0.1:9", Caller.fixed("no-key", "no-token"), "99ZZZS"))
     assert not any(r.passed for r in results)
     assert results[0].differences[0].startswith("no answer: ConnectionError")
+
+
+def test_with_no_token_to_be_had_the_steps_needing_one_fail_saying_so():
+    credentials = ClientCredentials("no-client", "no-key", new_client_key())
+    results = run(load_manifest(EXAMPLES), Target("http://127.0.0.1:9", Caller.of_client("http://127.0.0.1:9", credentials), "99ZZZS"))
+    assert results[0].differences[0].startswith("no answer: ConnectionError")  # /metadata needs none
+    needing = next(r for r in results if r.step.name == "practitioner-create")
+    assert needing.status is None and needing.differences[0].startswith("no access token: ConnectionError")
 
 
 # --- the examples themselves, without a server --------------------------------------------------------
@@ -112,7 +155,7 @@ HPI_ERRORS = [
     Msg.DUPLICATE, Msg.STATUS_REASON_REQUIRED, Msg.PERIOD_END_REQUIRED, Msg.PERIOD_FORMAT, Msg.PERIOD_ORDER,
     Msg.CONTACT_DUPLICATE, Msg.PHONE_FORMAT, Msg.EMAIL_FORMAT, Msg.CONTACT_PERIOD_FORMAT, Msg.CONTACT_PERIOD_ORDER,
     Msg.NOT_UPDATABLE, Msg.ROLE_IDENTIFIER_REQUIRED, Msg.VERSION_CONFLICT, Msg.NOT_FOUND, Msg.SEARCH_PRACTITIONER_REQUIRED,
-    Msg.FORBIDDEN, Msg.MISSING_USERID,
+    Msg.FORBIDDEN, Msg.MISSING_USERID, Msg.UNAUTHORIZED, Msg.USER_AGENT_MISSING,
 ]
 
 
@@ -142,6 +185,7 @@ def test_a_manifest_that_cannot_run_is_refused_before_sending_anything(tmp_path,
     manifest["steps"][1].update(change)
     (examples / "manifest.json").write_text(json.dumps(manifest))
 
-    outcome = CliRunner().invoke(main, ["conformance", "--base-url", "http://127.0.0.1:9", "--api-key", "k", "--examples", str(examples)])
+    outcome = CliRunner().invoke(main, ["conformance", "--base-url", "http://127.0.0.1:9", "--token", "t", "--api-key", "k",
+                                        "--examples", str(examples)])
     assert outcome.exit_code == 1
     assert problem in outcome.output

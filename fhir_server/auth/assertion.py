@@ -1,11 +1,14 @@
 """The client's side of SMART Backend Services, for this server's own tools (``fhir-server token``, the
 conformance runner, the benchmark, the reliability suite) and the development client: a key pair,
-and a signed client assertion for the token endpoint (PyJWT does the signing)."""
+a signed client assertion for the token endpoint (PyJWT does the signing), and :class:`Caller`, which
+keeps a current token for a client's requests."""
 
 from __future__ import annotations
 
 import json
+import math
 import secrets
+import threading
 import time
 import typing as t
 import uuid
@@ -61,9 +64,23 @@ class ClientCredentials(t.NamedTuple):
         return cls(doc["client_id"], doc["api_key"], doc["key"])
 
 
+class TokenRefused(RuntimeError):
+    """The token endpoint answered, but with no token."""
+
+
 def fetch_token(base_url: str, credentials: ClientCredentials, scope: str | None = None, timeout: float = 30) -> str:
     """An access token from the server at ``base_url`` over HTTP, discovered as SMART says; by default
     with every scope the server offers (it grants those the client holds)."""
+    return str(request_token(base_url, credentials, scope, timeout)["access_token"])
+
+
+def request_token(base_url: str, credentials: ClientCredentials, scope: str | None = None,
+                  timeout: float = 30) -> dict[str, t.Any]:
+    """The token endpoint's whole answer (``access_token``, ``expires_in``, ``scope``), as :func:`fetch_token`.
+
+    :raises requests.RequestException: no answer, or discovery failed.
+    :raises TokenRefused: the token endpoint refused.
+    """
     import requests  # here: the server itself never calls out
 
     config = requests.get(base_url.rstrip("/") + "/.well-known/smart-configuration", timeout=timeout)
@@ -73,5 +90,50 @@ def fetch_token(base_url: str, credentials: ClientCredentials, scope: str | None
                          scope if scope is not None else " ".join(found["scopes_supported"]))
     answer = requests.post(found["token_endpoint"], data=form, timeout=timeout)
     if answer.status_code != 200:
-        raise RuntimeError(f"the token endpoint answered {answer.status_code}: {answer.text}")
-    return str(answer.json()["access_token"])
+        raise TokenRefused(f"the token endpoint answered {answer.status_code}: {answer.text}")
+    return t.cast(dict[str, t.Any], answer.json())
+
+
+class Caller:
+    """What a client sends with every FHIR request to be let in (SPEC.md §6): its API key and a current
+    access token. Safe to share between threads.
+
+    :meth:`of_client` asks the token endpoint for a token at the first use, and again once the token is
+    within ``REFRESH_SECONDS`` of its expiry (TOKEN_SECONDS, 5 min by default), so that a long run never
+    sends an expired one; :meth:`fixed` sends the token it is given for as long as it is used.
+    """
+
+    REFRESH_SECONDS = 30
+
+    def __init__(self, api_key: str, fetch: t.Callable[[], dict[str, t.Any]] | None = None, token: str | None = None) -> None:
+        self.api_key = api_key
+        self._fetch = fetch
+        self._token = token
+        self._renew_at = math.inf if fetch is None else 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def fixed(cls, api_key: str, token: str) -> Caller:
+        return cls(api_key, token=token)
+
+    @classmethod
+    def of_client(cls, base_url: str, credentials: ClientCredentials, scope: str | None = None) -> Caller:
+        return cls(credentials.api_key, lambda: request_token(base_url, credentials, scope))
+
+    def token(self) -> str:
+        """The token to send now.
+
+        :raises requests.RequestException, TokenRefused: a new one was needed and none was given.
+        """
+        with self._lock:
+            if self._fetch is not None and time.monotonic() >= self._renew_at:
+                answer = self._fetch()
+                self._token = str(answer["access_token"])
+                lifetime = float(answer.get("expires_in", 60))
+                self._renew_at = time.monotonic() + max(lifetime - self.REFRESH_SECONDS, lifetime / 2)
+            assert self._token is not None
+            return self._token
+
+    def headers(self) -> dict[str, str]:
+        """``Authorization`` and ``x-api-key`` (``userid`` and ``User-Agent`` are the sender's)."""
+        return {"Authorization": f"Bearer {self.token()}", "x-api-key": self.api_key}

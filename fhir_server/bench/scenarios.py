@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
+from ..auth.assertion import Caller
 from ..config import PROJECT_DIR, Settings
 from ..definitions import load_definitions
 from ..terminology import ROLE_CODES
@@ -33,12 +34,13 @@ INCLUDE = "PractitionerRole:practitioner"
 
 @dataclass
 class Workload:
-    """What the scenarios share: where to send, the headers, the Practitioners made for the run, and
-    the ids of the roles the create scenario stored."""
+    """What the scenarios share: where to send, the headers (a bearer token of ``caller``, renewed in
+    place), the Practitioners made for the run, and the ids of the roles the create scenario stored."""
 
     server_url: str
     baseline_url: str
     headers: dict[str, str]
+    caller: Caller | None = None
     practitioners: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
 

@@ -36,7 +36,8 @@ def database(folder: Path) -> t.Iterator[EmbeddedDatabase]:
 
 @contextlib.contextmanager
 def fhir_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Iterator[Running]:
-    """``fhir-server serve`` on ``uri``; it seeds the reference data and writes ``folder/dev-api-key``."""
+    """``fhir-server serve`` on ``uri``; it seeds the reference data and writes the development client's
+    credentials to ``folder/dev-client.json``."""
     port = free_port(HOST)
     full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, DATA_DIR=str(folder), HOST=HOST, PORT=str(port))
     base_url = f"http://{HOST}:{port}"

@@ -12,24 +12,29 @@ import typing as t
 from dataclasses import dataclass
 
 import requests
+from urllib3.util import SKIP_HEADER
 
+from ..auth.assertion import Caller, TokenRefused
 from .checks import Answer, compare, saved_value
 from .manifest import Manifest, Step
 from .values import fresh_values, placeholders, substitute
 
 TIMEOUT_SECONDS = 30
 
-#: How a request reaches the server: method, absolute URL, headers, body → the answer. Raises
-#: ``requests.RequestException`` when there is none.
-Send = t.Callable[[str, str, dict[str, str], bytes | None], Answer]
+#: How a request reaches the server: method, absolute URL, headers (None: not sent, not even a
+#: default such as requests' User-Agent), body → the answer. Raises ``requests.RequestException``
+#: when there is none.
+Send = t.Callable[[str, str, dict[str, str | None], bytes | None], Answer]
 
 
 @dataclass(frozen=True)
 class Target:
-    """The server to run against and the credentials to send (SPEC.md §6)."""
+    """The server to run against and the credentials to send (SPEC.md §6): the caller's API key and
+    access token (``{{api_key}}``, ``{{access_token}}``; a token about to expire is replaced between
+    steps) and ``userid``."""
 
     base_url: str
-    api_key: str
+    caller: Caller
     userid: str
 
 
@@ -51,8 +56,11 @@ class Result:
 def http_sender(session: requests.Session | None = None) -> Send:
     session = session or requests.Session()
 
-    def send(method: str, url: str, headers: dict[str, str], body: bytes | None) -> Answer:
-        response = session.request(method, url, headers=headers, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False)
+    def send(method: str, url: str, headers: dict[str, str | None], body: bytes | None) -> Answer:
+        # requests leaves out a header given as None; urllib3 would still add its own User-Agent
+        # unless told to skip it.
+        sent = {name: SKIP_HEADER if value is None and name.lower() == "user-agent" else value for name, value in headers.items()}
+        response = session.request(method, url, headers=sent, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False)
         return Answer(response.status_code, response.headers, response.text)
 
     return send
@@ -63,10 +71,17 @@ def run(manifest: Manifest, target: Target, send: Send | None = None) -> list[Re
     send = send or http_sender()
     base_url = target.base_url.rstrip("/")
     fresh = fresh_values(manifest.fresh)
-    saved = {"base_url": base_url, "api_key": target.api_key, "userid": target.userid}
+    saved = {"base_url": base_url, "api_key": target.caller.api_key, "userid": target.userid}
     saved_by = manifest.saved_by()
     results = []
     for step in manifest.steps:
+        try:
+            saved["access_token"] = target.caller.token()  # a new one if the last is about to expire
+        except (requests.RequestException, TokenRefused) as e:
+            saved.pop("access_token", None)
+            if "access_token" in _missing_values(step, manifest.headers, saved):
+                results.append(Result(step, step.path, None, (f"no access token: {e.__class__.__name__}: {e}",)))
+                continue
         missing = _missing_values(step, manifest.headers, saved)
         if missing:
             reasons = tuple(f"needs {{{{{name}}}}}, which step {saved_by[name]} did not save (it failed)" for name in missing)
@@ -91,7 +106,7 @@ def _run_step(step: Step, default_headers: dict[str, str], base_url: str, fresh:
     body_text = step.body_text()
     path = substitute(step.path, fresh, saved)
     url = path if path.startswith(("http://", "https://")) else base_url + path
-    sent_headers = {name: substitute(value, fresh, saved) for name, value in headers.items() if value is not None}
+    sent_headers = {name: None if value is None else substitute(value, fresh, saved) for name, value in headers.items()}
     body = substitute(body_text, fresh, saved).encode("utf-8") if body_text is not None else None
     shown = path.removeprefix(base_url) or "/"
     try:

@@ -15,7 +15,7 @@ import typing as t
 from .. import identifiers as ids
 
 #: Placeholders every run provides.
-BUILT_IN = ("api_key", "base_url", "userid")
+BUILT_IN = ("access_token", "api_key", "base_url", "userid")
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"  # the HPI alphabet: no I or O (SPEC.md §2.1)
 _ALPHANUMERIC = "0123456789" + _LETTERS

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 import requests
 
+from ..auth.assertion import Caller, TokenRefused
+
 FHIR_JSON = "application/fhir+json"
 USERID = "99ZZZS"
+USER_AGENT = "fhir-server-reliability/1.0"
 TIMEOUT = 10.0  # seconds: longer than any answer should take, DB_TIMEOUT_MS included
 
 
@@ -46,11 +49,13 @@ class Answer:
 
 
 class Client:
-    """Calls one server with its key; FHIR calls also carry ``userid``. Safe to share between threads."""
+    """Calls one server as ``caller``: FHIR calls with its access token, its key, ``userid`` and
+    ``User-Agent`` (SPEC.md §6); plain-JSON calls with the key alone, as that API asks. Safe to share
+    between threads."""
 
-    def __init__(self, base_url: str, api_key: str, timeout: float = TIMEOUT) -> None:
+    def __init__(self, base_url: str, caller: Caller, timeout: float = TIMEOUT) -> None:
         self.base_url = base_url
-        self.api_key = api_key
+        self.caller = caller
         self.timeout = timeout
         self._local = threading.local()
 
@@ -62,14 +67,17 @@ class Client:
     def send(self, method: str, path: str, body: bytes | None = None, *, plain: bool = False,
              headers: t.Mapping[str, str | None] | None = None) -> Answer:
         """A header given as None is not sent."""
-        sent = {"x-api-key": self.api_key, "Content-Type": "application/json" if plain else FHIR_JSON,
-                **({} if plain else {"userid": USERID}), **(headers or {})}
         try:
+            auth = {"x-api-key": self.caller.api_key} if plain else {**self.caller.headers(), "userid": USERID,
+                                                                      "User-Agent": USER_AGENT}
+            sent = {**auth, "Content-Type": "application/json" if plain else FHIR_JSON, **(headers or {})}
             r = self._session().request(method, self.base_url + path, data=body, headers=sent, timeout=self.timeout)
         except requests.Timeout:
             return Answer(None, "timeout")
         except requests.ConnectionError:
             return Answer(None, "connection")
+        except TokenRefused:  # a new token was due and the token endpoint gave none
+            return Answer(None, "no token")
         return Answer(r.status_code, None, r.content, r.headers.get("Content-Type", ""))
 
     def create(self, role: dict[str, t.Any]) -> Answer:

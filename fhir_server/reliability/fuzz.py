@@ -12,7 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from .client import USERID, Answer
+from .client import USER_AGENT, USERID, Answer
 from .harness import Harness
 from .mutations import encode, mutated
 from .payloads import example_creates, reference_records
@@ -50,7 +50,6 @@ def _record(result: Result, what: str, status: int, detail: str) -> None:
 
 def _openapi(h: Harness, per_operation: int, deadline: float, result: Result) -> str:
     schema = schemathesis.openapi.from_url(h.client.base_url + "/openapi.json")
-    auth = {"x-api-key": h.client.api_key, "userid": USERID}
     statuses: Counter[int] = Counter()
     operations = [r.ok() for r in schema.get_all_operations()]
     for operation in operations:
@@ -64,6 +63,7 @@ def _openapi(h: Harness, per_operation: int, deadline: float, result: Result) ->
             def send(case: t.Any) -> None:
                 if time.monotonic() > deadline:
                     return
+                auth = {**h.client.caller.headers(), "userid": USERID, "User-Agent": USER_AGENT}
                 response = case.call(headers=auth, timeout=10)
                 statuses[response.status_code] += 1
                 _record(result, f"{case.method} {case.formatted_path}", response.status_code, case.as_curl_command(headers=auth))

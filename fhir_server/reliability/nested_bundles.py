@@ -53,7 +53,7 @@ def _entry_statuses(answer: Answer) -> list[str]:
 
 def run(h: Harness) -> Result:
     result = Result("nested and big Bundles")
-    client = Client(h.client.base_url, h.client.api_key, timeout=40.0)  # past the server's own deadline
+    client = Client(h.client.base_url, h.client.caller, timeout=40.0)  # past the server's own deadline
     workers = h.lab.server.worker_pids()
     before = _rss_mb(workers)
     inner = _bundle("batch", [_get("metadata")] * READS)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import processes
+from ..auth.assertion import Caller, ClientCredentials
 from ..embedded_db import EmbeddedDatabase, free_port
 
 #: A request waits this long for the database before its 503: the server's default. Shorter
@@ -24,6 +25,9 @@ from ..embedded_db import EmbeddedDatabase, free_port
 DB_TIMEOUT_MS = 2000
 #: High enough never to throttle a run; the limits are not what is tested here.
 RATE_LIMIT = "100000000/hour"
+#: Tokens outlive a full run, so that none is due while the database is down (the token endpoint needs
+#: it, and a request without a token would count as lost); renewal itself is the conformance runner's test.
+TOKEN_SECONDS = 3600
 DATABASE = "fhir"
 
 
@@ -61,9 +65,9 @@ class Server:
     base_url: str
     data_dir: Path
 
-    @property
-    def api_key(self) -> str:
-        return (self.data_dir / "dev-api-key").read_text().strip()
+    def caller(self) -> Caller:
+        """The development client ``serve`` registered, with every scope."""
+        return Caller.of_client(self.base_url, ClientCredentials.load(self.data_dir / "dev-client.json"))
 
     def worker_pids(self) -> list[int]:
         return sorted(p.pid for p in processes.gunicorn_workers(self.launcher.pid))
@@ -76,7 +80,8 @@ def start_server(data_dir: Path, uri: str, workers: int) -> Server:
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = processes.env_for(MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, DATA_DIR=str(data_dir), PORT=str(port),
-                            HOST="127.0.0.1", WEB_CONCURRENCY=str(workers), RATE_LIMIT=RATE_LIMIT, DB_TIMEOUT_MS=str(DB_TIMEOUT_MS))
+                            HOST="127.0.0.1", WEB_CONCURRENCY=str(workers), RATE_LIMIT=RATE_LIMIT, DB_TIMEOUT_MS=str(DB_TIMEOUT_MS),
+                            TOKEN_SECONDS=str(TOKEN_SECONDS))
     base_url = f"http://127.0.0.1:{port}"
     server = Server(processes.start(processes.SERVE, env, data_dir / "server.log", base_url + "/metadata"), base_url, data_dir)
     # Serving /metadata needs one worker; wait for all, so that a worker kill has a known set to hit.

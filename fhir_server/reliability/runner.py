@@ -31,7 +31,7 @@ def run_scenarios(names: t.Sequence[str], quick: bool) -> list[Result]:
     results = []
     with lab() as running:
         stored = Stored(running.database.uri)
-        h = Harness(running, Client(running.server.base_url, running.server.api_key), Roles(), stored)
+        h = Harness(running, Client(running.server.base_url, running.server.caller()), Roles(), stored)
         print(f"server {running.server.base_url}, workers {running.server.worker_pids()}, database {running.database.uri}")
         try:
             for name in names:

@@ -1,0 +1,40 @@
+"""What a caller holding some scopes, another client's credentials or none at all tries, and gets:
+each test here is an attack the server once answered wrongly."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import typing as t
+import uuid
+
+import requests
+
+from fhir_server.auth.tokens import ASSERTION_TYPE
+
+from ..support import Server, register_client
+
+
+def _b64(part: dict[str, t.Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+
+def _token_endpoint(server: Server) -> str:
+    return str(requests.get(server.base_url + "/.well-known/smart-configuration", timeout=10).json()["token_endpoint"])
+
+
+def test_an_assertion_whose_alg_does_not_fit_the_clients_key_is_invalid_client(server, mongo):
+    """An EC client's kid with alg RS384 made PyJWT raise outside its errors: the token endpoint answered 500."""
+    credentials = register_client(mongo, "attacks: alg of another key type", "PractitionerRole.r")
+    url = _token_endpoint(server)
+    now = int(time.time())
+    claims = {"iss": credentials.client_id, "sub": credentials.client_id, "aud": url, "exp": now + 60,
+              "jti": str(uuid.uuid4())}
+    for alg in ("RS384", "PS384"):
+        assertion = f"{_b64({'alg': alg, 'kid': credentials.private_jwk['kid']})}.{_b64(claims)}.AAAA"
+        response = requests.post(url, data={"grant_type": "client_credentials", "client_assertion_type": ASSERTION_TYPE,
+                                            "client_assertion": assertion, "scope": "PractitionerRole.r"}, timeout=10)
+        assert response.status_code == 401, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"] == "invalid_client"

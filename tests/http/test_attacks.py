@@ -9,6 +9,7 @@ import time
 import typing as t
 import uuid
 
+import pytest
 import requests
 
 from fhir_server.auth.tokens import ASSERTION_TYPE
@@ -38,3 +39,18 @@ def test_an_assertion_whose_alg_does_not_fit_the_clients_key_is_invalid_client(s
         assert response.status_code == 401, response.text
         assert response.headers["Content-Type"] == "application/json"
         assert response.json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("crit", ["a\r\nX-Injected: 1", "é", "a\"b\\", "\u2028" * 500])
+def test_a_token_whose_header_the_error_would_echo_is_a_plain_401(server, crit):
+    """The reason a token is refused goes into WWW-Authenticate; PyJWT's names the token's own "crit"
+    values, so a new line there was a 500, and a character outside Latin-1 an answer never sent."""
+    kid = requests.get(server.base_url + "/auth/jwks", timeout=10).json()["keys"][0]["kid"]
+    token = f"{_b64({'alg': 'ES384', 'kid': kid, 'crit': [crit]})}.{_b64({})}.AAAA"
+    response = requests.get(server.base_url + "/PractitionerRole/R00000029-P",
+                            headers={**server.headers("PractitionerRole.r"), "Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 401
+    assert "X-Injected" not in response.headers
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
+    assert challenge.isascii() and challenge.isprintable() and len(challenge) < 400

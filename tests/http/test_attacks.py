@@ -54,3 +54,12 @@ def test_a_token_whose_header_the_error_would_echo_is_a_plain_401(server, crit):
     challenge = response.headers["WWW-Authenticate"]
     assert challenge.startswith("Bearer ") and 'error="invalid_token"' in challenge
     assert challenge.isascii() and challenge.isprintable() and len(challenge) < 400
+
+
+@pytest.mark.parametrize("path", ["/auth/token", "/auth/jwks", "/.well-known/smart-configuration", "/metadata"])
+def test_options_of_a_public_route_is_no_html(server, path):
+    """Flask answers OPTIONS itself, with an empty body it called text/html."""
+    response = requests.options(server.base_url + path, timeout=10)
+    assert response.status_code == 200 and response.content == b""
+    assert "html" not in response.headers.get("Content-Type", "")
+    assert "OPTIONS" in response.headers["Allow"]

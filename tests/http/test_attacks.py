@@ -63,3 +63,15 @@ def test_options_of_a_public_route_is_no_html(server, path):
     assert response.status_code == 200 and response.content == b""
     assert "html" not in response.headers.get("Content-Type", "")
     assert "OPTIONS" in response.headers["Allow"]
+
+
+def test_the_token_endpoint_does_not_parse_a_form_far_larger_than_a_token_request(server):
+    """Anyone may post to the token endpoint, and parsing a 1 MiB form of 300,000 fields costs a worker
+    about half a second (the test server takes 64 KiB bodies only): a form past the size of any token
+    request is refused unread, in OAuth's words."""
+    url = _token_endpoint(server)
+    response = requests.post(url, data=b"a=&" * 20_000, timeout=30,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 400 and response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"] == "invalid_request"
+    assert "grant_type" not in response.json()["error_description"]  # refused before the form was read

@@ -185,8 +185,11 @@ class Tokens:
         jwk = next((k for k in client.jwks.get("keys", []) if k.get("kid") == header.get("kid")), None)
         if jwk is None:
             raise OAuthError("invalid_client", f"the client has no key with kid {header.get('kid')!r}")
+        # Only the key's own algorithm: PyJWT raises a TypeError, not one of its errors, for an alg whose
+        # key type is not the key's (an EC key's kid with alg RS384).
+        algorithm = "RS384" if jwk.get("kty") == "RSA" else "ES384"
         try:
-            claims = jwt.decode(assertion, jwt.PyJWK(jwk).key, algorithms=CLIENT_ALGORITHMS, audience=token_url,
+            claims = jwt.decode(assertion, jwt.PyJWK(jwk).key, algorithms=[algorithm], audience=token_url,
                                 issuer=client.client_id, leeway=LEEWAY_SECONDS,
                                 options={"require": ["iss", "sub", "aud", "exp", "jti"]})
         except jwt.exceptions.PyJWTError as e:

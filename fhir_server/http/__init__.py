@@ -33,6 +33,8 @@ def _negotiate() -> None:
 def _tag_response(response: Response) -> Response:
     """Every response carries X-Request-Id; X-Correlation-Id is echoed when given (SPEC.md §6)."""
     response.headers["X-Request-Id"] = g.get("request_id") or new_request_id()
+    if response.mimetype == "text/html" and not response.is_streamed and not response.get_data():
+        del response.headers["Content-Type"]  # Flask's own answer to OPTIONS: no body, so no type, never HTML
     correlation = request.headers.get("X-Correlation-Id")
     if correlation and len(correlation) <= _MAX_CORRELATION_ID and correlation.isprintable():
         response.headers["X-Correlation-Id"] = correlation

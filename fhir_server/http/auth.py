@@ -76,10 +76,16 @@ def identify_caller() -> None:
     g.api_key, g.client = found
 
 
+# What RFC 6750 §3 lets error_description hold. PyJWT's reasons may quote the token itself (its "crit"
+# values): a new line there broke the answer, so anything else is shown as "?", and the text is bounded.
+_DESCRIPTION_CHARS = frozenset(map(chr, range(0x20, 0x7F))) - {'"', "\\"}
+MAX_DESCRIPTION = 200
+
+
 def _unauthorized(error: str, description: str) -> RequestRejected:
-    quoted = description.replace("\\", "\\\\").replace('"', '\\"')
+    shown = "".join(c if c in _DESCRIPTION_CHARS else "?" for c in description[:MAX_DESCRIPTION])
     return RequestRejected(issue(Msg.UNAUTHORIZED), {
-        "WWW-Authenticate": f'Bearer realm="fhir-server", error="{error}", error_description="{quoted}"'})
+        "WWW-Authenticate": f'Bearer realm="fhir-server", error="{error}", error_description="{shown}"'})
 
 
 def _token_scopes(client: Client) -> frozenset[str]:

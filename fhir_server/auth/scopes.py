@@ -12,7 +12,8 @@ read, vread, history      ``T.r``
 search                    ``T.s``; PractitionerRole.s leaves inactive roles out
 create                    ``T.c``
 update                    ``T.u``
-``$validate``             ``T.c`` or ``T.u``
+``$validate``             ``T.c`` (create mode, ``/T/$validate``) or ``T.u``
+                          (update mode, ``/T/{id}/$validate``): what it checks
 any of them               ``T.a`` (admin), which alone also shows confidential records
                           whole, sets or clears their label, moves a dormant identifier
                           (a merge) and reads Provenance
@@ -60,7 +61,7 @@ ACTIONS: dict[str, str] = {
 ALL = frozenset(f"{rtype}.{a}" for rtype, actions in ACTIONS.items() for a in actions)
 # The scope letter each interaction needs, besides admin.
 INTERACTIONS: dict[str, str] = {"read": "r", "vread": "r", "history": "r", "search": "s", "create": "c",
-                                "update": "u", "validate": "cu", "admin": ""}
+                                "update": "u", "admin": ""}
 
 
 def parse(text: str, prefix: str) -> frozenset[str]:
@@ -154,6 +155,10 @@ def authorize(access: Access, endpoint: str | None, view_args: t.Mapping[str, t.
     if not needed:
         return
     rtype, interaction = needed
+    if interaction == "validate":
+        # $validate answers what a create (or, of an instance, an update) would meet, stored values
+        # included: it needs that interaction's scope.
+        interaction = "update" if "role_id" in view_args else "create"
     if rtype != PROVENANCE:
         access.require(rtype, interaction)
         return

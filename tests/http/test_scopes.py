@@ -131,6 +131,9 @@ def request_for(server: Server, records: Records, interaction: Interaction, head
         return send(server, headers, "PUT", f"/{rtype}/{rid}", changed, **{"If-Match": f'W/"{current["meta"]["versionId"]}"'})
     if name == "$validate":
         return send(server, headers, "POST", f"/{rtype}/$validate", fresh_role())
+    if name == "$validate of an update":
+        current = send(server, everything, "GET", f"/{rtype}/{rid}").json()
+        return send(server, headers, "POST", f"/{rtype}/{rid}/$validate", current)
     raise AssertionError(name)
 
 
@@ -146,7 +149,8 @@ INTERACTIONS = [
     Interaction("PractitionerRole", "search", ("PractitionerRole.s",), 200),
     Interaction("PractitionerRole", "create", ("PractitionerRole.c",), 201),
     Interaction("PractitionerRole", "update", ("PractitionerRole.u",), 200),
-    Interaction("PractitionerRole", "$validate", ("PractitionerRole.c", "PractitionerRole.u"), 200),
+    Interaction("PractitionerRole", "$validate", ("PractitionerRole.c",), 200),
+    Interaction("PractitionerRole", "$validate of an update", ("PractitionerRole.u",), 200),
     *(Interaction("Practitioner", name, ("Practitioner.r",), 200) for name in ("read", "vread")),
     Interaction("Practitioner", "search", ("Practitioner.s",), 200),
     Interaction("Practitioner", "create", ("Practitioner.c",), 201),

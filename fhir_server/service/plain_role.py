@@ -49,7 +49,7 @@ def create_plain_role(body: bytes, ctx: Context, request: str | None = None, ret
     earlier = ctx.store.roles.get_by_request(request) if request and retried else None
     if earlier is not None:
         ctx.store.roles.keep_version(earlier)
-        return Written(earlier.resource, False)
+        return Written(served(earlier.resource, ctx.access), False)  # it may have been labelled since
     found = ctx.store.references.resolve([f"Practitioner/{fields['practitionerId']}"])
     if not found:
         raise RequestRejected(issue(Msg.FIELD_INVALID, "practitionerId", message=Msg.FIELD_NO_PRACTITIONER.value.text))

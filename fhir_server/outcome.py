@@ -76,6 +76,10 @@ class Msg(enum.Enum):
     VERSION_NOT_FOUND = Entry(404, "not-found", "{type}/{id} has no version {vid}")
     NOT_ACCEPTABLE = Entry(406, "not-supported", "Only JSON is supported: ask for application/fhir+json or application/json",
                            note="IG: 'Only Json is supported by this implementation.'")
+    FHIR_VERSION_NOT_SERVED = Entry(406, "not-supported", "This server serves FHIR version {version} only: ask with "
+                                    "fhirVersion={version} or without fhirVersion", note="R4 http.html#version-parameter")
+    FHIR_VERSION_NOT_TAKEN = Entry(415, "not-supported", "This server takes FHIR version {version} only: send "
+                                   "fhirVersion={version} or no fhirVersion", note="R4 http.html#version-parameter")
     NOT_DELETABLE = Entry(405, "not-supported", "A PractitionerRole record cannot be deleted; end it with a period end date "
                           "and a PractitionerRole-status-reason (enteredInError or duplicate to withdraw it)",
                           note="IG businessView: 'A practitionerRole record cannot be deleted.'")

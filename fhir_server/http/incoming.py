@@ -8,6 +8,7 @@ from flask import current_app, g, request
 
 from ..outcome import Msg, RequestRejected, issue
 from ..service import Context
+from .responses import FHIR_VERSION, serves_version
 
 JSON_TYPES = {"application/fhir+json", "application/json"}
 
@@ -23,6 +24,8 @@ def body() -> bytes:
     """The raw body of a FHIR JSON request; its size is capped by MAX_CONTENT_LENGTH (413)."""
     if request.mimetype not in JSON_TYPES:
         raise RequestRejected(issue(Msg.UNSUPPORTED_MEDIA_TYPE))
+    if not serves_version(request.mimetype_params.get("fhirversion")):
+        raise RequestRejected(issue(Msg.FHIR_VERSION_NOT_TAKEN, version=FHIR_VERSION))
     return request.get_data(cache=False)
 
 

@@ -3,6 +3,12 @@
 JSON is the only format (SPEC.md §3.0: "Only Json is supported by this implementation"). A request
 that will take only XML (by ``Accept`` or ``_format``) gets 406 before anything else happens; the
 response is ``application/fhir+json`` unless the client asked for ``application/json`` alone.
+
+Media types may carry ``charset`` (only utf-8 is served) and ``fhirVersion`` (R4 http.html#version-parameter):
+a type that names another FHIR version than 4.0 does not match, and a request that will take only
+those gets 406 saying which version is served. An answer to a request that named ``fhirVersion``
+names it too (``application/fhir+json; fhirVersion=4.0; charset=utf-8``), so that the client sees
+its version was heeded; others keep the plain type.
 """
 
 from __future__ import annotations
@@ -10,7 +16,8 @@ from __future__ import annotations
 import typing as t
 
 from flask import Response, current_app, g, request
-from werkzeug.http import http_date
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import http_date, parse_accept_header, parse_options_header
 
 from ..exact_json import dumps
 from ..instants import last_updated
@@ -20,20 +27,52 @@ FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
 # _format values FHIR defines for JSON (http.html#mime-type), and the media types they stand for.
 FORMATS = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON}
+#: The FHIR version served, as the ``fhirVersion`` parameter names it (R4 http.html#version-parameter).
+FHIR_VERSION = "4.0"
+
+
+def serves_version(version: str | None) -> bool:
+    """Whether a ``fhirVersion`` parameter names the version served: 4.0, or a 4.0.x release."""
+    return version is None or version == FHIR_VERSION or version.startswith(FHIR_VERSION + ".")
+
+
+def _usable(params: t.Mapping[str, str]) -> bool:
+    return params.get("charset", "utf-8").lower() == "utf-8" and serves_version(params.get("fhirversion"))
 
 
 def negotiate() -> None:
     """Choose the response media type, or refuse with 406: runs before every request."""
+    g.fhir_version = False
     wanted = request.args.get("_format")
     if wanted is not None:
-        g.media_type = FORMATS.get(wanted.split(";")[0].strip())
+        media_type, params = parse_options_header(wanted)
+        g.media_type = FORMATS.get(media_type) if _usable(params) else None
+        g.fhir_version = "fhirversion" in params
+        other_version = not serves_version(params.get("fhirversion"))
     elif not request.accept_mimetypes:  # no Accept header: anything will do
-        g.media_type = FHIR_JSON
+        g.media_type, other_version = FHIR_JSON, False
     else:
-        g.media_type = request.accept_mimetypes.best_match([FHIR_JSON, JSON])
+        # Werkzeug matches a type with parameters only to the same parameters: they are read here, and
+        # the types left bare for the match, with their q-values.
+        served: list[tuple[str, float]] = []
+        other_version = False
+        for value, quality in parse_accept_header(request.headers.get("Accept"), MIMEAccept):
+            media_type, params = parse_options_header(value)
+            if _usable(params):
+                served.append((media_type, quality))
+                g.fhir_version = g.fhir_version or "fhirversion" in params
+            other_version = other_version or not serves_version(params.get("fhirversion"))
+        g.media_type = MIMEAccept(served).best_match([FHIR_JSON, JSON])
     if g.media_type is None:
-        g.media_type = FHIR_JSON  # for the 406 itself
-        raise RequestRejected(issue(Msg.NOT_ACCEPTABLE))
+        g.media_type, g.fhir_version = FHIR_JSON, False  # for the 406 itself
+        raise RequestRejected(issue(Msg.FHIR_VERSION_NOT_SERVED, version=FHIR_VERSION) if other_version else issue(Msg.NOT_ACCEPTABLE))
+
+
+def content_type() -> str:
+    """The Content-Type of FHIR answers to this request (see :func:`negotiate`)."""
+    media_type = g.get("media_type") or FHIR_JSON
+    version = f"; fhirVersion={FHIR_VERSION}" if g.get("fhir_version") and media_type == FHIR_JSON else ""
+    return f"{media_type}{version}; charset=utf-8"
 
 
 def fhir_response(body: dict[str, t.Any] | None, status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
@@ -53,8 +92,7 @@ def fhir_json(body: t.Any, *, pretty: bool) -> str:
 
 def fhir_text_response(text: str, status: int = 200, headers: t.Mapping[str, str] | None = None) -> Response:
     """A FHIR answer already written as JSON text, in the negotiated media type."""
-    media_type = g.get("media_type") or FHIR_JSON
-    return Response(text, status=status, headers=dict(headers or {}), content_type=f"{media_type}; charset=utf-8")
+    return Response(text, status=status, headers=dict(headers or {}), content_type=content_type())
 
 
 def base_url() -> str:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from fhir_server.outcome import Msg, issue
 
-from ..support import fresh_role, outcome_messages
+from ..support import fresh_role, outcome_messages, stored_counts
 
 ROLE = "/PractitionerRole/R00000029-P"
 
@@ -75,3 +76,65 @@ def test_prefer_representation_and_minimal_on_update(api):
     body["telecom"][0]["value"] = "021 555 0402"
     full = api.put(f"/PractitionerRole/{role['id']}", body, if_match="2", headers={"Prefer": "return=representation"})
     assert full.status_code == 200 and full.json()["meta"]["versionId"] == "3"
+
+
+@pytest.mark.parametrize("accept, content_type", [
+    ("application/fhir+json; fhirVersion=4.0", "application/fhir+json; fhirVersion=4.0; charset=utf-8"),
+    ("application/fhir+json; charset=utf-8", "application/fhir+json; charset=utf-8"),
+    ("application/fhir+json; fhirVersion=4.0; charset=UTF-8", "application/fhir+json; fhirVersion=4.0; charset=utf-8"),
+    ("application/fhir+json; fhirVersion=4.0.1", "application/fhir+json; fhirVersion=4.0; charset=utf-8"),
+    ("application/json; charset=utf-8", "application/json; charset=utf-8"),
+    ("application/fhir+json; fhirVersion=3.0, application/json; q=0.5", "application/json; charset=utf-8"),
+    ("application/fhir+json; fhirVersion=5.0; q=0.9, application/fhir+json; fhirVersion=4.0; q=0.2",
+     "application/fhir+json; fhirVersion=4.0; charset=utf-8"),
+    ("application/fhir+json; charset=iso-8859-1, application/json; q=0.1", "application/json; charset=utf-8"),
+])
+def test_charset_and_fhir_version_parameters_are_served(api, accept, content_type):
+    response = api.get(ROLE, headers={"Accept": accept})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == content_type
+    assert response.json()["resourceType"] == "PractitionerRole"
+
+
+@pytest.mark.parametrize("accept", ["application/fhir+json; fhirVersion=3.0", "application/fhir+json; fhirVersion=5.0",
+                                    "application/fhir+json; fhirVersion=3.0, application/json; fhirVersion=5.0"])
+def test_another_fhir_version_is_not_acceptable(api, accept):
+    response = api.get(ROLE, headers={"Accept": accept})
+    assert response.status_code == 406
+    assert response.headers["Content-Type"] == "application/fhir+json; charset=utf-8"
+    assert outcome_messages(response) == [issue(Msg.FHIR_VERSION_NOT_SERVED, version="4.0").diagnostics]
+
+
+def test_format_parameter_with_fhir_version(api):
+    served = api.get(ROLE, params={"_format": "application/fhir+json; fhirVersion=4.0"})
+    assert served.status_code == 200
+    assert served.headers["Content-Type"] == "application/fhir+json; fhirVersion=4.0; charset=utf-8"
+    refused = api.get(ROLE, params={"_format": "application/fhir+json; fhirVersion=3.0"})
+    assert refused.status_code == 406
+    assert outcome_messages(refused) == [issue(Msg.FHIR_VERSION_NOT_SERVED, version="4.0").diagnostics]
+
+
+def test_metadata_negotiates_fhir_version(server):
+    # /metadata is answered from a kept answer once asked: each Accept has its own.
+    for _ in range(2):
+        served = requests.get(server.base_url + "/metadata", headers={"Accept": "application/fhir+json; fhirVersion=4.0"}, timeout=30)
+        assert served.status_code == 200
+        assert served.headers["Content-Type"] == "application/fhir+json; fhirVersion=4.0; charset=utf-8"
+        refused = requests.get(server.base_url + "/metadata", headers={"Accept": "application/fhir+json; fhirVersion=5.0"}, timeout=30)
+        assert refused.status_code == 406
+        assert outcome_messages(refused) == [issue(Msg.FHIR_VERSION_NOT_SERVED, version="4.0").diagnostics]
+
+
+@pytest.mark.parametrize("content_type", ["application/fhir+json; fhirVersion=4.0", "application/fhir+json; charset=utf-8",
+                                          "application/fhir+json; fhirVersion=4.0; charset=utf-8"])
+def test_request_content_type_parameters_are_taken(api, content_type):
+    response = api.post("/PractitionerRole", fresh_role(), headers={"Content-Type": content_type})
+    assert response.status_code == 201
+
+
+def test_request_of_another_fhir_version_is_refused(api, mongo):
+    before = stored_counts(mongo)
+    response = api.post("/PractitionerRole", fresh_role(), headers={"Content-Type": "application/fhir+json; fhirVersion=3.0"})
+    assert response.status_code == 415
+    assert outcome_messages(response) == [issue(Msg.FHIR_VERSION_NOT_TAKEN, version="4.0").diagnostics]
+    assert stored_counts(mongo) == before

@@ -71,6 +71,14 @@ class Settings:
     #: Largest answer of one batch or transaction Bundle (bytes of its entries' answers); past it, 413.
     max_response_bytes: int = field(default_factory=lambda: _env_int("MAX_RESPONSE_BYTES", 8 * 1024 * 1024))
 
+    #: Origins whose browser pages may call the server (CORS), comma-separated (``https://app.example.org``);
+    #: ``*`` for any. None by default: browsers keep other origins' pages out.
+    cors_origins: tuple[str, ...] = field(default_factory=lambda: tuple(
+        o.strip().rstrip("/") for o in os.environ.get("CORS_ORIGINS", "").split(",") if o.strip()))
+    #: Smallest answer body sent gzip-compressed to a client that accepts gzip (bytes); smaller ones are
+    #: sent as they are, as compressing them saves too little to pay for itself.
+    gzip_min_bytes: int = field(default_factory=lambda: _env_int("GZIP_MIN_BYTES", 1024))
+
     #: Lifetime of an access token from the token endpoint (seconds).
     token_seconds: int = field(default_factory=lambda: _env_int("TOKEN_SECONDS", 300))
     #: ``iss`` and ``aud`` of the access tokens: another server with the same value still cannot make

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import (auth, bundle, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
+from . import (auth, bundle, cors, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
                reference_data)
 from .. import audit
 from ..auth.scopes import ROUTES
@@ -25,8 +25,8 @@ def _tag_request() -> None:
 
 
 def _negotiate() -> None:
-    # The plain-JSON API and OAuth's endpoints answer JSON, whatever is asked.
-    if not in_plain_api() and request.blueprint != oauth.bp.name:
+    # The plain-JSON API and OAuth's endpoints answer JSON, whatever is asked; a preflight, nothing.
+    if not in_plain_api() and request.blueprint != oauth.bp.name and not cors.is_preflight():
         negotiate()
 
 
@@ -79,5 +79,6 @@ def register(app: Flask) -> None:
     app.before_request(auth.authenticate)
     app.after_request(_tag_response)
     errors.register(app)
+    cors.install(app, app.extensions["settings"].cors_origins)
     for module in (metadata, oauth, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles, provenance):
         app.register_blueprint(module.bp)

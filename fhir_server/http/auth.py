@@ -26,6 +26,7 @@ from ..outcome import Msg, RequestRejected, issue
 from ..store import Store
 from ..store.api_keys import ApiKey, digest
 from ..store.clients import Client
+from .cors import is_preflight
 from .envelope import in_plain_api
 
 PUBLIC_ENDPOINTS = {"metadata.capability_statement_view", "openapi.openapi_view", "oauth.smart_configuration",
@@ -64,8 +65,8 @@ class CallerCache:
 
 def identify_caller() -> None:
     """Runs before every request but the public ones': the key, which the rate limits then count against."""
-    if request.endpoint in PUBLIC_ENDPOINTS:
-        return
+    if request.endpoint in PUBLIC_ENDPOINTS or is_preflight():
+        return  # a browser's preflight carries no credentials (.cors): it is let by, uncounted
     plain = in_plain_api()
     key = request.headers.get("x-api-key")
     if not key and plain:

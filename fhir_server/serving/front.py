@@ -56,8 +56,10 @@ NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
 NO_DATABASE_THREADS = 2
 PUBLIC_ANSWERS_KEPT = 64  # distinct requests for them whose answers a worker keeps (least recently used go)
 # What an answer of NO_DATABASE_PATHS depends on, besides the app: the method, the target (``_format``,
-# ``_pretty``), Accept (negotiation), Host, scheme and listener (the base URL written in the document).
-_PUBLIC_KEY = ("REQUEST_METHOD", "RAW_URI", "HTTP_ACCEPT", "HTTP_HOST", "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
+# ``_pretty``), Accept (negotiation), Accept-Encoding (gzip), Origin (CORS), Host, scheme and listener
+# (the base URL written in the document).
+_PUBLIC_KEY = ("REQUEST_METHOD", "RAW_URI", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_ORIGIN", "HTTP_HOST",
+               "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
 RETURN_AFTER_BYTES = 16 * 1024 * 1024  # bodies freed before their memory is handed back (BodyBudget.return_memory)
 LINGER_SECONDS = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
 _READ_SIZE = 64 * 1024

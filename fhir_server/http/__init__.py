@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import (auth, bundle, cors, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
+from . import (auth, bundle, compression, cors, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
                reference_data)
 from .. import audit
 from ..auth.scopes import ROUTES
@@ -69,9 +69,11 @@ def _log_request(response: Response) -> Response:
 def register(app: Flask) -> None:
     """Hooks run in this order: tag, negotiate (so that later errors are in the chosen format), the
     caller's key, its rate limit, the token, userid and scope; then the view. The request log is
-    registered first: Flask runs after-request hooks last first, so it sees the final answer."""
+    registered first: Flask runs after-request hooks last first, so it sees the final answer; then
+    compression, which takes the body once every other hook is done with it."""
     audit.install_request_log()
     app.after_request(_log_request)
+    compression.install(app)
     app.before_request(_tag_request)
     app.before_request(_negotiate)
     app.before_request(auth.identify_caller)

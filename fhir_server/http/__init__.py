@@ -11,7 +11,7 @@ from ..auth.scopes import ROUTES
 from ..envelope import new_request_id
 from .envelope import in_plain_api
 from .rate_limits import BUNDLE_LOOKUP
-from .responses import negotiate
+from .responses import negotiate, preference_applied
 
 __all__ = ["register"]
 
@@ -80,6 +80,7 @@ def register(app: Flask) -> None:
     rate_limits.install(app, app.extensions["settings"])
     app.before_request(auth.authenticate)
     app.after_request(_tag_response)
+    app.after_request(preference_applied)
     errors.register(app)
     cors.install(app, app.extensions["settings"].cors_origins)
     for module in (metadata, oauth, openapi, practitioner_role, reference_data, definitions, bundle, plain_roles, provenance):

@@ -27,6 +27,10 @@ FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
 # _format values FHIR defines for JSON (http.html#mime-type), and the media types they stand for.
 FORMATS = {"json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON, "text/json": JSON}
+#: Preferences of ``Prefer`` the server acts on, and their values (R4 http.html#return, search.html#errors).
+HONOURED = {"return": ("minimal", "representation", "OperationOutcome"), "handling": ("strict", "lenient")}
+# Kept with the request, not in ``g``, which a Bundle's entries share with the Bundle.
+_APPLIED = "fhir_server.preference_applied"
 #: The FHIR version served, as the ``fhirVersion`` parameter names it (R4 http.html#version-parameter).
 FHIR_VERSION = "4.0"
 
@@ -106,8 +110,20 @@ def prefer(name: str) -> str | None:
     for part in request.headers.get("Prefer", "").replace(";", ",").split(","):
         key, _, value = part.strip().partition("=")
         if key.strip().lower() == name:
-            return value.strip().strip('"')
+            value = value.strip().strip('"')
+            if value in HONOURED.get(name, ()):
+                # Read by the code that acts on it: the answer says it was (RFC 7240 §3).
+                request.environ.setdefault(_APPLIED, {})[name] = value
+            return value
     return None
+
+
+def preference_applied(response: Response) -> Response:
+    """``Preference-Applied`` with the preferences of ``Prefer`` this request acted on, if any."""
+    applied = request.environ.get(_APPLIED)
+    if applied:
+        response.headers["Preference-Applied"] = ", ".join(f"{k}={v}" for k, v in applied.items())
+    return response
 
 
 def version_headers(resource: dict[str, t.Any]) -> dict[str, str]:
@@ -121,13 +137,23 @@ def version_headers(resource: dict[str, t.Any]) -> dict[str, str]:
 
 
 def resource_response(resource: dict[str, t.Any], status: int = 200) -> Response:
-    """A read: the resource and its version headers, or 304 if the client's If-None-Match names its
-    version (``W/"n"``, ``"n"`` or ``n``)."""
+    """A read: the resource and its version headers, or 304 Not Modified (no body, the same headers)
+    if the client has this version: its If-None-Match names it (``W/"n"``, ``"n"`` or ``n``), or,
+    without If-None-Match, its If-Modified-Since is no earlier than the version's Last-Modified
+    (RFC 9110 §13.1.3: If-None-Match, which is exact, wins)."""
     headers = version_headers(resource)
-    seen = {tag.strip().removeprefix("W/").strip('"') for tag in request.headers.get("If-None-Match", "").split(",")}
-    if resource["meta"]["versionId"] in seen or "*" in seen:
+    if _not_modified(resource):
         return fhir_response(None, 304, headers)
     return fhir_response(resource, status, headers)
+
+
+def _not_modified(resource: dict[str, t.Any]) -> bool:
+    if "If-None-Match" in request.headers:
+        seen = {tag.strip().removeprefix("W/").strip('"') for tag in request.headers["If-None-Match"].split(",")}
+        return resource["meta"]["versionId"] in seen or "*" in seen
+    since = request.if_modified_since  # None when absent or not an HTTP date: then the header is ignored
+    # Last-Modified is sent in whole seconds, so it is compared in whole seconds.
+    return since is not None and last_updated(resource).replace(microsecond=0) <= since
 
 
 def written_response(resource: dict[str, t.Any], status: int, what: str) -> Response:

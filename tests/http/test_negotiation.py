@@ -138,3 +138,28 @@ def test_request_of_another_fhir_version_is_refused(api, mongo):
     assert response.status_code == 415
     assert outcome_messages(response) == [issue(Msg.FHIR_VERSION_NOT_TAKEN, version="4.0").diagnostics]
     assert stored_counts(mongo) == before
+
+
+def applied(response) -> set[str]:
+    return {p.strip() for p in response.headers.get("Preference-Applied", "").split(",") if p.strip()}
+
+
+@pytest.mark.parametrize("prefer", ["return=minimal", "return=representation", "return=OperationOutcome"])
+def test_preference_applied_names_the_return_honoured(api, prefer):
+    response = api.post("/PractitionerRole", fresh_role(), headers={"Prefer": prefer})
+    assert response.status_code == 201
+    assert applied(response) == {prefer}
+
+
+@pytest.mark.parametrize("handling", ["strict", "lenient"])
+def test_preference_applied_names_the_handling_of_a_search(api, handling):
+    response = api.get("/PractitionerRole", params={"practitioner": "90ZZLP"}, headers={"Prefer": f"handling={handling}"})
+    assert response.status_code == 200
+    assert applied(response) == {f"handling={handling}"}
+
+
+def test_preferences_not_acted_on_are_not_applied(api):
+    read = api.get(ROLE, headers={"Prefer": "return=minimal, respond-async"})
+    assert read.status_code == 200 and "Preference-Applied" not in read.headers
+    unknown = api.post("/PractitionerRole", fresh_role(), headers={"Prefer": "return=everything"})
+    assert unknown.status_code == 201 and "Preference-Applied" not in unknown.headers

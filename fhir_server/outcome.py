@@ -213,6 +213,14 @@ class Msg(enum.Enum):
     PAGE_TOKEN_INVALID = Entry(400, "value", "Invalid _page {value!r}: follow the next link of a page this server gave")
     TOTAL_INVALID = Entry(400, "value", "Invalid _total {value!r}: none, estimate or accurate")
     HISTORY_OFFSET_UNSUPPORTED = Entry(400, "not-supported", "History pages by _page, not _offset: follow the next link")
+    HISTORY_PARAM_UNSUPPORTED = Entry(400, "not-supported", "History does not take {name!r}: it takes _since, _at, _count "
+                                      "and _total", note="refused whatever Prefer: handling says: ignoring it could widen the answer")
+    HISTORY_SINCE_INVALID = Entry(400, "value", "Invalid _since {value!r}: one instant with seconds and a time zone, "
+                                  "e.g. 2026-01-31T09:30:00Z")
+    HISTORY_AT_INVALID = Entry(400, "value", "Invalid _at {value!r}: one date or date-time, e.g. 2026-01-31 or "
+                               "2026-01-31T09:30:00Z, without a prefix")
+    HISTORY_AT_ONE_ROLE = Entry(400, "not-supported", "_at is supported in the history of one PractitionerRole, not across "
+                                "all of them: ask PractitionerRole/[id]/_history?_at=…, or use _since")
     SEARCH_TARGET_REQUIRED = Entry(400, "required", "A search of Provenance needs one target: Type/id or Type/id/_history/n "
                                    "of a {types}")
 

@@ -56,6 +56,7 @@ from ..validation.role_elements import MESSAGING_ADDRESS, STATUS_REASON, role_co
 from .confidentiality import SEARCH_FIELD as CONFIDENTIAL_SEARCH_FIELD
 from .confidentiality import check_label, is_confidential, role_security, served, served_version, visible_only
 from .context import Context
+from .history import parse_window
 from .search import (
     PARAMETERS,
     Query,
@@ -499,10 +500,12 @@ def _include_type(element: str) -> str | None:
 
 def role_history(role_id: str | None, args: t.Iterable[tuple[str, str]], ctx: Context) -> tuple[Query, Page]:
     """Versions newest first, of one role (404 if unknown) or of all (``role_id`` None), a page at a
-    time from the key the previous page's next link carries."""
+    time from the key the previous page's next link carries; within ``_since`` and ``_at`` (.history)."""
+    args = list(args)
     query = parse_history(args, one_role=role_id is not None)
+    window = parse_window(args, query, one_role=role_id is not None)
     current = _get(role_id, ctx).resource if role_id is not None else None
-    page = ctx.store.roles.history(role_id, query.after, query.count, query.counted, ctx.now())
+    page = ctx.store.roles.history(role_id, query.after, query.count, query.counted, ctx.now(), window.since, window.at)
     return query, Page(page.total, _served_versions(page.resources, current, ctx), page.after)
 
 

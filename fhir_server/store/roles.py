@@ -256,28 +256,45 @@ class RoleStore:
 
     @translate_errors
     def history(self, role_id: str | None, after: tuple[t.Any, ...] | None, count: int, counted: bool,
-                now: dt.datetime) -> Page:
+                now: dt.datetime, since: dt.datetime | None = None,
+                at: tuple[dt.datetime, dt.datetime] | None = None) -> Page:
         """Versions newest first, of one role or of all roles (``role_id`` None), from just after
         ``after`` (the key :attr:`Page.after` gave: ``(vid,)`` of one role, ``(updated, _id)`` of all).
 
         Read by key along an index in history's order, never skipped to; versions written meanwhile
         are newer than any page already served, so a walk sees each version once. ``counted`` asks for
         the total: for all roles it is a count of the collection.
+
+        ``since``: only versions written at or after it (``_since``). ``at``, of one role only: the
+        versions that were current at some moment of ``[low, high)`` (``_at``), that is those written
+        before ``high`` from the one current at ``low`` on.
         """
         if role_id is not None:
-            query: dict[str, t.Any] = {"role": role_id, **({"vid": {"$lt": after[0]}} if after else {})}
+            window: dict[str, t.Any] = {"role": role_id}
+            if since is not None:
+                window["updated"] = {"$gte": since}
+            if at is not None:
+                low, high = at
+                window.setdefault("updated", {})["$lt"] = high
+                current_at_low = self._versions.find_one({"role": role_id, "updated": {"$lte": low}}, {"vid": 1},
+                                                         sort=_ROLE_HISTORY_ORDER[1:])
+                if current_at_low is not None:
+                    window["vid"] = {"$gte": current_at_low["vid"]}
+            query: dict[str, t.Any] = {**window, **({"vid": {**window.get("vid", {}), "$lt": after[0]}} if after else {})}
             found = list(self._versions.find(query, {"resource": 1, "vid": 1}).sort(_ROLE_HISTORY_ORDER[1:]).limit(count + 1)) if count else []
-            total = self._versions.count_documents({"role": role_id}) if counted else None
+            total = self._versions.count_documents(window) if counted else None
             key: tuple[t.Any, ...] | None = (found[count - 1]["vid"],) if len(found) > count else None
         else:
-            found = self._all_history(after, count + 1, now) if count else []
-            total = self._versions.count_documents({}) if counted else None
+            found = self._all_history(after, count + 1, now, since) if count else []
+            total = self._versions.count_documents({"updated": {"$gte": since}} if since else {}) if counted else None
             key = (found[count - 1]["updated"], found[count - 1]["_id"]) if len(found) > count else None
         return Page(total, [d["resource"] for d in found[:count]], key)
 
-    def _all_history(self, after: tuple[t.Any, ...] | None, wanted: int, now: dt.datetime) -> list[dict[str, t.Any]]:
+    def _all_history(self, after: tuple[t.Any, ...] | None, wanted: int, now: dt.datetime,
+                     since: dt.datetime | None = None) -> list[dict[str, t.Any]]:
         """Up to ``wanted`` versions of all roles in history's order after ``after``, read window by
-        window back in time: each query a flat range on the history index, never an ``$or``."""
+        window back in time: each query a flat range on the history index, never an ``$or``; none
+        older than ``since``."""
         projection = {"resource": 1, "updated": 1}
         found: list[dict[str, t.Any]] = []
         newer_than: dt.datetime | None = None  # the windows read so far hold every version from here on
@@ -292,10 +309,13 @@ class RoleStore:
             seen = self._newest_seen
             if seen is not None and seen < top and (start is None or seen > start):
                 start, width = seen, _FIRST_WINDOW / _GROWTH  # and below it, small windows again
+            last = since is not None and (start is None or start <= since)
+            if last:
+                start = since  # the oldest window: nothing below it is asked for
             window = {**({"$gte": start} if start else {}), **({"$lt": newer_than} if newer_than else {})}
             query = {"updated": window} if window else {}
             found += self._versions.find(query, projection).sort(_HISTORY_ORDER).limit(wanted - len(found))
-            if start is None:
+            if start is None or last:
                 break
             newer_than, width = start, width * _GROWTH
         if after is None and found:

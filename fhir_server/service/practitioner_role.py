@@ -41,6 +41,7 @@ from ..terminology import ROLE_CODES
 from ..validation import (
     Target,
     assign_ranks,
+    check_base,
     check_profile,
     check_references,
     check_required,
@@ -49,6 +50,7 @@ from ..validation import (
     check_telecom,
     parse_json,
     point_at_live_records,
+    without_overlap,
 )
 from ..validation.dates import is_current
 from ..validation.fhirpath import ROLE
@@ -303,6 +305,7 @@ def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> di
     """Check an update against the stored version; return the new version's content (meta aside)."""
     issues = _check_profiles(doc, ctx) + check_role_period(doc) + check_telecom(doc.get("telecom", []), ctx.today())
     issues += _unchanged_elements(doc, stored.resource, ctx)
+    issues = without_overlap(check_base(doc), issues)
     if issues:
         raise RequestRejected(issues)
     # The extensions that may not change are checked equal to the stored ones: take the client's list.
@@ -564,7 +567,7 @@ def _check_content(doc: dict[str, t.Any], ctx: Context) -> dict[str, Target]:
     issues = _check_profiles(doc, ctx) + check_required(doc) + check_role_period(doc)
     issues += check_telecom(doc.get("telecom", []), ctx.today())
     resolved, reference_issues = check_references(doc, ctx.store.references.resolve)
-    issues += reference_issues
+    issues = without_overlap(check_base(doc), issues + reference_issues)
     if issues:
         raise RequestRejected(issues)
     return resolved

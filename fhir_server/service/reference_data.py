@@ -21,7 +21,7 @@ from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
 from ..store.queries import Page, TooManyCandidates
 from ..store.reference_data import StoredReference
-from ..validation import check_structure
+from ..validation import check_base, check_structure, without_overlap
 from .confidentiality import check_label, is_confidential, served
 from .context import Context
 from .practitioner_role import Written, parse, parse_if_match
@@ -220,6 +220,7 @@ def _check_identifiers(rtype: str, doc: dict[str, t.Any], stored: StoredReferenc
     elif stored is not None and official[0] != stored.resource["id"]:
         issues.append(issue(Msg.REFERENCE_ID_CHANGED, f"{rtype}.identifier", name=kind.name, type=rtype,
                             id=stored.resource["id"]))
+    issues = without_overlap(check_base(doc), issues)
     if issues:
         raise RequestRejected(issues)
     return official[0]

@@ -1,8 +1,9 @@
 """Create, update, validate and read HPI PractitionerRoles (SPEC.md §3.1-3.3, §3.7).
 
 A create runs the DESIGN.md stages in order and stops after the first that finds problems:
-``parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: profile, business rules,
-contact points and references, all reported together) → ``_complete`` → ``_reserve`` (422 duplicate)
+``parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: R4's base rules, profile,
+business rules, contact points and references, all reported together; an HPI message wins over a
+base one on the same element) → ``_complete`` → ``_reserve`` (422 duplicate)
 → ``store.roles.insert``. Database round trips: one to resolve the three references, one to reserve
 the business key, two to store the role and its first version; issuing the id costs one per
 ``BLOCK`` creates. A reservation that fails costs two more, to tell a stored duplicate from a

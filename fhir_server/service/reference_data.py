@@ -3,8 +3,8 @@ point at (SPEC.md §2, §4): the reference data, maintained over FHIR.
 
 A record's id is the value of its official HPI identifier (hpi-person-id, hpi-organisation-id or
 hpi-facility-id); former ids are kept as dormant identifiers (use ``old``) and still name the record.
-A create runs ``parse`` (400) → ``check_structure`` (400) → ``_check_identifiers`` (422, all problems
-together) → ``store.references.insert``, where a unique index keeps each HPI identifier, live or
+A create runs ``parse`` (400) → ``check_structure`` (400) → ``_check_identifiers`` (422: R4's base rules
+and the HPI identifiers, all problems together) → ``store.references.insert``, where a unique index keeps each HPI identifier, live or
 dormant, on one record (422). An update is compare-and-set on the version the client names in
 If-Match, as for roles (409 if another update won). Only the current version is kept.
 """

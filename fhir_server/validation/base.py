@@ -19,6 +19,7 @@ import importlib
 import importlib.util
 import json
 import pathlib
+import threading
 import typing as t
 from dataclasses import dataclass, field
 
@@ -119,17 +120,34 @@ class _Definitions:
         self.folder = _entries()
         self.types: dict[str, _Type] = {}
         self.compiled: dict[str, t.Callable[..., list[t.Any]]] = {}
+        # A contained resource of another type is compiled at its first request: one thread at a time.
+        self.lock = threading.RLock()
+        self.pending: dict[str, _Type] = {}
 
     def type(self, name: str) -> _Type | None:
-        if name not in self.types:
-            file = self.folder / f"{name.lower()}.json"
-            if not file.is_file():
-                return None
-            sd = json.loads(file.read_text(encoding="utf-8"))
-            placeholder = _Type(name, sd["kind"], _Element(name, name, 0, None, ()))
-            self.types[name] = placeholder
-            placeholder.root = self._tree(sd)
-        return self.types[name]
+        if name in self.types:
+            return self.types[name]
+        with self.lock:
+            outermost = not self.pending
+            found = self._load(name)
+            if outermost:
+                # Published only when whole, so that other threads never see a type half compiled.
+                self.types.update(self.pending)
+                self.pending.clear()
+            return found
+
+    def _load(self, name: str) -> _Type | None:
+        if name in self.types or name in self.pending:
+            return self.types.get(name) or self.pending[name]
+        file = self.folder / f"{name.lower()}.json"
+        if not file.is_file():
+            return None
+        sd = json.loads(file.read_text(encoding="utf-8"))
+        # Types refer to themselves (Extension.extension): the placeholder ends the recursion.
+        placeholder = _Type(name, sd["kind"], _Element(name, name, 0, None, ()))
+        self.pending[name] = placeholder
+        placeholder.root = self._tree(sd)
+        return placeholder
 
     def _tree(self, sd: dict[str, t.Any]) -> _Element:
         by_path: dict[str, _Element] = {}
@@ -151,7 +169,7 @@ class _Definitions:
         for el in by_path.values():
             for code in el.types:
                 if not code.startswith(_SYSTEM) and code not in _BACKBONE and code != "Resource":
-                    self.type(code)
+                    self._load(code)
         return root
 
     def _constraints(self, e: dict[str, t.Any]) -> tuple[_Constraint, ...]:
@@ -186,7 +204,7 @@ class _Definitions:
 def compile_base() -> _Definitions:
     """The R4 definitions of the four resource types and every datatype they reach; once a process."""
     defs = _Definitions()
-    for name in RESOURCE_TYPES:
+    for name in (*RESOURCE_TYPES, "Element"):  # Element: a primitive's id and extensions
         defs.type(name)
     return defs
 

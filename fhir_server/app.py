@@ -14,6 +14,7 @@ from .http.auth import CallerCache
 from .service import Context
 from .store import Store, with_deadline
 from .definitions import load_definitions
+from .validation import compile_base
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -33,6 +34,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                       scope_prefix=settings.scope_prefix),
         started=os.environ.get(STARTED_ENV) or dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
+    compile_base()  # R4's base rules, compiled once (before gunicorn forks) rather than at the first request
     http.register(app)
     # One deadline for the whole request, rate-limit count included: past it, 503 with Retry-After.
     app.wsgi_app = with_deadline(app.wsgi_app, settings.db_timeout_ms / 1000,  # type: ignore[method-assign]

@@ -272,6 +272,15 @@ class Msg(enum.Enum):
     SLICE_ORDER = Entry(422, "processing", "{element}: entries the profile does not define must come after those it does",
                         EM07208, note="slicing rules openAtEnd")
 
+    # FHIR R4's own rules (validation/base.py), read from the official R4 4.0.1 StructureDefinitions. Not IG wording.
+    BASE_CARDINALITY = Entry(422, "structure", "{element} must occur {min}..{max} time(s) (FHIR R4); it occurs {count} time(s)", EM07208)
+    BASE_BINDING = Entry(422, "code-invalid", "{code!r} is not a code FHIR R4 allows for {element}: use one of {codes}", EM07208)
+    BASE_INVARIANT = Entry(422, "invariant", "FHIR R4 rule {key} failed: {human}", EM07208)
+    MODIFIER_UNKNOWN = Entry(422, "not-supported", "Modifier extension {url} is not known to this server, which therefore "
+                             "cannot process the resource (FHIR R4: what changes the meaning must be understood)", EM07208)
+    IMPLICIT_RULES = Entry(422, "not-supported", "implicitRules is not supported: this server cannot process a resource "
+                           "made under rules it does not know (FHIR R4 resource.html#implicitRules)", EM07208)
+
     # Reference data (Practitioner, Organization, Location) maintained over FHIR (SPEC.md §2, §4). Not IG
     # wording: the HPI offers no such writes. {name} is the type's HPI identifier, e.g. hpi-person-id.
     # Not found, version and condition problems, and an identifier another record holds, use the entries above.

@@ -1,8 +1,9 @@
 """Create, update, validate and read HPI PractitionerRoles (SPEC.md §3.1-3.3, §3.7).
 
 A create runs the DESIGN.md stages in order and stops after the first that finds problems:
-``parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: profile, business rules,
-contact points and references, all reported together) → ``_complete`` → ``_reserve`` (422 duplicate)
+``parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: R4's base rules, profile,
+business rules, contact points and references, all reported together; an HPI message wins over a
+base one on the same element) → ``_complete`` → ``_reserve`` (422 duplicate)
 → ``store.roles.insert``. Database round trips: one to resolve the three references, one to reserve
 the business key, two to store the role and its first version; issuing the id costs one per
 ``BLOCK`` creates. A reservation that fails costs two more, to tell a stored duplicate from a
@@ -41,6 +42,7 @@ from ..terminology import ROLE_CODES
 from ..validation import (
     Target,
     assign_ranks,
+    check_base,
     check_profile,
     check_references,
     check_required,
@@ -49,6 +51,7 @@ from ..validation import (
     check_telecom,
     parse_json,
     point_at_live_records,
+    without_overlap,
 )
 from ..validation.dates import is_current
 from ..validation.fhirpath import ROLE
@@ -304,6 +307,7 @@ def _check_update(doc: dict[str, t.Any], stored: StoredRole, ctx: Context) -> di
     """Check an update against the stored version; return the new version's content (meta aside)."""
     issues = _check_profiles(doc, ctx) + check_role_period(doc) + check_telecom(doc.get("telecom", []), ctx.today())
     issues += _unchanged_elements(doc, stored.resource, ctx)
+    issues = without_overlap(check_base(doc), issues)
     if issues:
         raise RequestRejected(issues)
     # The extensions that may not change are checked equal to the stored ones: take the client's list.
@@ -567,7 +571,7 @@ def _check_content(doc: dict[str, t.Any], ctx: Context) -> dict[str, Target]:
     issues = _check_profiles(doc, ctx) + check_required(doc) + check_role_period(doc)
     issues += check_telecom(doc.get("telecom", []), ctx.today())
     resolved, reference_issues = check_references(doc, ctx.store.references.resolve)
-    issues += reference_issues
+    issues = without_overlap(check_base(doc), issues + reference_issues)
     if issues:
         raise RequestRejected(issues)
     return resolved

@@ -3,8 +3,8 @@ point at (SPEC.md §2, §4): the reference data, maintained over FHIR.
 
 A record's id is the value of its official HPI identifier (hpi-person-id, hpi-organisation-id or
 hpi-facility-id); former ids are kept as dormant identifiers (use ``old``) and still name the record.
-A create runs ``parse`` (400) → ``check_structure`` (400) → ``_check_identifiers`` (422, all problems
-together) → ``store.references.insert``, where a unique index keeps each HPI identifier, live or
+A create runs ``parse`` (400) → ``check_structure`` (400) → ``_check_identifiers`` (422: R4's base rules
+and the HPI identifiers, all problems together) → ``store.references.insert``, where a unique index keeps each HPI identifier, live or
 dormant, on one record (422). An update is compare-and-set on the version the client names in
 If-Match, as for roles (409 if another update won). Only the current version is kept.
 """
@@ -21,7 +21,7 @@ from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.errors import IdentifierTaken
 from ..store.queries import Page, TooManyCandidates
 from ..store.reference_data import StoredReference
-from ..validation import check_structure
+from ..validation import check_base, check_structure, without_overlap
 from .confidentiality import check_label, is_confidential, served
 from .context import Context
 from .practitioner_role import Written, parse, parse_if_match
@@ -220,6 +220,7 @@ def _check_identifiers(rtype: str, doc: dict[str, t.Any], stored: StoredReferenc
     elif stored is not None and official[0] != stored.resource["id"]:
         issues.append(issue(Msg.REFERENCE_ID_CHANGED, f"{rtype}.identifier", name=kind.name, type=rtype,
                             id=stored.resource["id"]))
+    issues = without_overlap(check_base(doc), issues)
     if issues:
         raise RequestRejected(issues)
     return official[0]

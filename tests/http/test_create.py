@@ -69,7 +69,7 @@ def test_201_carries_the_stored_resource_and_its_version(api, mongo, server):
 
 @pytest.mark.parametrize("profiles", [[], [HPI], [f"{HPI}|1.4.10"], [NZ_ROLE, HPI]])
 def test_a_role_claiming_known_profiles_or_none_is_stored_with_its_claims(api, profiles):
-    role = fresh_role(meta={"profile": profiles} if profiles else {})
+    role = fresh_role(**({"meta": {"profile": profiles}} if profiles else {}))  # an empty meta breaks ele-1
     response = api.create(role)
     assert response.status_code == 201, response.text
     assert response.json()["meta"]["profile"] == (profiles or [HPI])

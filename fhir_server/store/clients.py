@@ -61,7 +61,8 @@ class ClientStore:
 
     @translate_write_errors
     def create(self, name: str, scopes: t.Iterable[str], jwks: dict[str, t.Any]) -> Client:
-        client = Client(secrets.token_urlsafe(16), name, frozenset(scopes), jwks)
+        # Hex, so that an id never starts with "-" and passes as an option to commands (client revoke ID).
+        client = Client(secrets.token_hex(16), name, frozenset(scopes), jwks)
         self._clients.insert_one({"_id": client.client_id, "name": name, "scopes": sorted(client.scopes), "jwks": jwks,
                                   "created": dt.datetime.now(dt.timezone.utc), "revoked": None})
         return client

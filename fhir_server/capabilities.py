@@ -8,7 +8,7 @@ import re
 import typing as t
 
 from .definitions import DEFAULT_PROFILES, Definitions
-from .service.search import INCLUDES, PARAMETERS
+from .service.search import INCLUDES, PARAMETERS, RESULT_PARAMETERS
 
 SOFTWARE_VERSION = "0.3.0"
 # Interaction codes (FHIR restful-interaction) by HTTP method and the route's shape after the type.
@@ -21,6 +21,16 @@ _INTERACTIONS = {
     ("GET", "/_history"): "history-type",
     ("GET", "/<id>/_history"): "history-instance",
 }
+# System interactions by HTTP method and route: POST [base] takes a batch or a transaction Bundle.
+_SYSTEM_INTERACTIONS = {("POST", "/"): ("transaction", "batch")}
+_SYSTEM_DOCUMENTATION = {
+    "transaction": "POST [base] with a Bundle of type transaction: all entries or none; 501 where the database "
+                   "cannot run multi-document transactions (a standalone MongoDB)",
+    "batch": "POST [base] with a Bundle of type batch: each entry on its own",
+}
+# Reads that answer 304 to If-None-Match (an ETag) and If-Modified-Since (Last-Modified): those of
+# versioned records, which have both; conformance resources carry neither.
+CONDITIONAL_READ = "full-support"
 _DOCUMENTATION = {
     "PractitionerRole": {
         "create": "Create a PractitionerRole under the HPI rules; the server issues its hpi-practitionerrole-id. "
@@ -78,6 +88,12 @@ def interactions(routes: t.Iterable[Route]) -> dict[str, dict[str, set[str]]]:
     return found
 
 
+def system_interactions(routes: t.Iterable[Route]) -> list[str]:
+    """The whole-system interaction codes the routes serve (transaction, batch)."""
+    return [code for route in routes for method in sorted(route.methods)
+            for code in _SYSTEM_INTERACTIONS.get((method, route.rule), ())]
+
+
 def _operation_definition(rtype: str, name: str) -> str:
     """The canonical of a core operation: $validate is defined on Resource, the others on their type."""
     return f"http://hl7.org/fhir/OperationDefinition/{'Resource' if name == 'validate' else rtype}-{name}"
@@ -85,6 +101,7 @@ def _operation_definition(rtype: str, name: str) -> str:
 
 def capability_statement(routes: t.Iterable[Route], base_url: str, started: str, definitions: Definitions, *,
                          token_url: str, scope_prefix: str) -> dict[str, t.Any]:
+    routes = list(routes)
     order = list(dict.fromkeys(_INTERACTIONS.values()))
     resources = []
     for rtype, offered in sorted(interactions(routes).items()):
@@ -94,6 +111,8 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
             resource.update(profile=DEFAULT_PROFILES[rtype], supportedProfile=definitions.known_profiles(rtype))
         resource["interaction"] = [{"code": code, **({"documentation": docs[code]} if code in docs else {})}
                                    for code in order if code in offered["interactions"]]
+        if "vread" in offered["interactions"]:
+            resource["conditionalRead"] = CONDITIONAL_READ
         if "create" in offered["interactions"]:
             resource.update(
                 versioning="versioned-update",
@@ -109,7 +128,8 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
                                                               "from its profiles folder")
         if INCLUDES.get(rtype):
             resource["searchInclude"] = sorted(INCLUDES[rtype])
-        resource["searchParam"] = [{"name": p.name, "type": p.type, "documentation": p.documentation} for p in PARAMETERS[rtype]]
+        resource["searchParam"] = [{"name": p.name, "type": p.type, "documentation": p.documentation}
+                                   for p in [*PARAMETERS[rtype], *RESULT_PARAMETERS.get(rtype, [])]]
         if offered["operations"]:
             resource["operation"] = [{"name": name, "definition": _operation_definition(rtype, name)}
                                      for name in sorted(offered["operations"])]
@@ -128,6 +148,8 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
             "mode": "server",
             "security": _security(token_url, scope_prefix),
             "resource": resources,
+            "interaction": [{"code": code, "documentation": _SYSTEM_DOCUMENTATION[code]}
+                            for code in system_interactions(routes)],
         }],
     }
 

@@ -63,8 +63,8 @@ class Msg(enum.Enum):
     TOO_LARGE = Entry(413, "too-costly", "The request body was too big for the server to accept", note="IG status-table text")
     WRONG_RESOURCE_TYPE = Entry(400, "structure", "resourceType must be {expected}")
     STRUCTURE = Entry(400, "structure", "{reason}")
-    RANK_NOT_POSITIVE = Entry(400, "structure", "Contact point rank must be 1 or more; rank 0 is invalid",
-                              note="IG: 'Rank 0 is invalid', no message; FHIR's positiveInt makes it structural")
+    RANK_NOT_POSITIVE = Entry(422, "processing", "Contact point rank must be 1 or more; rank 0 is invalid",
+                              note="IG: 'Rank 0 is invalid', one of its contact rules (422 as the others), no message")
     NULL_VALUE = Entry(400, "structure", "null is not a valid FHIR value")
     CONTROL_CHARACTER = Entry(400, "structure", "A FHIR string may not contain control characters other than tab, "
                               "carriage return and line feed", note="FHIR R4 datatypes.html#string")
@@ -89,6 +89,8 @@ class Msg(enum.Enum):
     OPERATION_OK = Entry(200, "informational", "{what}", severity="information")
     OPERATION_PARAM_REQUIRED = Entry(400, "required", "{operation} needs the parameter {name}")
     CANONICAL_UNKNOWN = Entry(404, "not-found", "{type} {url} is not known here")
+    CODE_NOT_IN_CODE_SYSTEM = Entry(200, "code-invalid", "{code!r} is not a code of the code system {code_system}",
+                                    severity="information", note="a CodeSystem $validate-code message")
     DISPLAY_WRONG = Entry(200, "invalid", "The display of {code!r} is {display!r}", severity="information",
                       note="a $validate-code message, not an error of the request")
     DB_UNAVAILABLE = Entry(503, "transient", "The database is unavailable; retry shortly")
@@ -234,6 +236,8 @@ class Msg(enum.Enum):
     # Update rules (SPEC.md §3.2), verbatim.
     NOT_UPDATABLE = Entry(422, "processing", "A PractitionerRole update request may only update telecom, messaging-address, "
                           "period, and practitionerRole-status-reason.")
+    ROLE_ID_REQUIRED = Entry(422, "processing", "The PractitionerRole id is required", EM07201,
+                             note="IG: 'A PractitionerRole update must contain: The PractitionerRole id'")
     ROLE_IDENTIFIER_REQUIRED = Entry(422, "processing", "The PractitionerRole identifier is required", EM07201,
                                      note="IG: 'A PractitionerRole update must contain: … The PractitionerRole identifier'")
     # Where the IG gives no message (SPEC.md §3.1, §7).
@@ -301,11 +305,13 @@ class Msg(enum.Enum):
 
 @dataclass(frozen=True)
 class Issue:
-    """One problem found: a catalogue entry, the FHIRPath of the element, and the message's values."""
+    """One problem found: a catalogue entry, the FHIRPath of the element, and the message's values.
+    ``also``: more elements the problem is about, where it names several (either of two, say)."""
 
     msg: Msg
     expression: str | None = None
     values: tuple[tuple[str, t.Any], ...] = ()
+    also: tuple[str, ...] = ()
 
     @property
     def status(self) -> int:
@@ -323,7 +329,7 @@ class Issue:
             out["details"] = {"coding": [{"system": HPI_CODE_SYSTEM, "code": code, "display": display}]}
         out["diagnostics"] = self.diagnostics
         if self.expression:
-            out["expression"] = [self.expression]
+            out["expression"] = [self.expression, *self.also]
         return out
 
 

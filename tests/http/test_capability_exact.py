@@ -149,7 +149,6 @@ def test_conditional_read_by_etag_is_served_where_listed(api, statement, samples
         "PractitionerRole", "Practitioner", "Organization", "Location", "Provenance"}
 
 
-@pytest.mark.xfail(strict=True, reason="If-Modified-Since on reads arrives with the HTTP features of issue 14")
 def test_conditional_read_by_date_is_served_where_listed(api, statement, samples):
     for resource in _resources(statement):
         if resource.get("conditionalRead") not in ("modified-since", "full-support"):

@@ -257,8 +257,6 @@ SEARCHED = {
     **{rtype: (lambda m: {"_lastUpdated": "gt2000-01-01"}) for rtype in ("Practitioner", "Organization", "Location")},
     **{rtype: (lambda m: {}) for rtype in ("StructureDefinition", "ValueSet", "CodeSystem")},
 }
-_SNAPSHOTS = pytest.mark.xfail(strict=True, reason="sdf-3: served snapshots lack element definitions until the "
-                                                   "complete snapshots of issue 14 are merged")
 
 
 def test_every_searchable_type_is_searched(api):
@@ -267,7 +265,7 @@ def test_every_searchable_type_is_searched(api):
             if any(i["code"] == "search-type" for i in r["interaction"])} == set(SEARCHED)
 
 
-@pytest.mark.parametrize("rtype", [pytest.param(r, marks=_SNAPSHOTS) if r == "StructureDefinition" else r for r in SEARCHED])
+@pytest.mark.parametrize("rtype", list(SEARCHED))
 def test_everything_a_search_finds_passes_them(api, made, rtype):
     """Records and conformance resources (StructureDefinitions, ValueSets, CodeSystems), as searches find them."""
     response = api.get(f"/{rtype}", params={**SEARCHED[rtype](made), "_count": "50"})

@@ -46,7 +46,7 @@ def delete(role_id: str) -> Response:
 @bp.get("/PractitionerRole")
 def search() -> Response:
     query, page, included = roles.search_practitioner_roles(args(), prefer("handling") == "strict", context())
-    return fhir_response(bundles.searchset(page, included, bundles.paging_links(query, page.total)))
+    return fhir_response(bundles.searchset(page, included, bundles.paging_links(query, page.total), query.warnings))
 
 
 @bp.get("/PractitionerRole/_history")

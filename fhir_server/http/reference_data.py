@@ -33,8 +33,8 @@ def update(rtype: str, rid: str) -> Response:
 
 
 def search(rtype: str) -> Response:
-    query, page = references.search_references(rtype, args(), prefer("handling") == "strict", context())
-    return fhir_response(bundles.searchset(page, [], bundles.paging_links(query, page.total)))
+    query, page, included = references.search_references(rtype, args(), prefer("handling") == "strict", context())
+    return fhir_response(bundles.searchset(page, included, bundles.paging_links(query, page.total), query.warnings))
 
 
 for _type in references.KINDS:

@@ -7,6 +7,8 @@ from flask import Blueprint, Response, request
 
 from ..outcome import Msg, issue, operation_outcome
 from ..service import practitioner_role as roles
+from ..service.search import parse_read
+from ..service.subsets import subset
 from . import bundles
 from .idempotency import replayable, request_tag
 from .incoming import args, body, context
@@ -24,7 +26,8 @@ def create() -> Response:
 
 @bp.get("/PractitionerRole/<role_id>")
 def read(role_id: str) -> Response:
-    return resource_response(roles.read_practitioner_role(role_id, context()))
+    wanted = parse_read("PractitionerRole", args())
+    return resource_response(subset(roles.read_practitioner_role(role_id, context()), wanted.summary, wanted.elements))
 
 
 @bp.get("/PractitionerRole/<role_id>/_history/<vid>")

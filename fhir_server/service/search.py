@@ -263,6 +263,23 @@ def parse_paging(args: t.Iterable[tuple[str, str]]) -> Query:
     return query
 
 
+def parse_read(resource_type: str, args: t.Iterable[tuple[str, str]]) -> Query:
+    """``_summary`` and ``_elements`` of a read (search.html#summary applies to reads too); other
+    parameters are ignored, as before.
+
+    :raises RequestRejected: 400 for a value they cannot take (``_summary=count`` among them).
+    """
+    query, issues = Query(), []
+    for name, value in args:
+        if name in ("_summary", "_elements"):
+            problem = _set_result(query, {}, resource_type, name, value)
+            if problem or query.summary == "count":
+                issues.append(problem or issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value))
+    if issues:
+        raise RequestRejected(issues)
+    return query
+
+
 # --- history pages ------------------------------------------------------------------------------------
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)

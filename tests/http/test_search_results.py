@@ -216,3 +216,20 @@ def test_revinclude_needs_the_role_read_scope(server: Server, person):
     response = get(headers, server.base_url, "/Practitioner", {"identifier": person, "_revinclude": "PractitionerRole:practitioner"})
     assert response.status_code == 403
     assert response.headers["Content-Type"].startswith(FHIR_JSON)
+
+
+# --- reads ---------------------------------------------------------------------------------------------
+
+def test_a_read_with_summary_or_elements_is_subsetted(api, roles):
+    rid = roles[0]["id"]
+    summary = api.get(f"/PractitionerRole/{rid}", params={"_summary": "true"}).json()
+    assert "extension" not in summary and summary["identifier"] and SUBSETTED in summary["meta"]["tag"]
+    elements = api.get(f"/Practitioner/{roles[0]['practitioner']['reference'].split('/')[1]}", params={"_elements": "name"}).json()
+    assert set(elements) <= {"resourceType", "id", "meta", "name", "implicitRules", "modifierExtension"} and elements["name"]
+    assert api.get(f"/PractitionerRole/{rid}").json() == roles[0]
+
+
+def test_a_read_refuses_summary_count(api, roles):
+    response = api.get(f"/PractitionerRole/{roles[0]['id']}", params={"_summary": "count"})
+    assert response.status_code == 400
+    assert outcome_messages(response) == [text(Msg.SEARCH_VALUE_INVALID, name="_summary", value="count")]

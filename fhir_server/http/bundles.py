@@ -83,7 +83,8 @@ def searchset(page: Page, included: list[dict[str, t.Any]], links: list[dict[str
     entries = [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "match"}} for r in page.resources]
     entries += [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "include"}} for r in included]
     if warnings:
-        entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": operation_outcome(warnings),
+        said = uuid.uuid4()
+        entries.append({"fullUrl": f"urn:uuid:{said}", "resource": {"resourceType": "OperationOutcome", "id": said.hex, **operation_outcome(warnings)},
                         "search": {"mode": "outcome"}})
     return bundle("searchset", entries, page.total, links)
 

@@ -56,7 +56,6 @@ from ..validation.role_elements import MESSAGING_ADDRESS, STATUS_REASON, role_co
 from .confidentiality import SEARCH_FIELD as CONFIDENTIAL_SEARCH_FIELD
 from .confidentiality import check_label, is_confidential, role_security, served, served_version, visible_only
 from .context import Context
-from .subsets import subset
 from .search import (
     MAX_REVINCLUDE,
     PARAMETERS,
@@ -70,6 +69,7 @@ from .search import (
     too_broad,
     search_fields,
 )
+from .subsets import subset
 
 # Roles ended as entered in error or duplicate hold no period: they never make another a duplicate.
 NOT_RESERVING = {"enteredInError", "duplicate"}
@@ -511,9 +511,11 @@ def roles_pointing_at(query: Query, matches: list[dict[str, t.Any]], ctx: Contex
     ``PractitionerRole.read``; inactive roles, and confidential roles found by a hidden element,
     only with ``PractitionerRole.a``), served as the caller may see them; at most
     :data:`.search.MAX_REVINCLUDE`, with a warning on ``query`` if there are more."""
-    if not query.revincludes or not matches:
+    if not query.revincludes:
         return []
     ctx.access.require(ROLE, "read")
+    if not matches:
+        return []
     found: dict[str, dict[str, t.Any]] = {}
     for name in dict.fromkeys(query.revincludes):
         criteria = _role_criteria([Criterion(name, "any", tuple(r["id"] for r in matches))], ctx)

@@ -84,7 +84,8 @@ def searchset(page: Page, included: list[dict[str, t.Any]], links: list[dict[str
     entries += [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "include"}} for r in included]
     if warnings:
         said = uuid.uuid4()
-        entries.append({"fullUrl": f"urn:uuid:{said}", "resource": {"resourceType": "OperationOutcome", "id": said.hex, **operation_outcome(warnings)},
+        outcome = {"resourceType": "OperationOutcome", "id": said.hex, **operation_outcome(warnings)}
+        entries.append({"fullUrl": f"urn:uuid:{said}", "resource": outcome,
                         "search": {"mode": "outcome"}})
     return bundle("searchset", entries, page.total, links)
 

@@ -82,7 +82,8 @@ def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.An
     return resource
 
 
-def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page, list[dict[str, t.Any]]]:
+def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool,
+                      ctx: Context) -> tuple[Query, Page, list[dict[str, t.Any]]]:
     """A page of the records a search matches, and the roles its ``_revinclude`` adds. Each type holds
     as many records as the HPI has (every practitioner of the country), so a search must name a
     parameter an index serves: ``identifier``, ``_id`` (the record's key), or a ``_lastUpdated``

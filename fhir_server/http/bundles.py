@@ -51,11 +51,11 @@ def paging_links(query: Query, total: int | None) -> list[dict[str, str]]:
     links = [{"relation": "self", "url": url(offset)}]
     if not count:  # _summary=count or _count=0: a total, no pages
         return links
-    links.append({"relation": "first", "url": url(0)})
     if total is not None and offset + count < total:
         links.append({"relation": "next", "url": url(offset + count)})
     if offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    links.append({"relation": "first", "url": url(0)})
     last = (max(total, 1) - 1) // count * count if total is not None else None
     if last is not None and last <= MAX_OFFSET:
         links.append({"relation": "last", "url": url(last)})

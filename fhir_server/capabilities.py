@@ -8,7 +8,7 @@ import re
 import typing as t
 
 from .definitions import DEFAULT_PROFILES, Definitions
-from .service.search import INCLUDES, PARAMETERS, RESULT_PARAMETERS
+from .service.search import INCLUDES, PARAMETERS, RESULT_PARAMETERS, REVINCLUDES
 
 SOFTWARE_VERSION = "0.3.0"
 # Interaction codes (FHIR restful-interaction) by HTTP method and the route's shape after the type.
@@ -128,6 +128,8 @@ def capability_statement(routes: t.Iterable[Route], base_url: str, started: str,
                                                               "from its profiles folder")
         if INCLUDES.get(rtype):
             resource["searchInclude"] = sorted(INCLUDES[rtype])
+        if REVINCLUDES.get(rtype):
+            resource["searchRevInclude"] = sorted(REVINCLUDES[rtype])
         resource["searchParam"] = [{"name": p.name, "type": p.type, "documentation": p.documentation}
                                    for p in [*PARAMETERS[rtype], *RESULT_PARAMETERS.get(rtype, [])]]
         if offered["operations"]:

@@ -214,6 +214,15 @@ class Msg(enum.Enum):
                                  "without one it would read every {type}")
     PAGE_TOKEN_INVALID = Entry(400, "value", "Invalid _page {value!r}: follow the next link of a page this server gave")
     TOTAL_INVALID = Entry(400, "value", "Invalid _total {value!r}: none, estimate or accurate")
+    SEARCH_REVINCLUDE_UNKNOWN = Entry(400, "not-supported", "Unsupported _revinclude {value!r} for {type}")
+    SEARCH_FILTER_UNSUPPORTED = Entry(400, "not-supported", "Search parameter {name!r} is not supported: this server does not "
+                                      "apply _has, chained or other such filters, and ignoring one would widen the result")
+    SEARCH_IGNORED = Entry(200, "not-supported", "{name}={value!r} is not supported for {type} and was ignored",
+                           severity="warning", note="lenient handling (no Prefer: handling=strict)")
+    SEARCH_COUNT_CUT = Entry(200, "too-costly", "_count={value} is more than this server serves in a page: cut to {limit}",
+                             severity="warning")
+    SEARCH_REVINCLUDE_CUT = Entry(200, "too-costly", "More records point at this page's matches than _revinclude includes "
+                                  "({limit}): narrow the search or page with a smaller _count", severity="warning")
     HISTORY_OFFSET_UNSUPPORTED = Entry(400, "not-supported", "History pages by _page, not _offset: follow the next link")
     HISTORY_PARAM_UNSUPPORTED = Entry(400, "not-supported", "History does not take {name!r}: it takes _since, _at, _count "
                                       "and _total", note="refused whatever Prefer: handling says: ignoring it could widen the answer")

@@ -10,7 +10,8 @@ from urllib.parse import urlencode
 from flask import request
 
 from ..instants import format_instant
-from ..service.search import Query, page_token
+from ..outcome import Issue, operation_outcome
+from ..service.search import MAX_OFFSET, Query, page_token
 from ..store.queries import Page
 from .responses import base_url
 
@@ -38,7 +39,8 @@ def _full_url(resource: dict[str, t.Any]) -> str:
 
 
 def paging_links(query: Query, total: int | None) -> list[dict[str, str]]:
-    """``self``, and ``next``/``previous`` where there are more, each a complete query to follow: the
+    """``self``, ``first``, and ``next``/``previous`` where there are more, and ``last`` where the
+    total is known and its page within reach of ``_offset``; each a complete query to follow: the
     parameters understood, at this request's path."""
     offset, count = query.offset, query.count
 
@@ -47,10 +49,16 @@ def paging_links(query: Query, total: int | None) -> list[dict[str, str]]:
         return f"{base_url()}{request.path}?{urlencode(params)}"
 
     links = [{"relation": "self", "url": url(offset)}]
-    if count and total is not None and offset + count < total:
+    if not count:  # _summary=count or _count=0: a total, no pages
+        return links
+    if total is not None and offset + count < total:
         links.append({"relation": "next", "url": url(offset + count)})
     if offset > 0:
         links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    links.append({"relation": "first", "url": url(0)})
+    last = (max(total, 1) - 1) // count * count if total is not None else None
+    if last is not None and last <= MAX_OFFSET:
+        links.append({"relation": "last", "url": url(last)})
     return links
 
 
@@ -68,9 +76,17 @@ def history_links(query: Query, page: Page) -> list[dict[str, str]]:
     return links
 
 
-def searchset(page: Page, included: list[dict[str, t.Any]], links: list[dict[str, str]]) -> dict[str, t.Any]:
+def searchset(page: Page, included: list[dict[str, t.Any]], links: list[dict[str, str]],
+              warnings: list[Issue] | None = None) -> dict[str, t.Any]:
+    """A searchset: the matches, what ``_include``/``_revinclude`` added, and an OperationOutcome
+    saying what was ignored or cut (search.mode ``outcome``), if anything was."""
     entries = [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "match"}} for r in page.resources]
     entries += [{"fullUrl": _full_url(r), "resource": r, "search": {"mode": "include"}} for r in included]
+    if warnings:
+        said = uuid.uuid4()
+        outcome = {"resourceType": "OperationOutcome", "id": said.hex, **operation_outcome(warnings)}
+        entries.append({"fullUrl": f"urn:uuid:{said}", "resource": outcome,
+                        "search": {"mode": "outcome"}})
     return bundle("searchset", entries, page.total, links)
 
 

@@ -7,6 +7,8 @@ from flask import Blueprint, Response, request
 
 from ..outcome import Msg, issue, operation_outcome
 from ..service import practitioner_role as roles
+from ..service.search import parse_read
+from ..service.subsets import subset
 from . import bundles
 from .idempotency import replayable, request_tag
 from .incoming import args, body, context
@@ -24,7 +26,8 @@ def create() -> Response:
 
 @bp.get("/PractitionerRole/<role_id>")
 def read(role_id: str) -> Response:
-    return resource_response(roles.read_practitioner_role(role_id, context()))
+    wanted = parse_read("PractitionerRole", args())
+    return resource_response(subset(roles.read_practitioner_role(role_id, context()), wanted.summary, wanted.elements))
 
 
 @bp.get("/PractitionerRole/<role_id>/_history/<vid>")
@@ -46,7 +49,7 @@ def delete(role_id: str) -> Response:
 @bp.get("/PractitionerRole")
 def search() -> Response:
     query, page, included = roles.search_practitioner_roles(args(), prefer("handling") == "strict", context())
-    return fhir_response(bundles.searchset(page, included, bundles.paging_links(query, page.total)))
+    return fhir_response(bundles.searchset(page, included, bundles.paging_links(query, page.total), query.warnings))
 
 
 @bp.get("/PractitionerRole/_history")

@@ -7,6 +7,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from ..service import reference_data as references
+from ..service.search import parse_read
+from ..service.subsets import subset
 from . import bundles
 from .incoming import args, body, context
 from .responses import fhir_response, prefer, resource_response, written_response
@@ -20,7 +22,8 @@ def create(rtype: str) -> Response:
 
 
 def read(rtype: str, rid: str) -> Response:
-    return resource_response(references.read_reference(rtype, rid, context()))
+    wanted = parse_read(rtype, args())
+    return resource_response(subset(references.read_reference(rtype, rid, context()), wanted.summary, wanted.elements))
 
 
 def vread(rtype: str, rid: str, vid: str) -> Response:
@@ -33,8 +36,8 @@ def update(rtype: str, rid: str) -> Response:
 
 
 def search(rtype: str) -> Response:
-    query, page = references.search_references(rtype, args(), prefer("handling") == "strict", context())
-    return fhir_response(bundles.searchset(page, [], bundles.paging_links(query, page.total)))
+    query, page, included = references.search_references(rtype, args(), prefer("handling") == "strict", context())
+    return fhir_response(bundles.searchset(page, included, bundles.paging_links(query, page.total), query.warnings))
 
 
 for _type in references.KINDS:

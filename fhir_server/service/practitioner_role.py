@@ -61,6 +61,7 @@ from .confidentiality import check_label, is_confidential, role_security, served
 from .context import Context
 from .history import parse_window
 from .search import (
+    MAX_REVINCLUDE,
     PARAMETERS,
     Query,
     condition_identifier,
@@ -72,6 +73,7 @@ from .search import (
     too_broad,
     search_fields,
 )
+from .subsets import subset
 
 # Roles ended as entered in error or duplicate hold no period: they never make another a duplicate.
 NOT_RESERVING = {"enteredInError", "duplicate"}
@@ -491,18 +493,53 @@ def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, c
     query = parse_search(ROLE, args, strict, ctx)
     for name in dict.fromkeys(query.includes):
         ctx.access.require(t.cast(str, _include_type(name)), "read")
-    criteria = visible_only(ROLE, query.criteria, ctx.access)
-    if not ctx.access.admin(ROLE) and Criterion("active", "active_on", (ctx.today(), True)) not in criteria:
-        criteria.append(Criterion("active", "active_on", (ctx.today(), True)))
     try:
-        page = ctx.store.roles.search(criteria, query.offset, query.count)
+        page = ctx.store.roles.search(_role_criteria(query.criteria, ctx), query.offset, query.count, query.sort, query.counted)
     except TooManyCandidates as e:
         raise too_broad(e) from None
     page = Page(page.total, [served(with_active(r, ctx), ctx.access) for r in page.resources])
+    # _include follows the references the caller may see; a subset is taken after, so that it can
+    # only leave out more.
     keys = {ref["reference"] for r in page.resources for name in query.includes
             for ref in (r.get(name) if isinstance(r.get(name), list) else [r.get(name)]) if ref and "reference" in ref}
     included = ctx.store.references.get_many(sorted(keys)) if keys else []
+    page = Page(page.total, [subset(r, query.summary, query.elements) for r in page.resources])
     return query, page, [served(r, ctx.access) for r in included]
+
+
+def _role_criteria(criteria: list[Criterion], ctx: Context) -> list[Criterion]:
+    """The criteria of a role search as the caller may make it: without ``PractitionerRole.a``, a
+    criterion on a hidden element does not match a confidential role, and inactive roles are left
+    out."""
+    criteria = visible_only(ROLE, criteria, ctx.access)
+    if not ctx.access.admin(ROLE) and Criterion("active", "active_on", (ctx.today(), True)) not in criteria:
+        criteria.append(Criterion("active", "active_on", (ctx.today(), True)))
+    return criteria
+
+
+def roles_pointing_at(query: Query, matches: list[dict[str, t.Any]], ctx: Context) -> list[dict[str, t.Any]]:
+    """The roles a ``_revinclude`` adds to a page of ``matches`` (Practitioners, Organizations or
+    Locations), judged as a role search by the same parameter would judge them (needs
+    ``PractitionerRole.read``; inactive roles, and confidential roles found by a hidden element,
+    only with ``PractitionerRole.a``), served as the caller may see them; at most
+    :data:`.search.MAX_REVINCLUDE`, with a warning on ``query`` if there are more."""
+    if not query.revincludes:
+        return []
+    ctx.access.require(ROLE, "read")
+    if not matches:
+        return []
+    found: dict[str, dict[str, t.Any]] = {}
+    for name in dict.fromkeys(query.revincludes):
+        criteria = _role_criteria([Criterion(name, "any", tuple(r["id"] for r in matches))], ctx)
+        try:
+            page = ctx.store.roles.search(criteria, 0, MAX_REVINCLUDE + 1 - len(found), counted=False)
+        except TooManyCandidates as e:
+            raise too_broad(e) from None
+        found.update((r["id"], r) for r in page.resources)
+        if len(found) > MAX_REVINCLUDE:
+            query.warnings.append(issue(Msg.SEARCH_REVINCLUDE_CUT, limit=MAX_REVINCLUDE))
+            break
+    return [served(with_active(r, ctx), ctx.access) for r in list(found.values())[:MAX_REVINCLUDE]]
 
 
 def _include_type(element: str) -> str | None:

@@ -24,7 +24,8 @@ from ..store.reference_data import StoredReference
 from ..validation import check_base, check_structure, without_overlap
 from .confidentiality import check_label, is_confidential, served
 from .context import Context
-from .practitioner_role import Written, parse, parse_if_match
+from .subsets import subset
+from .practitioner_role import Written, parse, parse_if_match, roles_pointing_at
 from .search import Query, condition_identifier, one_match, parse_search, search_fields, too_broad
 
 
@@ -81,18 +82,22 @@ def read_version(rtype: str, rid: str, vid: str, ctx: Context) -> dict[str, t.An
     return resource
 
 
-def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> tuple[Query, Page]:
-    """A page of the records a search matches. Each type holds as many records as the HPI has (every
-    practitioner of the country), so a search must name a parameter an index serves: ``identifier``,
-    ``_id`` (the record's key), or a ``_lastUpdated`` range, which reads the records it matches."""
+def search_references(rtype: str, args: t.Iterable[tuple[str, str]], strict: bool,
+                      ctx: Context) -> tuple[Query, Page, list[dict[str, t.Any]]]:
+    """A page of the records a search matches, and the roles its ``_revinclude`` adds. Each type holds
+    as many records as the HPI has (every practitioner of the country), so a search must name a
+    parameter an index serves: ``identifier``, ``_id`` (the record's key), or a ``_lastUpdated``
+    range, which reads the records it matches."""
     query = parse_search(rtype, args, strict, ctx)
     if not any(c.field in ("identifier", "_id") or (c.field == "_lastUpdated" and c.values[2]) for c in query.criteria):
         raise RequestRejected(issue(Msg.SEARCH_NOT_SELECTIVE, type=rtype))
     try:
-        page = ctx.store.references.search(rtype, query.criteria, query.offset, query.count)
+        page = ctx.store.references.search(rtype, query.criteria, query.offset, query.count, query.sort, query.counted)
     except TooManyCandidates as e:
         raise too_broad(e) from None
-    return query, Page(page.total, [served(r, ctx.access) for r in page.resources], page.after)
+    matches = [served(r, ctx.access) for r in page.resources]
+    included = roles_pointing_at(query, matches, ctx)
+    return query, Page(page.total, [subset(r, query.summary, query.elements) for r in matches], page.after), included
 
 
 # --- create and update -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..identifiers import is_valid_cpn
 from ..instants import last_updated, parse_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.queries import MAX_CANDIDATES, Criterion, TooManyCandidates
+from . import subsets
 from ..validation.dates import OPEN_END, OPEN_START
 from .confidentiality import SEARCH_FIELD, is_confidential
 from .context import NZ, Context
@@ -36,7 +37,7 @@ TOTALS = ("none", "estimate", "accurate")
 @dataclass(frozen=True)
 class SearchParam:
     name: str
-    type: t.Literal["reference", "token", "date", "uri", "string"]
+    type: t.Literal["reference", "token", "date", "uri", "string", "number", "special"]
     documentation: str
     target: str | None = None  # the resource type a reference parameter points at
 
@@ -69,14 +70,34 @@ PARAMETERS.update({kind: [SearchParam("url", "uri", f"The canonical url of the {
                    for kind in ("StructureDefinition", "ValueSet", "CodeSystem")})
 # _include values per resource type: "PractitionerRole:practitioner" → the reference element it follows.
 INCLUDES = {"PractitionerRole": {f"PractitionerRole:{name}": name for name in ("practitioner", "organization", "location")}}
+# _revinclude values per resource type: "PractitionerRole:organization" → the role search parameter
+# that points at the matches.
+REVINCLUDES = {target: {f"PractitionerRole:{name}": name} for name, target in
+               (("practitioner", "Practitioner"), ("organization", "Organization"), ("location", "Location"))}
+# At most this many records are included by _revinclude for one page (an organisation may have many
+# roles); more are left out with a warning.
+MAX_REVINCLUDE = 100
+# Filters of FHIR's search syntax that this server does not apply: refused whatever the handling, as
+# ignoring one would widen the result (chaining, "organization.name=", is caught by its ".").
+REFUSED = ("_has", "_filter", "_query", "_list", "_text", "_content", "_containedType", "_contained")
 REQUIRED = {"PractitionerRole": "practitioner"}
 # Result parameters (search.html#return) by resource type, listed beside PARAMETERS in the
 # CapabilityStatement: a result parameter a search takes is added here, and is listed.
 _COUNT = SearchParam("_count", "number", f"Results a page (default {DEFAULT_COUNT}, at most {MAX_COUNT})")
 _OFFSET = SearchParam("_offset", "number", f"Results skipped (at most {MAX_OFFSET})")
+# What parse_search reads besides paging: the searches of records (not Provenance or conformance resources).
+_SUBSETS = [SearchParam("_sort", "special", "Sort keys, comma-separated, any search parameter or _lastUpdated; "
+                        "'-' for descending"),
+            SearchParam("_summary", "token", "true, text, data, count or false"),
+            SearchParam("_elements", "special", "Top-level elements to return, comma-separated"),
+            SearchParam("_total", "token", "none or accurate (estimate is accurate)")]
 RESULT_PARAMETERS: dict[str, list[SearchParam]] = {
-    rtype: [_COUNT, _OFFSET, *([SearchParam("_include", "special", "Adds the records the results refer to: "
-                                            + ", ".join(sorted(INCLUDES[rtype])))] if rtype in INCLUDES else [])]
+    rtype: [_COUNT, _OFFSET,
+            *(_SUBSETS if rtype in ("PractitionerRole", "Practitioner", "Organization", "Location") else []),
+            *([SearchParam("_include", "special", "Adds the records the results refer to: "
+                           + ", ".join(sorted(INCLUDES[rtype])))] if rtype in INCLUDES else []),
+            *([SearchParam("_revinclude", "special", "Adds the roles that refer to the results: "
+                           + ", ".join(sorted(REVINCLUDES[rtype])))] if rtype in REVINCLUDES else [])]
     for rtype in PARAMETERS}
 # Reference values that must be a well-formed id, and the error if not: SPEC.md §3.4 "A PractitionerRole
 # search request must include a valid hpi-person-id" (an empty Bundle would hide the caller's mistake).
@@ -169,6 +190,12 @@ class Query:
     includes: list[str] = field(default_factory=list)
     after: tuple[t.Any, ...] | None = None  # history: the key of the last entry of the previous page
     counted: bool = True  # whether the Bundle carries a total
+    sort: list[tuple[str, bool]] = field(default_factory=list)  # (search field, ascending)
+    summary: str | None = None
+    elements: list[str] | None = None
+    revincludes: list[str] = field(default_factory=list)  # the role search parameters to follow back
+    # What was ignored or cut (lenient handling): warnings for the Bundle's outcome entry.
+    warnings: list[Issue] = field(default_factory=list)
     # The parameters understood, in order, for the Bundle's self and paging links.
     used: list[tuple[str, str]] = field(default_factory=list)
 
@@ -235,6 +262,8 @@ def _set_paging(query: Query, name: str, value: str) -> list[Issue]:
     if not (is_number(value) and int(value) <= _MAX_NUMBER):
         return [issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value)]
     if name == "_count":
+        if int(value) > MAX_COUNT:
+            query.warnings.append(issue(Msg.SEARCH_COUNT_CUT, value=value, limit=MAX_COUNT))
         query.count = min(int(value), MAX_COUNT)
     elif int(value) > MAX_OFFSET:
         return [issue(Msg.SEARCH_OFFSET_TOO_LARGE, limit=MAX_OFFSET)]
@@ -249,6 +278,23 @@ def parse_paging(args: t.Iterable[tuple[str, str]]) -> Query:
     for name, value in args:
         if name in ("_count", "_offset"):
             issues += _set_paging(query, name, value)
+    if issues:
+        raise RequestRejected(issues)
+    return query
+
+
+def parse_read(resource_type: str, args: t.Iterable[tuple[str, str]]) -> Query:
+    """``_summary`` and ``_elements`` of a read (search.html#summary applies to reads too); other
+    parameters are ignored, as before.
+
+    :raises RequestRejected: 400 for a value they cannot take (``_summary=count`` among them).
+    """
+    query, issues = Query(), []
+    for name, value in args:
+        if name in ("_summary", "_elements"):
+            problem = _set_result(query, {}, resource_type, name, value)
+            if problem or query.summary == "count":
+                issues.append(problem or issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value))
     if issues:
         raise RequestRejected(issues)
     return query
@@ -317,14 +363,22 @@ def parse_history(args: t.Iterable[tuple[str, str]], one_role: bool) -> Query:
 
 def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: bool, ctx: Context) -> Query:
     """Read a search's parameters. Unknown parameters are errors if ``strict`` (``Prefer:
-    handling=strict``), else ignored; values a parameter cannot take are always errors (400).
+    handling=strict``), else ignored, each with a warning for the Bundle (:attr:`Query.warnings`);
+    values a parameter cannot take are always errors (400), and so are the filters of
+    :data:`REFUSED`, whose absence would widen the result.
 
     :raises RequestRejected: listing every parameter in error, or the missing required one (422).
     """
     known = {p.name: p for p in PARAMETERS[resource_type]}
-    includes = INCLUDES.get(resource_type, {})
     query, issues = Query(), []
     references: list[tuple[str, list[str]]] = []
+
+    def unsupported(name: str, value: str, strict_error: Issue) -> None:
+        if strict:
+            issues.append(strict_error)
+        else:
+            query.warnings.append(issue(Msg.SEARCH_IGNORED, name=name, value=value, type=resource_type))
+
     for name, value in args:
         base, _, modifier = name.partition(":")
         param = known.get(base)
@@ -333,20 +387,27 @@ def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: 
         if name in ("_count", "_offset"):
             issues += _set_paging(query, name, value)
             continue
-        if name == "_include":
-            # "PractitionerRole:practitioner", or with its target type, ":practitioner:Practitioner".
-            source, _, rest = value.partition(":")
-            element, _, target = rest.partition(":")
-            wanted = f"{source}:{element}"
-            if wanted in includes and target in ("", _include_target(resource_type, element)):
-                query.includes.append(includes[wanted])
+        if base in REFUSED or "." in base:
+            issues.append(issue(Msg.SEARCH_FILTER_UNSUPPORTED, name=name))
+            continue
+        if name in ("_include", "_revinclude"):
+            followed = _follow(resource_type, name, value)
+            if followed is None:
+                unknown = Msg.SEARCH_INCLUDE_UNKNOWN if name == "_include" else Msg.SEARCH_REVINCLUDE_UNKNOWN
+                unsupported(name, value, issue(unknown, value=value, type=resource_type))
+            else:
+                (query.includes if name == "_include" else query.revincludes).append(followed)
                 query.used.append((name, value))
-            elif strict:
-                issues.append(issue(Msg.SEARCH_INCLUDE_UNKNOWN, value=value, type=resource_type))
+            continue
+        if name in ("_sort", "_summary", "_elements", "_total"):
+            problem = _set_result(query, known, resource_type, name, value)
+            if problem:
+                issues.append(problem)
+            else:
+                query.used.append((name, value))
             continue
         if param is None:
-            if strict:
-                issues.append(issue(Msg.SEARCH_PARAM_UNKNOWN, name=name, type=resource_type))
+            unsupported(name, value, issue(Msg.SEARCH_PARAM_UNKNOWN, name=name, type=resource_type))
             continue
         if modifier and not (param.type == "reference" and modifier == param.target):
             # Ignoring a modifier would widen the search (":not" turned inside out): always refused.
@@ -380,8 +441,48 @@ def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: 
     required = REQUIRED.get(resource_type)
     if required and not any(name == required for name, _ in references):
         raise RequestRejected(issue(Msg.SEARCH_PRACTITIONER_REQUIRED, required))
+    if query.summary == "count":
+        query.count = 0
     query.criteria += _to_live_ids(references, ctx)
     return query
+
+
+def _follow(resource_type: str, name: str, value: str) -> str | None:
+    """The element an ``_include`` follows, or the role parameter a ``_revinclude`` follows back;
+    None if the server does not serve it. The value may name the target type
+    ("PractitionerRole:practitioner:Practitioner")."""
+    source, _, rest = value.partition(":")
+    element, _, target = rest.partition(":")
+    if name == "_include":
+        table, expected = INCLUDES.get(resource_type, {}), _include_target(resource_type, element)
+    else:
+        table, expected = REVINCLUDES.get(resource_type, {}), resource_type
+    wanted = f"{source}:{element}"
+    return table[wanted] if wanted in table and target in ("", expected) else None
+
+
+def _set_result(query: Query, known: dict[str, SearchParam], resource_type: str, name: str, value: str) -> Issue | None:
+    """Set one of ``_sort``, ``_summary``, ``_elements``, ``_total``; the problem with its value, if any."""
+    invalid = issue(Msg.SEARCH_VALUE_INVALID, name=name, value=value)
+    if name == "_total":
+        if value not in TOTALS:
+            return issue(Msg.TOTAL_INVALID, value=value)
+        query.counted = value != "none"  # an estimate is as cheap as the accurate count here
+    elif name == "_summary":
+        if value not in subsets.SUMMARIES:
+            return invalid
+        query.summary = value
+    elif name == "_elements":
+        names = [v for v in value.split(",") if v]
+        if not names or not set(names) <= subsets.elements(resource_type).all:
+            return invalid
+        query.elements = [*(query.elements or []), *names]
+    else:
+        keys = [(k[1:], False) if k.startswith("-") else (k, True) for k in value.split(",")]
+        if not keys or any(k not in known for k, _ in keys):
+            return invalid
+        query.sort += keys
+    return None
 
 
 def too_broad(e: TooManyCandidates) -> RequestRejected:

@@ -117,19 +117,31 @@ def matches(search: t.Mapping[str, t.Any], c: Criterion) -> bool:
     return holds == wanted
 
 
-def find_page(collection: t.Any, query: dict[str, t.Any], rest: list[Criterion], offset: int, count: int) -> Page:
+def order(sort: t.Sequence[tuple[str, bool]], prefix: str = "search.") -> list[tuple[str, int]]:
+    """The database's sort of ``sort`` (search field, ascending) pairs, ending with ``_id`` so that
+    records with equal keys keep one order from page to page. A list field sorts by its least value
+    ascending and its greatest descending (as FHIR asks); ``active`` by the last day of the window."""
+    keys = [("_id" if name == "_id" else prefix + name + (".to" if name == "active" else ""), 1 if up else -1)
+            for name, up in sort]
+    return [*keys, ("_id", 1)] if not any(k == "_id" for k, _ in keys) else keys
+
+
+def find_page(collection: t.Any, query: dict[str, t.Any], rest: list[Criterion], offset: int, count: int,
+              sort: t.Sequence[tuple[str, bool]] = (), counted: bool = True) -> Page:
     """A page of the documents ``query`` (a flat filter an index serves) finds and ``rest`` (what it
-    could not say) keeps, in ``_id`` order, with their total. ``rest`` is applied here, to at most
-    :data:`MAX_CANDIDATES` documents, never by a scan of the collection.
+    could not say) keeps, in the :func:`order` of ``sort`` (``_id`` order if empty), with their
+    total if ``counted``. ``rest`` is applied here, to at most :data:`MAX_CANDIDATES` documents,
+    never by a scan of the collection.
 
     :raises TooManyCandidates: more than that before ``rest`` applied.
     """
+    keys = order(sort)
     if not rest:
-        total = collection.count_documents(query)
-        found = collection.find(query, {"resource": 1}).sort("_id", 1).skip(offset).limit(count) if count else []
+        total = collection.count_documents(query) if counted else None
+        found = collection.find(query, {"resource": 1}).sort(keys).skip(offset).limit(count) if count else []
         return Page(total, [d["resource"] for d in found])
-    candidates = list(collection.find(query, {"resource": 1, "search": 1}).sort("_id", 1).limit(MAX_CANDIDATES + 1))
+    candidates = list(collection.find(query, {"resource": 1, "search": 1}).sort(keys).limit(MAX_CANDIDATES + 1))
     if len(candidates) > MAX_CANDIDATES:
         raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))
     kept = [d["resource"] for d in candidates if all(matches(d["search"], c) for c in rest)]
-    return Page(len(kept), kept[offset:offset + count])
+    return Page(len(kept) if counted else None, kept[offset:offset + count])

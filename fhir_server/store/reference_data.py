@@ -144,7 +144,8 @@ class ReferenceStore:
         return [d["resource"] for d in self._deciding.find(query, {"resource": 1}).limit(2)]
 
     @translate_errors
-    def search(self, rtype: str, criteria: list[Criterion], offset: int, count: int) -> Page:
+    def search(self, rtype: str, criteria: list[Criterion], offset: int, count: int,
+               sort: t.Sequence[tuple[str, bool]] = (), counted: bool = True) -> Page:
         """A page of the records of ``rtype`` matching all ``criteria``, in id order, and how many match.
 
         ``_id`` is looked up by key and ``identifier`` through its index; what the database could only
@@ -156,7 +157,7 @@ class ReferenceStore:
         query, rest = to_filter([c for c in criteria if c is not by_id], "search.")
         # The key is "Type/id": a lookup by key, where the range of the type is read by scanning.
         query = {**query, **({"_id": {"$in": [f"{rtype}/{v}" for v in by_id.values]}} if by_id else _of_type(rtype))}
-        return find_page(self._resources, query, rest, offset, count)
+        return find_page(self._resources, query, rest, offset, count, sort, counted)
 
     # --- writes --------------------------------------------------------------------------------------
 

@@ -125,6 +125,9 @@ class RoleStore:
         # are, serves them all; the others serve conditional creates and history.
         self._roles.create_index(_PRACTITIONER_INDEX)
         self._roles.create_index([("search.identifier", ASCENDING)])
+        # _revinclude of organisations and facilities finds the roles that point at them.
+        self._roles.create_index([("search.organization", ASCENDING), ("_id", ASCENDING)])
+        self._roles.create_index([("search.location", ASCENDING), ("_id", ASCENDING)])
         self._roles.create_index([("identifiers", ASCENDING)], unique=True)
         # A create sent with an Idempotency-Key is tagged with it, to be found when the key is replayed.
         self._roles.create_index([("request", ASCENDING)], sparse=True)
@@ -229,7 +232,8 @@ class RoleStore:
         return [StoredRole.of(d) for d in self._deciding_roles.find({"search.identifier": token}, _FIELDS).limit(2)]
 
     @translate_errors
-    def search(self, criteria: list[Criterion], offset: int, count: int) -> Page:
+    def search(self, criteria: list[Criterion], offset: int, count: int, sort: t.Sequence[tuple[str, bool]] = (),
+               counted: bool = True) -> Page:
         """A page of the roles matching all ``criteria``, in id order, and how many match.
 
         The database applies what it can through an index (every role search names a practitioner,
@@ -239,7 +243,7 @@ class RoleStore:
         :raises TooManyCandidates: more roles than that before the conditions applied here.
         """
         query, rest = to_filter(criteria, "search.")
-        return find_page(self._roles, query, rest, offset, count)
+        return find_page(self._roles, query, rest, offset, count, sort, counted)
 
     @translate_errors
     def flagged(self, role_ids: list[str], field: str) -> set[str]:

@@ -62,7 +62,8 @@ def _searches(rtype: str, sample: str, role_id: str) -> dict[str, str]:
         "practitioner": "99ZZZS", "organization": "GZZ956-B", "location": "FZZ958-K", "role": "253314", "active": "true",
         "identifier": sample, "_id": sample, "_lastUpdated": "gt2000-01-01", "target": f"PractitionerRole/{role_id}",
         "url": "http://example.org/none", "version": "1.0", "name": "none", "_count": "1", "_offset": "0",
-        "_include": f"{rtype}:practitioner",
+        "_include": f"{rtype}:practitioner", "_revinclude": f"PractitionerRole:{rtype.lower()}",
+        "_sort": "-_lastUpdated", "_summary": "true", "_elements": "identifier", "_total": "accurate",
     }
 
 

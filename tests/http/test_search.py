@@ -139,11 +139,12 @@ def test_count_and_offset_page_with_links(api, roles):
     first = search(api, practitioner="92ZZRE", _count=2)
     assert len(ids(first)) == 2 and first["total"] == 3
     links = {link["relation"]: link["url"] for link in first["link"]}
-    assert set(links) == {"self", "next"}
+    assert set(links) == {"self", "first", "next", "last"}
+    assert links["last"] == links["next"]
     assert "practitioner=92ZZRE" in links["self"] and "_count=2" in links["self"]
     second = api.session.get(links["next"], timeout=10).json()
     assert len(ids(second)) == 1
-    assert {link["relation"] for link in second["link"]} == {"self", "previous"}
+    assert {link["relation"] for link in second["link"]} == {"self", "first", "previous", "last"}
     assert sorted(ids(first) + ids(second)) == sorted(r["id"] for r in roles.values())
 
 

@@ -45,7 +45,8 @@ def test_practitioner_role_lists_its_interactions_profile_parameters_and_include
     assert {p["name"]: p["type"] for p in role["searchParam"]} == {
         "practitioner": "reference", "organization": "reference", "location": "reference", "role": "token",
         "active": "token", "identifier": "token", "_id": "token", "_lastUpdated": "date",
-        "_count": "number", "_offset": "number", "_include": "special"}
+        "_count": "number", "_offset": "number", "_sort": "special", "_summary": "token", "_elements": "special",
+        "_total": "token", "_include": "special"}
     assert role["searchInclude"] == ["PractitionerRole:location", "PractitionerRole:organization", "PractitionerRole:practitioner"]
     assert role["operation"] == [{"name": "validate", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate"}]
     assert role["versioning"] == "versioned-update" and role["readHistory"] is True and role["conditionalCreate"] is True

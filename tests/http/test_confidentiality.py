@@ -67,14 +67,6 @@ def entries(response: requests.Response) -> list[dict[str, t.Any]]:
 
 
 @pytest.fixture(scope="module")
-def person(api) -> str:
-    """A practitioner of these tests alone, so that searches see only their roles."""
-    cpn = fresh_cpn()
-    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
-    return cpn
-
-
-@pytest.fixture(scope="module")
 def secret(api, person) -> dict[str, t.Any]:
     """A role with an organisation, a facility, contacts and extensions, created unlabelled (version 1)
     and labelled by an admin (version 2)."""

@@ -12,7 +12,7 @@ import requests
 from fhir_server.outcome import Msg
 from fhir_server.service.search import MAX_COUNT
 
-from ..support import FHIR_JSON, Server, fresh_cpn, fresh_role, outcome_messages, practitioner, text
+from ..support import FHIR_JSON, Server, fresh_role, outcome_messages, text
 
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
@@ -31,14 +31,6 @@ def entries(bundle: dict, mode: str = "match") -> list[dict]:
 
 def link(bundle: dict, relation: str) -> str | None:
     return next((x["url"] for x in bundle.get("link", []) if x["relation"] == relation), None)
-
-
-@pytest.fixture(scope="module")
-def person(api) -> str:
-    """A practitioner of these tests alone with four roles at one organisation, one confidential."""
-    cpn = fresh_cpn()
-    assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
-    return cpn
 
 
 @pytest.fixture(scope="module")

@@ -513,4 +513,6 @@ def test_the_capability_statement_lists_the_reference_types(api):
     listed = {r["type"]: r for r in statement["rest"][0]["resource"]}
     for rtype in ("Practitioner", "Organization", "Location"):
         assert [i["code"] for i in listed[rtype]["interaction"]] == ["create", "search-type", "read", "vread", "update"]
-        assert {p["name"] for p in listed[rtype]["searchParam"]} == {"identifier", "_id", "_lastUpdated", "_count", "_offset"}
+        assert {p["name"] for p in listed[rtype]["searchParam"]} == {
+            "identifier", "_id", "_lastUpdated", "_count", "_offset", "_sort", "_summary", "_elements", "_total", "_revinclude"}
+        assert listed[rtype]["searchRevInclude"] == [f"PractitionerRole:{rtype.lower()}"]

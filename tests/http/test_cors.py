@@ -10,7 +10,6 @@ import typing as t
 import pytest
 import requests
 
-from fhir_server.embedded_db import EmbeddedDatabase
 from fhir_server.outcome import Msg, issue
 
 from ..support import FHIR_JSON, Server, fresh_role, outcome_messages, start_server
@@ -23,14 +22,6 @@ EXPOSED = {"ETag", "Location", "Content-Location", "Last-Modified", "X-Request-I
            "RateLimit-Remaining", "RateLimit-Reset", "RateLimit-Policy", "Retry-After", "WWW-Authenticate"}
 REQUEST_HEADERS = ["Authorization", "x-api-key", "userid", "Content-Type", "If-Match", "If-None-Exist", "If-None-Match",
                    "If-Modified-Since", "Prefer", "X-Correlation-Id", "Idempotency-Key"]
-
-
-@pytest.fixture(scope="module")
-def own_database(tmp_path_factory) -> t.Iterator[EmbeddedDatabase]:
-    db = EmbeddedDatabase(tmp_path_factory.mktemp("cors") / "db")
-    db.start()
-    yield db
-    db.stop()
 
 
 @pytest.fixture(scope="module")

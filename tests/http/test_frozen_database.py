@@ -12,19 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from fhir_server.embedded_db import EmbeddedDatabase
 
 from ..support import Server, start_server
 
 APP_THREADS = 2
-
-
-@pytest.fixture(scope="module")
-def own_database(tmp_path_factory) -> t.Iterator[EmbeddedDatabase]:
-    db = EmbeddedDatabase(tmp_path_factory.mktemp("frozen") / "db")
-    db.start()
-    yield db
-    db.stop()
 
 
 @pytest.fixture(scope="module")

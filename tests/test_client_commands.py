@@ -1,4 +1,4 @@
-"""``fhir-server client …`` and ``fhir-server token`` (fhir_server/cli.py), run as an operator runs them,
+"""``fhir-server client …`` and ``fhir-server token`` (fhir_server/cli/access.py), run as an operator runs them,
 against the session's server and database."""
 
 from __future__ import annotations

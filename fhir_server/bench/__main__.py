@@ -1,3 +1,3 @@
-from ..cli import bench
+from ..cli.tools import bench
 
 bench()

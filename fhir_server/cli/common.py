@@ -1,0 +1,89 @@
+"""What the commands share: finding the database, loading the profiles, parsing scopes and limits."""
+
+from __future__ import annotations
+
+import contextlib
+import typing as t
+from pathlib import Path
+
+import click
+
+from ..auth import Access, Tokens
+from ..auth.assertion import ClientCredentials
+from ..auth.scopes import parse as parse_scopes
+from ..config import Settings
+from ..definitions import DefinitionError, Definitions, load_definitions
+from ..embedded_db import EmbeddedDatabase
+from ..service import Context
+from ..store import Store
+from ..store.rate_limits import parse_rate_limit
+
+URI_FILE = "mongodb-uri"  # where a running `serve` tells the other commands its embedded database
+DEV_KEY_FILE = "dev-api-key"
+DEV_CLIENT_FILE = "dev-client.json"  # the development client's id, API key and private key
+
+
+def running_serve_uri(settings: Settings) -> str:
+    """The embedded database of a `serve` running now, if any (its data folder is locked to it)."""
+    uri_file = settings.data_dir / URI_FILE
+    if not uri_file.exists():
+        return ""
+    uri = uri_file.read_text().strip()
+    # A busy database may take a while to answer; taken for gone, a second one would be started on its files.
+    return uri if EmbeddedDatabase.answers(uri, timeout_ms=5000) else ""
+
+
+@contextlib.contextmanager
+def context(settings: Settings) -> t.Iterator[Context]:
+    """A Context on MONGODB_URI, else on the embedded database of a running `serve`, else on the
+    embedded database started for this command alone."""
+    uri = settings.mongodb_uri or running_serve_uri(settings)
+    db = None
+    if not uri:
+        db = EmbeddedDatabase(settings.data_dir / "db")
+        db.start()
+        uri = db.uri
+    store = Store(uri, settings.database, settings.db_timeout_ms)
+    try:
+        yield Context(store, definitions(settings), limits=settings.limits, access=Access.system("fhir-server"))
+    finally:
+        store.close()
+        if db:
+            db.stop()
+
+
+def definitions(settings: Settings) -> Definitions:
+    try:
+        return load_definitions(settings.profiles_dir)
+    except DefinitionError as e:
+        raise click.ClickException(f"cannot enforce the profiles: {e}") from None
+
+
+def tokens(ctx: Context, settings: Settings) -> Tokens:
+    return Tokens(ctx.store.clients, issuer=settings.token_issuer, lifetime=settings.token_seconds,
+                  scope_prefix=settings.scope_prefix)
+
+
+def scopes(text: str) -> frozenset[str]:
+    try:
+        return parse_scopes(text, Settings().scope_prefix)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--scopes") from None
+
+
+def rate_limit(text: str, name: str) -> str:
+    try:
+        parse_rate_limit(text)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint=name) from None
+    return text
+
+
+def client_credentials(path: Path) -> ClientCredentials:
+    try:
+        return ClientCredentials.load(path)
+    except FileNotFoundError:
+        raise click.UsageError(f"no {path}: start the server with `make run` first (it writes the development client's "
+                               "credentials there), or pass --client-file, or --token with --api-key") from None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise click.UsageError(f"{path} holds no client credentials (client_id, api_key, key): {e!r}") from None

@@ -19,6 +19,10 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _env_list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in os.environ.get(name, "").split(",") if item.strip())
+
+
 @dataclass(frozen=True)
 class Settings:
     #: MongoDB connection string; empty means "start the embedded database" (``fhir-server serve``).
@@ -29,8 +33,18 @@ class Settings:
     host: str = field(default_factory=lambda: os.environ.get("HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: _env_int("PORT", 8080))
     workers: int = field(default_factory=lambda: _env_int("WEB_CONCURRENCY", 2))
-    #: Absolute base of Location headers; by default taken from the request's Host.
+    #: Absolute base of every URL the server writes (Location, links, fullUrl, the CapabilityStatement,
+    #: discovery); by default the request's scheme and host, which must then be allowed (http/hosts.py).
     base_url: str = field(default_factory=lambda: os.environ.get("BASE_URL", ""))
+    #: ``host[:port]`` names clients reach the server by, comma-separated (no port: any port); a request
+    #: for another host gets 400. Unset: any host if BASE_URL is set, else the development default,
+    #: ``localhost``, ``127.0.0.1``, ``[::1]`` and HOST, on any port. Set it or BASE_URL in production.
+    allowed_hosts: tuple[str, ...] = field(default_factory=lambda: _env_list("ALLOWED_HOSTS"))
+    #: IP addresses or networks (CIDR) of the proxies whose X-Forwarded-For, -Proto, -Host and -Port
+    #: are believed, comma-separated; from anyone else those headers are dropped. None by default.
+    trusted_proxies: tuple[str, ...] = field(default_factory=lambda: _env_list("TRUSTED_PROXIES"))
+    #: How many trusted proxies in a row add to X-Forwarded-* (Werkzeug's ProxyFix counts).
+    trusted_proxy_hops: int = field(default_factory=lambda: _env_int("TRUSTED_PROXY_HOPS", 1))
     max_body_bytes: int = field(default_factory=lambda: _env_int("MAX_BODY_BYTES", 1024 * 1024))
     #: Entries one batch or transaction Bundle may hold; more get 413.
     max_bundle_entries: int = field(default_factory=lambda: _env_int("MAX_BUNDLE_ENTRIES", 100))

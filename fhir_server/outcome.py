@@ -115,6 +115,9 @@ class Msg(enum.Enum):
     TOO_MANY_CHUNKS = Entry(413, "too-costly", "A chunked request body may come in at most {limit} chunks; send it in "
                             "larger chunks, or with Content-Length")
     BODY_BUFFER_FULL = Entry(503, "transient", "The server is receiving too many request bodies at once; retry shortly")
+    # Hosts and proxies (http/hosts.py), before any other check; the host is not repeated back.
+    HOST_NOT_ALLOWED = Entry(400, "value", "This server does not answer to the host this request names (its Host "
+                             "header, or X-Forwarded-Host from a trusted proxy)", note="ALLOWED_HOSTS")
 
     # Authentication (SPEC.md §6), verbatim.
     FORBIDDEN = Entry(403, "forbidden", "Forbidden")

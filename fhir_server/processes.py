@@ -22,7 +22,8 @@ START_SECONDS = 90
 STOP_SECONDS = 30
 SERVE = [sys.executable, "-m", "fhir_server", "serve"]
 # Settings that would point a server elsewhere than where the run puts it.
-_NOT_INHERITED = ("MONGODB_URI", "MONGODB_DATABASE", "DATA_DIR", "PORT", "HOST", "BASE_URL")
+_NOT_INHERITED = ("MONGODB_URI", "MONGODB_DATABASE", "DATA_DIR", "PORT", "HOST", "BASE_URL", "ALLOWED_HOSTS", "TRUSTED_PROXIES",
+                  "TRUSTED_PROXY_HOPS")
 
 
 class DidNotStart(Exception):

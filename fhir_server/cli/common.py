@@ -14,6 +14,7 @@ from ..auth.scopes import parse as parse_scopes
 from ..config import Settings
 from ..definitions import DefinitionError, Definitions, load_definitions
 from ..embedded_db import EmbeddedDatabase
+from ..http import hosts
 from ..service import Context
 from ..store import Store
 from ..store.rate_limits import parse_rate_limit
@@ -77,6 +78,14 @@ def rate_limit(text: str, name: str) -> str:
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint=name) from None
     return text
+
+
+def host_rules(settings: Settings) -> None:
+    """Stop with the reason if BASE_URL, ALLOWED_HOSTS or TRUSTED_PROXIES cannot be read."""
+    try:
+        hosts.rules(settings)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
 
 
 def client_credentials(path: Path) -> ClientCredentials:

@@ -49,6 +49,7 @@ def serve() -> None:
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here
     common.rate_limit(settings.rate_limit, "RATE_LIMIT")
+    common.host_rules(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = None
     uri = settings.mongodb_uri

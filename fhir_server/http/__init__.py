@@ -6,6 +6,7 @@ from flask import Flask, Response, g, request
 
 from . import (auth, bundle, compression, cors, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
                reference_data)
+from . import hosts
 from .. import audit
 from ..auth.scopes import ROUTES
 from ..envelope import new_request_id
@@ -75,6 +76,7 @@ def register(app: Flask) -> None:
     app.after_request(_log_request)
     compression.install(app)
     app.before_request(_tag_request)
+    hosts.install(app)  # an unknown host gets 400 before any hook below; X-Forwarded-* from trusted proxies only
     app.before_request(_negotiate)
     app.before_request(auth.identify_caller)
     rate_limits.install(app, app.extensions["settings"])

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import typing as t
 
-from flask import Response, current_app, g, request
+from flask import Response, g, request
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import http_date, parse_accept_header, parse_options_header
 
 from ..exact_json import dumps
 from ..instants import last_updated
 from ..outcome import Msg, RequestRejected, issue, operation_outcome
+from .hosts import public_base_url
 
 FHIR_JSON = "application/fhir+json"
 JSON = "application/json"
@@ -100,8 +101,8 @@ def fhir_text_response(text: str, status: int = 200, headers: t.Mapping[str, str
 
 
 def base_url() -> str:
-    """The server's absolute base, for Location headers: BASE_URL if set, else from the request."""
-    return current_app.extensions["settings"].base_url.rstrip("/") or request.host_url.rstrip("/")
+    """The server's absolute base, for Location headers and every other URL it writes (http/hosts.py)."""
+    return public_base_url()
 
 
 def prefer(name: str) -> str | None:

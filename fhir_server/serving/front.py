@@ -60,6 +60,8 @@ PUBLIC_ANSWERS_KEPT = 64  # distinct requests for them whose answers a worker ke
 # (the base URL written in the document).
 _PUBLIC_KEY = ("REQUEST_METHOD", "RAW_URI", "HTTP_ACCEPT", "HTTP_ACCEPT_ENCODING", "HTTP_ORIGIN", "HTTP_HOST",
                "wsgi.url_scheme", "SERVER_NAME", "SERVER_PORT")
+# ... and what a proxy forwards, which counts only if the peer is a trusted one (http/hosts.py).
+_FORWARDED_KEY = ("HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST", "HTTP_X_FORWARDED_PORT")
 RETURN_AFTER_BYTES = 16 * 1024 * 1024  # bodies freed before their memory is handed back (BodyBudget.return_memory)
 LINGER_SECONDS = 2.0  # after a refusal, how long unread input is drained so the client sees the answer
 _READ_SIZE = 64 * 1024
@@ -194,7 +196,9 @@ class Front:
         key: tuple[t.Any, ...] | None = None
         if (environ["PATH_INFO"] in NO_DATABASE_PATHS and environ["REQUEST_METHOD"] in ("GET", "HEAD")
                 and environ["CONTENT_LENGTH"] == "0" and "HTTP_X_CORRELATION_ID" not in environ):
-            key = tuple(environ.get(name) for name in _PUBLIC_KEY)
+            forwarded = tuple(environ.get(name) for name in _FORWARDED_KEY)
+            peer = environ["REMOTE_ADDR"] if any(forwarded) else None
+            key = (*(environ.get(name) for name in _PUBLIC_KEY), *forwarded, peer)
             kept = self.public_answers.pop(key, None)
             if kept is not None:
                 self.public_answers[key] = kept  # now the most recently used
@@ -226,14 +230,7 @@ class Front:
         self.no_database_pool.shutdown(wait=False, cancel_futures=True)
 
     def url_scheme(self, headers: dict[bytes, bytes], client: tuple[str, int] | None) -> str:
-        """https when a trusted proxy says so, as gunicorn decides it (forwarded_allow_ips, secure_scheme_headers)."""
-        if self.cfg is None:
-            return "http"
-        allowed = self.cfg.forwarded_allow_ips
-        if "*" in allowed or (client and client[0] in allowed):
-            for name, value in self.cfg.secure_scheme_headers.items():
-                if headers.get(name.lower().encode("latin-1")) == value.encode("latin-1"):
-                    return "https"
+        """The front speaks plain HTTP: a scheme a trusted proxy forwards is the app's to honour (http/hosts.py)."""
         return "http"
 
     def log_access(self, environ: dict[str, t.Any], headers: list[tuple[bytes, bytes]], answer: Answer,

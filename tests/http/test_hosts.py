@@ -5,6 +5,7 @@ from a trusted proxy."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import typing as t
@@ -17,7 +18,7 @@ from fhir_server.auth.assertion import ClientCredentials, token_request
 from fhir_server.auth.scopes import HPI_SCOPE_PREFIX
 from fhir_server.config import Settings
 from fhir_server.envelope import CODES
-from fhir_server.http.hosts import rules
+from fhir_server.http.hosts import require_public_origin, rules
 from fhir_server.outcome import Msg
 
 from ..support import FHIR_JSON, ROOT, Server, fresh_role, start_server
@@ -67,6 +68,13 @@ def test_a_named_host_setting_is_allowed_and_an_unspecified_address_is_not():
     assert rules(Settings(base_url="", allowed_hosts=(), host="::1")).allows("[::1]", "http")
 
 
+def test_production_needs_base_url_or_allowed_hosts():
+    with pytest.raises(ValueError, match="BASE_URL"):
+        require_public_origin(Settings(base_url="", allowed_hosts=()))
+    require_public_origin(Settings(base_url=PUBLIC, allowed_hosts=()))
+    require_public_origin(Settings(base_url="", allowed_hosts=("api.example",)))
+
+
 def test_only_the_configured_proxies_are_trusted():
     found = rules(Settings(base_url="", trusted_proxies=("10.0.0.0/8", "2001:db8::1")))
     assert [found.trusts(p) for p in ("10.1.2.3", "::ffff:10.0.0.1", "2001:db8::1", "127.0.0.1", "11.0.0.1", "")] == \
@@ -77,7 +85,7 @@ def test_only_the_configured_proxies_are_trusted():
 @pytest.mark.parametrize("env", [{"ALLOWED_HOSTS": "*"}, {"ALLOWED_HOSTS": "https://api.example"}, {"TRUSTED_PROXIES": "proxy"},
                                  {"BASE_URL": "fhir.example.org"}, {"TRUSTED_PROXY_HOPS": "0"}])
 def test_serve_refuses_settings_it_cannot_read_before_starting_anything(tmp_path, env):
-    done = subprocess.run([sys.executable, "-m", "fhir_server", "serve"], cwd=ROOT, capture_output=True, timeout=60,
+    done = subprocess.run([sys.executable, "-m", "fhir_server", "serve"], check=False, cwd=ROOT, capture_output=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin", "DATA_DIR": str(tmp_path), **env})
     assert done.returncode == 2
     assert next(iter(env)) in done.stderr.decode()
@@ -190,6 +198,19 @@ def test_an_allowed_host_is_the_base_of_the_urls_in_any_case(server, api):
     assert created.headers["Location"].startswith(f"{server.base_url}/PractitionerRole/")
 
 
+def test_a_request_without_host_is_answered_for_the_address_it_reached(server):
+    """HTTP/1.0 needs no Host: the URLs are then made of the listening address, which is allowed."""
+    parts = urlsplit(server.base_url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=30) as c:
+        c.sendall(b"GET /metadata HTTP/1.0\r\n\r\n")
+        answer = b""
+        while chunk := c.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    assert json.loads(body)["implementation"]["url"] == server.base_url
+
+
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(server, api, person):
     """The session server trusts no proxy: X-Forwarded-* from the test (on 127.0.0.1) change nothing."""
     plain = requests.get(server.base_url + "/metadata", timeout=10)
@@ -240,6 +261,7 @@ def test_with_base_url_every_absolute_url_starts_with_it(server, public_server, 
             written = urls_written(response)
             assert written or name == "batch", name
             assert all(url.startswith(PUBLIC + "/") or url == PUBLIC for url in written), (name, written)
+            assert not any("//" in url.removeprefix("https://") for url in written), (name, written)
             assert "evil.example" not in everything(response) and f"127.0.0.1:{port}" not in everything(response), name
     v1 = send(public_server, v1_create(auth, person, "nurse"), {"Host": "evil.example"})
     assert v1.status_code == 201, v1.text
@@ -276,11 +298,11 @@ def test_a_trusted_proxy_sets_scheme_and_host(server, proxied_server, role_id, a
     own = calls(server.credentials, role_id, auth, person)
     plain = send(proxied_server, own["metadata"], {})
     assert plain.json()["implementation"]["url"] == proxied_server.base_url
-    for name in ("metadata", "openapi", "smart-configuration", "create", "read", "search", "history"):
+    for name in ("metadata", "openapi", "smart-configuration", "create", "read", "search", "history", "batch"):
         response = send(proxied_server, own[name], FORWARDED)
         assert response.status_code in (200, 201), (name, response.text)
         written = urls_written(response)
-        assert written and all(url.startswith("https://allowed.example/") or url == "https://allowed.example" for url in written), \
+        assert (written or name == "batch") and all(url.startswith("https://allowed.example/") or url == "https://allowed.example" for url in written), \
             (name, written)
     v1 = send(proxied_server, v1_create(auth, person, "pharmacist"), FORWARDED)
     assert v1.status_code == 201 and v1.headers["Location"].startswith("https://allowed.example/v1/practitioner-roles/")

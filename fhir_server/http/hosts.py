@@ -17,6 +17,10 @@ before negotiation, keys, tokens and rate limits, on every route, public ones in
 ``X-Forwarded-For``, ``-Proto``, ``-Host`` and ``-Port`` are honoured (Werkzeug's ProxyFix, counting
 ``TRUSTED_PROXY_HOPS`` proxies) only from a peer in ``TRUSTED_PROXIES``; from any other peer they are
 removed before the app sees them. A forwarded host is the request's host: it must be allowed too.
+``X-Forwarded-Prefix`` and ``Forwarded`` (RFC 7239) are not read from anyone.
+
+A production start should call :func:`require_public_origin`: there the development default is no
+answer, and the server's public address must be configured.
 """
 
 from __future__ import annotations

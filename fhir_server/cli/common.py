@@ -14,6 +14,8 @@ from ..auth.scopes import parse as parse_scopes
 from ..config import Settings
 from ..definitions import DefinitionError, Definitions, load_definitions
 from ..embedded_db import EmbeddedDatabase
+from ..migrations import MigrationError
+from ..migrations import migrate as apply_migrations
 from ..service import Context
 from ..store import Store
 from ..store.rate_limits import parse_rate_limit
@@ -50,6 +52,15 @@ def context(settings: Settings) -> t.Iterator[Context]:
         store.close()
         if db:
             db.stop()
+
+
+def migrate(ctx: Context, settings: Settings) -> int:
+    """Bring the database to this release's schema (:data:`SCHEMA_VERSION`), saying each migration
+    applied; how many were."""
+    try:
+        return len(apply_migrations(ctx, settings.migration_lease_seconds, click.echo))
+    except MigrationError as e:
+        raise click.ClickException(str(e)) from None
 
 
 def definitions(settings: Settings) -> Definitions:

@@ -13,6 +13,11 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 #: When the server started, set by ``fhir-server serve`` for all its workers: the date of the
 #: CapabilityStatement, so that every worker serves the same one. Without it, each worker's own start.
 STARTED_ENV = "FHIR_SERVER_STARTED"
+ENVIRONMENTS = ("development", "production")
+
+
+class SettingError(ValueError):
+    """A setting holds a value the server cannot run with; the message names it and what it may be."""
 
 
 def _env_int(name: str, default: int) -> int:
@@ -27,6 +32,9 @@ def _env_list(name: str) -> tuple[str, ...]:
 class Settings:
     #: MongoDB connection string; empty means "start the embedded database" (``fhir-server serve``).
     mongodb_uri: str = field(default_factory=lambda: os.environ.get("MONGODB_URI", ""))
+    #: ``development`` or ``production`` (see :attr:`production`); empty: production if MONGODB_URI is
+    #: set, else development.
+    environment: str = field(default_factory=lambda: os.environ.get("FHIR_SERVER_ENV", ""))
     database: str = field(default_factory=lambda: os.environ.get("MONGODB_DATABASE", "fhir"))
     data_dir: Path = field(default_factory=lambda: Path(os.environ.get("DATA_DIR", PROJECT_DIR / "var")))
     profiles_dir: Path = field(default_factory=lambda: Path(os.environ.get("PROFILES_DIR", PROJECT_DIR / "profiles")))
@@ -100,6 +108,24 @@ class Settings:
     token_issuer: str = field(default_factory=lambda: os.environ.get("TOKEN_ISSUER", "fhir-server"))
     #: What comes before a scope's short name (``PractitionerRole.r``) in tokens; the HPI's by default.
     scope_prefix: str = field(default_factory=lambda: os.environ.get("SCOPE_PREFIX", HPI_SCOPE_PREFIX))
+
+    #: How long the migration lock is held without renewal (seconds): a ``migrate`` killed mid-way
+    #: blocks the next one at most this long.
+    migration_lease_seconds: float = field(default_factory=lambda: float(os.environ.get("MIGRATION_LEASE_SECONDS", "30")))
+
+    def __post_init__(self) -> None:
+        if self.environment not in ("", *ENVIRONMENTS):
+            raise SettingError(f"FHIR_SERVER_ENV must be development or production, not {self.environment!r}")
+
+    @property
+    def production(self) -> bool:
+        """Production loads no example data, registers no development client, prints no credential,
+        and serves only a database already migrated to this release's schema (``fhir-server migrate``)."""
+        return self.environment == "production" or (not self.environment and bool(self.mongodb_uri))
+
+    @property
+    def environment_name(self) -> str:
+        return "production" if self.production else "development"
 
     @property
     def limits(self) -> Limits:

@@ -1,5 +1,6 @@
-"""Reference data loaded on first start: the IG's example Practitioners, Organizations, Locations and
-PractitionerRoles (``reference_data/``), plus the records the examples only point at."""
+"""Example data loaded on a development server's first start: the IG's example Practitioners,
+Organizations, Locations and PractitionerRoles (``reference_data/``), plus the records the examples
+only point at."""
 
 from __future__ import annotations
 
@@ -26,17 +27,12 @@ def load_resources(folder: Path = DATA_DIR) -> list[dict[str, t.Any]]:
     return resources
 
 
-def prepare_database(ctx: Context) -> bool:
-    """Create indexes and, if the database holds no reference data yet, load it. Safe to repeat and
-    to run from two processes at once. Returns True if it loaded the data."""
+def load_example_data(ctx: Context) -> bool:
+    """Load the IG's example records into a database that holds no reference data yet (development
+    only: a production database gets its data from its owners). Safe to repeat and to run from two
+    processes at once; needs the indexes (:mod:`.migrations`). Returns True if it loaded them."""
     store = ctx.store
-    _upgrade_roles(ctx)  # before the indexes: the unique one on identifier keys needs them
-    store.ensure_indexes()
     if not store.references.is_empty():
-        # Reference data loaded by a version of the server that kept no versions or search fields.
-        for stored in store.references.unversioned():
-            resource = with_version(stored, ctx)
-            store.references.complete(resource, search_fields(resource))
         return False
     resources = load_resources()
     roles = [r for r in resources if r["resourceType"] == "PractitionerRole"]
@@ -58,10 +54,3 @@ def with_version(resource: dict[str, t.Any], ctx: Context) -> dict[str, t.Any]:
     meta = {"versionId": "1", "lastUpdated": format_instant(ctx.now()), **resource.get("meta", {})}
     rest = {k: v for k, v in resource.items() if k not in ("resourceType", "id", "meta")}
     return {"resourceType": resource["resourceType"], "id": resource["id"], "meta": meta, **rest}
-
-
-def _upgrade_roles(ctx: Context) -> None:
-    """Roles stored by a version of the server that kept no versions, search fields or identifier keys."""
-    for role in ctx.store.roles.unupgraded():
-        held = ctx.store.roles.new_token(role["id"]) if holds_period(role) else None
-        ctx.store.roles.upgrade(role, business_key(role, ctx), held, search_fields(role), identifier_keys(role), ctx.now())

@@ -28,7 +28,7 @@ def server(database: EmbeddedDatabase, tmp_path_factory: pytest.TempPathFactory)
     # Its token lasts the whole run; tests of expiry use tokens of their own.
     running = start_server(tmp_path_factory.mktemp("server"), MONGODB_URI=database.uri, MONGODB_DATABASE="fhir_test",
                            WEB_CONCURRENCY="3", API_KEY_CACHE_SECONDS="0", MAX_BODY_BYTES="65536", RATE_LIMIT="1000000/hour",
-                           TOKEN_SECONDS="86400")
+                           TOKEN_SECONDS="86400", FHIR_SERVER_ENV="development")
     yield running
     running.stop()
 

@@ -71,7 +71,8 @@ class Server:
 
 def start_server(data_dir: Path, **env: str) -> Server:
     port = free_port()
-    full_env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(port), **env}
+    # Development, as `make run`, even with MONGODB_URI: example data and the development client.
+    full_env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(port), "FHIR_SERVER_ENV": "development", **env}
     log = open(data_dir.parent / f"server-{port}.log", "ab")
     process = subprocess.Popen([sys.executable, "-m", "fhir_server", "serve"], env=full_env,
                                stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

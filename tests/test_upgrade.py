@@ -1,4 +1,4 @@
-"""A database written by the previous version of the server: start-up completes it, nothing is lost.
+"""A database written by the previous version of the server: a development start migrates it, nothing is lost.
 
 Before this version, roles had no kept versions, search fields or identifier keys, their reserved
 periods carried no version tag, and reference data had no versions or search fields."""
@@ -16,6 +16,7 @@ from .support import Api, fresh_role, outcome_messages, start_server
 
 
 def make_it_look_older(db: t.Any) -> None:
+    db["schema"].drop()  # that version recorded no schema version
     for r in load_resources():
         if r["resourceType"] != "PractitionerRole":
             db["reference_resources"].update_one({"_id": f"{r['resourceType']}/{r['id']}"},

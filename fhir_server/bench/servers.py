@@ -39,7 +39,8 @@ def fhir_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Iterator[
     """``fhir-server serve`` on ``uri``; it seeds the reference data and writes the development client's
     credentials to ``folder/dev-client.json``."""
     port = free_port(HOST)
-    full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, DATA_DIR=str(folder), HOST=HOST, PORT=str(port))
+    full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, DATA_DIR=str(folder), HOST=HOST, PORT=str(port),
+                                 FHIR_SERVER_ENV="development")  # example data and the development client
     base_url = f"http://{HOST}:{port}"
     with processes.running(processes.SERVE, full_env, folder / "server.log", base_url + "/metadata") as process:
         yield Running(base_url, process.pid)

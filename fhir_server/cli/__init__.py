@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import click
 
-from . import access, data, serve, tools
+from ..config import SettingError, Settings
+from . import access, data, database, serve, tools
 
 __all__ = ["main"]
 
 
 @click.group(help=__doc__)
 def main() -> None:
-    pass
+    try:
+        Settings()  # a setting no command can run with stops every one here, in one line
+    except SettingError as e:
+        raise click.UsageError(str(e)) from None
 
 
-for command in (serve.serve, serve.init_db, data.load, access.client, access.token, access.signing_key,
+for command in (serve.serve, database.migrate, database.check, data.load, access.client, access.token, access.signing_key,
                 access.api_key, tools.profiles, tools.conformance, tools.bench):
     main.add_command(command)

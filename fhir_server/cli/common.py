@@ -15,6 +15,8 @@ from ..config import Settings
 from ..definitions import DefinitionError, Definitions, load_definitions
 from ..embedded_db import EmbeddedDatabase
 from ..http import hosts
+from ..migrations import MigrationError
+from ..migrations import migrate as apply_migrations
 from ..service import Context
 from ..store import Store
 from ..store.rate_limits import parse_rate_limit
@@ -53,6 +55,15 @@ def context(settings: Settings) -> t.Iterator[Context]:
             db.stop()
 
 
+def migrate(ctx: Context, settings: Settings) -> int:
+    """Bring the database to this release's schema (:data:`SCHEMA_VERSION`), saying each migration
+    applied; how many were."""
+    try:
+        return len(apply_migrations(ctx, settings.migration_lease_seconds, click.echo))
+    except MigrationError as e:
+        raise click.ClickException(str(e)) from None
+
+
 def definitions(settings: Settings) -> Definitions:
     try:
         return load_definitions(settings.profiles_dir)
@@ -81,9 +92,12 @@ def rate_limit(text: str, name: str) -> str:
 
 
 def host_rules(settings: Settings) -> None:
-    """Stop with the reason if BASE_URL, ALLOWED_HOSTS or TRUSTED_PROXIES cannot be read."""
+    """Stop with the reason if BASE_URL, ALLOWED_HOSTS or TRUSTED_PROXIES cannot be read, or if a
+    production server was given neither its public address nor its host names."""
     try:
         hosts.rules(settings)
+        if settings.production:
+            hosts.require_public_origin(settings)
     except ValueError as e:
         raise click.UsageError(str(e)) from None
 

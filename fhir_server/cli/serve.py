@@ -1,4 +1,4 @@
-"""``serve`` and ``init-db``: prepare the database and run the server."""
+"""``serve``: run the server; in development, prepare its database first."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import typing as t
 
 import click
 
+from .. import migrations
 from ..auth import ALL, Access
 from ..auth.assertion import ClientCredentials, new_client_key, public_jwks
 from ..config import STARTED_ENV, Settings
 from ..embedded_db import EmbeddedDatabase
-from ..seed import prepare_database
+from ..seed import load_example_data
 from ..service import Context
 from ..store import Store
 from . import common
@@ -45,11 +46,21 @@ def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
 
 @click.command()
 def serve() -> None:
-    """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly."""
+    """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly.
+
+    \b
+    Development (FHIR_SERVER_ENV=development; the default without MONGODB_URI): the embedded database
+    unless MONGODB_URI, migrated here, the IG's example data loaded into an empty one, and a
+    development client registered, its credentials written under DATA_DIR.
+    Production (FHIR_SERVER_ENV=production; the default with MONGODB_URI): none of that; it serves a
+    database already migrated by `fhir-server migrate`, and refuses any other.
+    """
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here
     common.rate_limit(settings.rate_limit, "RATE_LIMIT")
     common.host_rules(settings)
+    if settings.production and not settings.mongodb_uri:
+        raise click.UsageError("FHIR_SERVER_ENV=production needs MONGODB_URI: the embedded database is for development")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = None
     uri = settings.mongodb_uri
@@ -62,10 +73,17 @@ def serve() -> None:
     try:
         ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions, limits=settings.limits,
                       access=Access.system("fhir-server serve"))
-        if prepare_database(ctx):
-            click.echo("Loaded the reference data.")
+        if settings.production:
+            refusal = migrations.mismatch(ctx.store.schema.version())
+            if refusal:
+                raise click.ClickException(refusal)
+        else:
+            common.migrate(ctx, settings)
+            if load_example_data(ctx):
+                click.echo("Loaded the IG's example data.")
         common.tokens(ctx, settings).ensure_signing_key()  # before the workers start, so they share one
-        _ensure_dev_client(ctx, settings)
+        if not settings.production:
+            _ensure_dev_client(ctx, settings)
         ctx.store.close()
         sys.exit(_run_gunicorn(settings, uri))
     finally:
@@ -83,8 +101,9 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
         "--access-logfile", "-", "fhir_server.app:create_app()",
     ]
     # Every worker's CapabilityStatement is dated by this start, so that workers agree (app.py).
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    env = {**os.environ, "MONGODB_URI": uri, STARTED_ENV: started}
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    # The workers are told the mode: given the embedded database's URI, they would take themselves for production.
+    env = {**os.environ, "MONGODB_URI": uri, "FHIR_SERVER_ENV": settings.environment_name, STARTED_ENV: started}
     server = subprocess.Popen(command, env=env, start_new_session=True)
     click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
 
@@ -94,10 +113,3 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     return server.wait()
-
-
-@click.command("init-db")
-def init_db() -> None:
-    """Create indexes and load the reference data into an empty database."""
-    with common.context(Settings()) as ctx:
-        click.echo("Loaded the reference data." if prepare_database(ctx) else "Indexes ensured; data already present.")

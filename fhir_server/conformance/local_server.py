@@ -32,7 +32,7 @@ def throwaway_server() -> t.Iterator[LocalServer]:
     with tempfile.TemporaryDirectory(prefix="fhir-conformance-") as tmp:
         port = free_port()
         server = LocalServer(f"http://127.0.0.1:{port}", Path(tmp) / "var")
-        env = processes.env_for(DATA_DIR=str(server.data_dir), PORT=str(port), HOST="127.0.0.1")
+        env = processes.env_for(DATA_DIR=str(server.data_dir), PORT=str(port), HOST="127.0.0.1", FHIR_SERVER_ENV="development")
         try:
             with processes.running(processes.SERVE, env, Path(tmp) / "server.log", server.base_url + "/metadata"):
                 yield server

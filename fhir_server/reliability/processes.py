@@ -81,7 +81,7 @@ def start_server(data_dir: Path, uri: str, workers: int) -> Server:
     port = free_port()
     env = processes.env_for(MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, DATA_DIR=str(data_dir), PORT=str(port),
                             HOST="127.0.0.1", WEB_CONCURRENCY=str(workers), RATE_LIMIT=RATE_LIMIT, DB_TIMEOUT_MS=str(DB_TIMEOUT_MS),
-                            TOKEN_SECONDS=str(TOKEN_SECONDS))
+                            TOKEN_SECONDS=str(TOKEN_SECONDS), FHIR_SERVER_ENV="development")  # example data, development client
     base_url = f"http://127.0.0.1:{port}"
     server = Server(processes.start(processes.SERVE, env, data_dir / "server.log", base_url + "/metadata"), base_url, data_dir)
     # Serving /metadata needs one worker; wait for all, so that a worker kill has a known set to hit.

@@ -16,10 +16,12 @@ from .client import client_options, durable_write_concern
 from .deadline import database_deadline, with_deadline
 from .errors import translate_errors
 from .idempotency import IdempotencyStore
+from .inventory import Inventory
 from .transactions import Joined, Leases, run_in_transaction
 from .reference_data import ReferenceStore
 from .role_ids import RoleIdAllocator
 from .roles import RoleStore
+from .schema import SchemaStore
 
 __all__ = ["Store", "with_deadline"]
 T = t.TypeVar("T")
@@ -43,6 +45,8 @@ class Store:
         self.clients = ClientStore(self.db)
         self.idempotency = IdempotencyStore(self.db)
         self.leases = Leases(self.db)
+        self.schema = SchemaStore(self.db)
+        self.inventory = Inventory(self.db)
         if sweep:
             self.leases.sweep()
 

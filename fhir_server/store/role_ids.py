@@ -17,7 +17,7 @@ from ..identifiers import format_role_id
 from .errors import translate_errors
 
 BLOCK = 20
-_COUNTER = "practitioner_role"
+COUNTER = "practitioner_role"
 
 
 class RoleIdAllocator:
@@ -32,7 +32,7 @@ class RoleIdAllocator:
         with self._lock:
             if self._next > self._last:
                 doc = self._counters.find_one_and_update(
-                    {"_id": _COUNTER}, {"$inc": {"value": BLOCK}}, upsert=True, return_document=ReturnDocument.AFTER
+                    {"_id": COUNTER}, {"$inc": {"value": BLOCK}}, upsert=True, return_document=ReturnDocument.AFTER
                 )
                 self._last = doc["value"]
                 self._next = self._last - BLOCK + 1
@@ -43,7 +43,7 @@ class RoleIdAllocator:
     @translate_errors
     def skip_past(self, number: int) -> None:
         """Never issue ``number`` or below (the numbers of records loaded with their ids)."""
-        self._counters.update_one({"_id": _COUNTER}, {"$max": {"value": number}}, upsert=True)
+        self._counters.update_one({"_id": COUNTER}, {"$max": {"value": number}}, upsert=True)
 
     def skip_past_taken(self, number: int) -> None:
         """An issued id was taken already (the counter is behind the records, as after a restore):

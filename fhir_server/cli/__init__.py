@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from . import access, data, serve, tools
+from . import access, backup, data, serve, tools
 
 __all__ = ["main"]
 
@@ -20,3 +20,5 @@ def main() -> None:
 for command in (serve.serve, serve.init_db, data.load, access.client, access.token, access.signing_key,
                 access.api_key, tools.profiles, tools.conformance, tools.bench):
     main.add_command(command)
+main.add_command(backup.export)
+main.add_command(backup.import_)

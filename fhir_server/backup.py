@@ -38,6 +38,7 @@ from . import audit, exact_json
 from . import identifiers as ids
 from .capabilities import SOFTWARE_VERSION
 from .instants import format_instant, last_updated
+from .outcome import StoreUnavailable
 from .service import Context
 from .service.practitioner_role import business_key, holds_period
 from .service.search import identifier_keys, search_fields
@@ -79,6 +80,10 @@ def _create_private(path: Path) -> t.TextIO:
 def export(folder: Path, ctx: Context) -> Report:
     """Write every record of the database to ``folder`` (created; if it exists it must be empty).
 
+    Not a snapshot: each record is read whole, but a write made while the export runs may be in it or
+    not, and the Provenance of a role version written meanwhile may be missing. Export a server
+    that is not being written to (or a copy of its database) for a backup that is consistent to the instant.
+
     :raises BackupError: ``folder`` is not an empty folder.
     :raises StoreUnavailable: the database failed; the folder then has no manifest.
     """
@@ -108,8 +113,10 @@ def export(folder: Path, ctx: Context) -> Report:
             rec = doc.get("provenance")
             return [audit.provenance(ROLE, doc["resource"]["id"], rec)] if rec else []
 
-        copy(f"{ROLE}.ndjson", store.roles(), lambda doc: [])
+        # Versions before current documents: a role updated meanwhile then has a current version the
+        # history lacks, which import keeps among the versions, rather than a history ahead of it.
         copy(f"{ROLE}{HISTORY_SUFFIX}", store.role_versions(), role_version)
+        copy(f"{ROLE}.ndjson", store.roles(), lambda doc: [])
         for rtype in REFERENCE_TYPES:
             copy(f"{rtype}.ndjson", store.references(rtype),
                  lambda doc: [audit.provenance(doc["resource"]["resourceType"], doc["resource"]["id"], rec)
@@ -290,8 +297,12 @@ def restore(folder: Path, ctx: Context) -> Report:
     store.ensure_indexes()  # first: the unique indexes refuse two records with one identifier
     try:
         _write(folder, manifest, ctx)
-    except BaseException:
-        store.backup.clear()
+    except BaseException as failure:
+        try:
+            store.backup.clear()
+        except StoreUnavailable:
+            raise BackupError(f"the import failed ({failure}) and what it wrote could not be removed: drop the database "
+                              f"{store.db.name} before importing again") from failure
         raise
     return report
 

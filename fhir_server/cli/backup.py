@@ -15,8 +15,9 @@ from . import common
 @click.command("export")
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 def export(folder: Path) -> None:
-    """Write every record, every version and who wrote each to FOLDER as NDJSON (FHIR Bulk Data).
+    """Write every record, version and Provenance to FOLDER as NDJSON.
 
+    The files are FHIR Bulk Data output, one resource a line.
     FOLDER is created (mode 700) or must be empty. It receives PractitionerRole.ndjson,
     Practitioner.ndjson, Organization.ndjson and Location.ndjson (current versions, confidential
     records whole), PractitionerRole.history.ndjson (every version of every role), Provenance.ndjson
@@ -40,6 +41,9 @@ def import_(folder: Path) -> None:
     Provenances are kept, and search fields, identifier keys, the reservations of held periods and
     the role id counter are made as the server makes them. A database that holds any record is
     refused, and a restore that fails part way removes what it wrote. Exit status 1 on any refusal.
+
+    Run it before a development server's first `serve` (which loads example data into an empty
+    database), or on a production database that holds no record yet.
     """
     with common.context(Settings()) as ctx:
         try:

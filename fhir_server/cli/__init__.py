@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from ..config import SettingError, Settings
-from . import access, data, database, serve, tools
+from . import access, backup, data, database, serve, tools
 
 __all__ = ["main"]
 
@@ -21,6 +21,6 @@ def main() -> None:
         raise click.UsageError(str(e)) from None
 
 
-for command in (serve.serve, database.migrate, database.check, data.load, access.client, access.token, access.signing_key,
-                access.api_key, tools.profiles, tools.conformance, tools.bench):
+for command in (serve.serve, database.migrate, database.check, data.load, backup.export, backup.import_, access.client,
+                access.token, access.signing_key, access.api_key, tools.profiles, tools.conformance, tools.bench):
     main.add_command(command)

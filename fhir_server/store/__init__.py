@@ -11,6 +11,7 @@ from pymongo.errors import PyMongoError
 from ..outcome import StoreUnavailable
 from . import rate_limits
 from .api_keys import ApiKeyStore
+from .backup import BackupStore
 from .clients import ClientStore
 from .client import client_options, durable_write_concern
 from .deadline import database_deadline, with_deadline
@@ -47,6 +48,7 @@ class Store:
         self.leases = Leases(self.db)
         self.schema = SchemaStore(self.db)
         self.inventory = Inventory(self.db)
+        self.backup = BackupStore(self.db)
         if sweep:
             self.leases.sweep()
 

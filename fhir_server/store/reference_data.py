@@ -76,7 +76,7 @@ class StoredReference:
         return int(self.resource["meta"]["versionId"])
 
 
-def _doc(resource: dict[str, t.Any], search: dict[str, t.Any]) -> dict[str, t.Any]:
+def reference_doc(resource: dict[str, t.Any], search: dict[str, t.Any]) -> dict[str, t.Any]:
     """Everything stored beside the resource is derived from it, so an update keeps it in step."""
     return {"vid": int(resource["meta"]["versionId"]), "refs": _refs(resource), "name": display_name(resource),
             "search": search, "resource": resource}
@@ -170,7 +170,7 @@ class ReferenceStore:
         """
         key = f"{resource['resourceType']}/{resource['id']}"
         try:
-            self._resources.insert_one({"_id": key, **_doc(resource, search), "provenance": [provenance]})
+            self._resources.insert_one({"_id": key, **reference_doc(resource, search), "provenance": [provenance]})
         except DuplicateKeyError:
             taken = self._taken(resource, by_self=False)
             if taken is None:
@@ -187,7 +187,7 @@ class ReferenceStore:
         """
         try:
             result = self._resources.update_one({"_id": previous.key, "vid": previous.vid},
-                                                {"$set": _doc(resource, search), "$push": {"provenance": provenance}})
+                                                {"$set": reference_doc(resource, search), "$push": {"provenance": provenance}})
         except DuplicateKeyError:
             taken = self._taken(resource, by_self=True)
             if taken is None:
@@ -225,7 +225,7 @@ class ReferenceStore:
         """Insert each ``(resource, search, provenance)`` not already stored; records present are left as
         they are, so that two processes loading at once, or a repeated load, change nothing. Returns
         how many were inserted."""
-        docs = [{"_id": f"{r['resourceType']}/{r['id']}", **_doc(r, search), "provenance": [provenance]}
+        docs = [{"_id": f"{r['resourceType']}/{r['id']}", **reference_doc(r, search), "provenance": [provenance]}
                 for r, search, provenance in records]
         if not docs:
             return 0
@@ -245,4 +245,4 @@ class ReferenceStore:
     def complete(self, resource: dict[str, t.Any], search: dict[str, t.Any]) -> None:
         """Give an unversioned record its version, search fields and refs, unless something else did."""
         self._resources.update_one({"_id": f"{resource['resourceType']}/{resource['id']}", "vid": {"$exists": False}},
-                                   {"$set": _doc(resource, search)})
+                                   {"$set": reference_doc(resource, search)})

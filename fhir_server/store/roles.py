@@ -101,10 +101,20 @@ class StoredRole:
 _FIELDS = {"resource": 1, "key": 1, "held": 1, "provenance": 1}
 
 
-def _version_doc(resource: dict[str, t.Any], provenance: dict[str, t.Any] | None) -> dict[str, t.Any]:
+def version_doc(resource: dict[str, t.Any], provenance: dict[str, t.Any] | None) -> dict[str, t.Any]:
     vid = int(resource["meta"]["versionId"])
     doc = {"_id": f"{resource['id']}/{vid}", "role": resource["id"], "vid": vid, "updated": last_updated(resource), "resource": resource}
     return {**doc, "provenance": provenance} if provenance else doc
+
+
+def current_doc(resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
+                provenance: dict[str, t.Any] | None, with_id: bool = True) -> dict[str, t.Any]:
+    """A role's current document (without its identifier keys)."""
+    # A version that has no Provenance (an older role's) has none to set: $set of None would
+    # store a null that reads back as "nobody".
+    doc = {"vid": int(resource["meta"]["versionId"]), "key": key, "held": held, "search": search, "resource": resource,
+           **({"provenance": provenance} if provenance else {})}
+    return {"_id": resource["id"], **doc} if with_id else doc
 
 
 class RoleStore:
@@ -169,7 +179,7 @@ class RoleStore:
             index decides, so of two racing creates with one identifier only one is stored.
         :raises RoleIdTaken: a stored role has the id already.
         """
-        doc = {**self._current_doc(resource, key, held, search, provenance), "identifiers": identifiers}
+        doc = {**current_doc(resource, key, held, search, provenance), "identifiers": identifiers}
         try:
             self._roles.insert_one({**doc, "request": request} if request else doc)
         except DuplicateKeyError:
@@ -204,7 +214,7 @@ class RoleStore:
         """Make ``resource`` the current version, with its ``provenance``, if ``previous`` still is;
         False if another update won."""
         result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid},
-                                        {"$set": self._current_doc(resource, previous.key, held, search, provenance, with_id=False)})
+                                        {"$set": current_doc(resource, previous.key, held, search, provenance, with_id=False)})
         if result.matched_count == 0:
             return False
         # The previous version too, in case a crash kept it from being written when it was made.
@@ -213,17 +223,8 @@ class RoleStore:
 
     def _keep_versions(self, *versions: StoredRole) -> None:
         """Write these versions unless already kept (a version never changes): one round trip."""
-        docs = [_version_doc(v.resource, v.provenance) for v in versions]
+        docs = [version_doc(v.resource, v.provenance) for v in versions]
         self._versions.bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs], ordered=False)
-
-    @staticmethod
-    def _current_doc(resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
-                     provenance: dict[str, t.Any] | None, with_id: bool = True) -> dict[str, t.Any]:
-        # A version that has no Provenance (an older role's) has none to set: $set of None would
-        # store a null that reads back as "nobody".
-        doc = {"vid": int(resource["meta"]["versionId"]), "key": key, "held": held, "search": search, "resource": resource,
-               **({"provenance": provenance} if provenance else {})}
-        return {"_id": resource["id"], **doc} if with_id else doc
 
     @translate_errors
     def find_by_identifier(self, token: str) -> list[StoredRole]:
@@ -376,7 +377,7 @@ class RoleStore:
         period it holds with the token it now owns."""
         rid = resource["id"]
         self._roles.update_one({"_id": rid, "identifiers": {"$exists": False}},
-                               {"$set": {**self._current_doc(resource, key, held, search, None, with_id=False), "identifiers": identifiers}})
+                               {"$set": {**current_doc(resource, key, held, search, None, with_id=False), "identifiers": identifiers}})
         self._keep_versions(StoredRole(resource, key, held))
         if held is not None:
             self.reserve(key, resource.get("period"), rid, held, at)

@@ -19,6 +19,15 @@ def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
+def _default_metrics() -> str:
+    # Development (FHIR_SERVER_ENV=development, or unset with no MONGODB_URI, as issue 15's modes say):
+    # open on the loopback server. Otherwise behind METRICS_TOKEN: counts by route and client
+    # activity are not for everyone who can reach the API. `serve` passes the choice to its workers.
+    env = os.environ.get("FHIR_SERVER_ENV", "")
+    development = env == "development" or (env != "production" and not os.environ.get("MONGODB_URI"))
+    return "public" if development else "token"
+
+
 @dataclass(frozen=True)
 class Settings:
     #: MongoDB connection string; empty means "start the embedded database" (``fhir-server serve``).
@@ -86,6 +95,17 @@ class Settings:
     token_issuer: str = field(default_factory=lambda: os.environ.get("TOKEN_ISSUER", "fhir-server"))
     #: What comes before a scope's short name (``PractitionerRole.r``) in tokens; the HPI's by default.
     scope_prefix: str = field(default_factory=lambda: os.environ.get("SCOPE_PREFIX", HPI_SCOPE_PREFIX))
+
+    #: Who may read ``/metrics``: ``public`` (anyone), ``token`` (``Authorization: Bearer`` METRICS_TOKEN;
+    #: 401 otherwise, and always while METRICS_TOKEN is empty) or ``off`` (404). Default: public in
+    #: development, token otherwise.
+    metrics: str = field(default_factory=lambda: os.environ.get("METRICS") or _default_metrics())
+    #: The static secret a scraper sends for ``METRICS=token``.
+    metrics_token: str = field(default_factory=lambda: os.environ.get("METRICS_TOKEN", ""), repr=False)
+    #: ``json`` (one JSON object a line) or ``text``; see fhir_server/logs.py.
+    log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "json"))
+    #: The least level logged: DEBUG, INFO, WARNING, ERROR.
+    log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
 
     @property
     def limits(self) -> Limits:

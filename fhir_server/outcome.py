@@ -114,6 +114,8 @@ class Msg(enum.Enum):
     BODY_TIMEOUT = Entry(408, "timeout", "The request body did not arrive within {seconds} s")
     TOO_MANY_CHUNKS = Entry(413, "too-costly", "A chunked request body may come in at most {limit} chunks; send it in "
                             "larger chunks, or with Content-Length")
+    NOT_READY_DATABASE = Entry(503, "transient", "Not ready: the database did not answer within {seconds} s")
+    METRICS_TOKEN_REQUIRED = Entry(401, "login", "The metrics need Authorization: Bearer with the metrics token")
     BODY_BUFFER_FULL = Entry(503, "transient", "The server is receiving too many request bodies at once; retry shortly")
 
     # Authentication (SPEC.md §6), verbatim.

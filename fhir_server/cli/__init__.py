@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import click
 
+from .. import logs
+from ..config import Settings
 from . import access, data, serve, tools
 
 __all__ = ["main"]
@@ -14,7 +16,11 @@ __all__ = ["main"]
 
 @click.group(help=__doc__)
 def main() -> None:
-    pass
+    settings = Settings()
+    try:
+        logs.configure(settings.log_format, settings.log_level)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="LOG_FORMAT or LOG_LEVEL") from None
 
 
 for command in (serve.serve, serve.init_db, data.load, access.client, access.token, access.signing_key,

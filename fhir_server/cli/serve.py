@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import typing as t
+from pathlib import Path
 
 import click
 
@@ -15,6 +18,7 @@ from ..auth import ALL, Access
 from ..auth.assertion import ClientCredentials, new_client_key, public_jwks
 from ..config import STARTED_ENV, Settings
 from ..embedded_db import EmbeddedDatabase
+from ..metrics import MULTIPROC_DIR_ENV
 from ..seed import prepare_database
 from ..service import Context
 from ..store import Store
@@ -49,6 +53,7 @@ def serve() -> None:
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here
     common.rate_limit(settings.rate_limit, "RATE_LIMIT")
+    _check_metrics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = None
     uri = settings.mongodb_uri
@@ -74,16 +79,49 @@ def serve() -> None:
             (settings.data_dir / URI_FILE).unlink(missing_ok=True)
 
 
+def _check_metrics(settings: Settings) -> None:
+    if settings.metrics not in ("public", "token", "off"):
+        raise click.BadParameter(f"{settings.metrics!r} is not public, token or off", param_hint="METRICS")
+    if settings.metrics == "token" and not settings.metrics_token:
+        click.echo("METRICS=token and no METRICS_TOKEN: /metrics refuses every scraper (set METRICS_TOKEN, or METRICS=public|off).")
+
+
+def _metrics_dir() -> Path:
+    """The folder where this run's workers keep their metrics (prometheus_client's multi-process
+    mode): PROMETHEUS_MULTIPROC_DIR emptied, else a new private one (mode 700). Never shared with an
+    earlier run, whose counts would be added to this one's."""
+    given = os.environ.get(MULTIPROC_DIR_ENV)
+    if not given:
+        return Path(tempfile.mkdtemp(prefix="fhir-server-metrics-"))
+    folder = Path(given)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()
+    return folder
+
+
 def _run_gunicorn(settings: Settings, uri: str) -> int:
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(settings.workers),
         "--worker-class", "fhir_server.serving.worker.FrontWorker",  # reads requests whole, see serving/
         "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", "10",
-        "--access-logfile", "-", "fhir_server.app:create_app()",
+        "-c", "python:fhir_server.serving.gunicorn_config",  # logging and metrics across workers
+        "fhir_server.app:create_app()",
     ]
     # Every worker's CapabilityStatement is dated by this start, so that workers agree (app.py).
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    env = {**os.environ, "MONGODB_URI": uri, STARTED_ENV: started}
+    metrics_dir = _metrics_dir()
+    # METRICS is decided here, where MONGODB_URI is still the operator's (the workers' is always set).
+    env = {**os.environ, "MONGODB_URI": uri, STARTED_ENV: started, "METRICS": settings.metrics,
+           MULTIPROC_DIR_ENV: str(metrics_dir)}
+    try:
+        return _wait_for_gunicorn(command, env, settings)
+    finally:
+        if MULTIPROC_DIR_ENV not in os.environ:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _wait_for_gunicorn(command: list[str], env: dict[str, str], settings: Settings) -> int:
     server = subprocess.Popen(command, env=env, start_new_session=True)
     click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
 

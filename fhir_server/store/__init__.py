@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
+import pymongo
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import PyMongoError
 
@@ -77,6 +78,15 @@ class Store:
             if e.timeout:
                 raise StoreUnavailable() from e
             raise
+
+    def answers(self, seconds: float) -> bool:
+        """Whether the database answers a ping within ``seconds`` (readiness)."""
+        try:
+            with pymongo.timeout(seconds):
+                self.client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
 
     def close(self) -> None:
         self.client.close()

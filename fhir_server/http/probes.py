@@ -9,7 +9,8 @@ runs both on threads of their own (serving/front.py), so neither waits behind re
 every app thread on a frozen database.
 
 ``/metrics`` is guarded by ``METRICS``: ``public``, ``token`` (``Authorization: Bearer`` with
-``METRICS_TOKEN``, compared in constant time; 401 otherwise) or ``off`` (no such route: 404).
+``METRICS_TOKEN``, compared in constant time; 401 otherwise) or ``off`` (404 to everyone, as an
+unknown route: the route stays registered, so that it is public and the answer needs no key).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 
 from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import NotFound
 
 from .. import metrics as server_metrics
 from ..outcome import Issue, Msg, RequestRejected, issue
@@ -88,6 +90,8 @@ _readiness = _Readiness()
 @metrics_bp.get("/metrics")
 def metrics_view() -> Response:
     settings = current_app.extensions["settings"]
+    if settings.metrics == "off":
+        raise NotFound()
     if settings.metrics == "token" and not _bearer_is(settings.metrics_token):
         raise RequestRejected(issue(Msg.METRICS_TOKEN_REQUIRED), {"WWW-Authenticate": 'Bearer realm="metrics"'})
     return Response(server_metrics.exposition(), 200, {**_NO_STORE, "Content-Type": server_metrics.CONTENT_TYPE})
@@ -104,7 +108,5 @@ def _json(text: str) -> Response:
 
 
 def install(app: Flask) -> None:
-    """Register the probes, and ``/metrics`` unless ``METRICS=off``."""
     app.register_blueprint(bp)
-    if app.extensions["settings"].metrics != "off":
-        app.register_blueprint(metrics_bp)
+    app.register_blueprint(metrics_bp)

@@ -175,7 +175,8 @@ class Front:
             # Flask answers its own errors; this is one that escaped it (a hook, a handler, the bridge).
             log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"])
             answer = refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
-            _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"], environ[audit.RECEIVED])
+            _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"], environ[audit.RECEIVED],
+                        db_round_trips=None)  # the app's, unknown
             return answer
         finally:
             del self.in_app[key]
@@ -428,12 +429,13 @@ def _reason(status: int) -> str:
         return ""
 
 
-def _log_answer(answer: Answer, method: str | None, path: str | None, started: float, *, route: str | None = None) -> None:
+def _log_answer(answer: Answer, method: str | None, path: str | None, started: float, *, route: str | None = None,
+                db_round_trips: int | None = 0) -> None:
     """The request log's line, and the metrics, of an answer the front gave without the app: nobody
-    is identified, no database command was sent."""
+    is identified, and (but for an app's call that failed) no database command was sent."""
     request_id = next((v for k, v in answer.headers if k.lower() == "x-request-id"), None)
     seconds = time.monotonic() - started
     audit.log_request(request_id=request_id, correlation_id=None, client_id=None, key_id=None, userid=None,
                       interaction=None, method=method, route=route, path=path, status=answer.status,
-                      latency_ms=round(seconds * 1000, 1), db_round_trips=0, answered_by="front")
+                      latency_ms=round(seconds * 1000, 1), db_round_trips=db_round_trips, answered_by="front")
     metrics.observe_request(route, method or "-", answer.status, seconds)

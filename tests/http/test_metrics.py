@@ -12,7 +12,15 @@ from pymongo import MongoClient
 
 from fhir_server.outcome import Msg
 
-from ..support import FHIR_JSON, Server, fresh_role, outcome_messages, register_client, start_server, text
+from ..support import (
+    FHIR_JSON,
+    Server,
+    fresh_role,
+    outcome_messages,
+    register_client,
+    start_server,
+    text,
+)
 
 METRICS_TOKEN = "a-scraper's-secret"
 DATABASE = "fhir_metrics"

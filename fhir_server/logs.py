@@ -4,8 +4,9 @@ Everything goes to stderr through the root logger, in one of two formats (``LOG_
 
 ``json`` (the default)
     one JSON object a line: ``time`` (UTC, milliseconds), ``level``, ``logger``, ``message``, the
-    record's structured ``fields`` (the request log's, see audit.py) and, for an error, ``error``:
-    its stack trace, which is never sent in an answer.
+    record's structured ``fields`` (the request log's, see audit.py), else the ``request_id`` of the
+    request being handled (:data:`REQUEST_ID`) if any, and, for an error, ``error``: its stack
+    trace, which is never sent in an answer.
 ``text``
     ``time level logger message key=value ...`` for a person at a terminal.
 
@@ -19,6 +20,7 @@ needs no more than that.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -31,6 +33,10 @@ FORMATS = ("json", "text")
 #: The attribute of a log record holding its structured fields: ``log.info("request", extra={FIELDS: {...}})``.
 FIELDS = "fields"
 
+#: The request a thread is handling (set and cleared by the app's hooks, http/__init__.py), so that
+#: what is logged meanwhile (an error's stack trace) can be found from the X-Request-Id answered.
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+
 _configured = False
 
 
@@ -41,7 +47,10 @@ def _time(record: logging.LogRecord) -> str:
 
 def _fields(record: logging.LogRecord) -> dict[str, t.Any]:
     found = getattr(record, FIELDS, None)
-    return found if isinstance(found, dict) else {}
+    if isinstance(found, dict):
+        return found
+    request_id = REQUEST_ID.get()
+    return {"request_id": request_id} if request_id else {}
 
 
 class JsonFormatter(logging.Formatter):

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from fhir_server.logs import FIELDS, JsonFormatter, TextFormatter, dict_config
+from fhir_server import logs
+from fhir_server.logs import JsonFormatter, TextFormatter
 
 
 def record(exc: bool = False) -> logging.LogRecord:
@@ -21,7 +22,7 @@ def record(exc: bool = False) -> logging.LogRecord:
             exc_info = sys.exc_info()
     made = logging.LogRecord("fhir_server.requests", logging.ERROR if exc else logging.INFO, __file__, 1, "request",
                              None, exc_info)
-    setattr(made, FIELDS, {"request_id": "req_1", "status": 200, "userid": None})
+    setattr(made, logs.FIELDS, {"request_id": "req_1", "status": 200, "userid": None})
     return made
 
 
@@ -36,6 +37,17 @@ def test_json_lines_carry_the_fields_and_an_errors_stack_trace():
     assert "ValueError: boom" in json.loads(failed)["error"]
 
 
+def test_what_is_logged_while_a_request_is_handled_names_it():
+    plain = logging.LogRecord("fhir_server.app", logging.ERROR, __file__, 1, "Exception on /x [GET]", None, None)
+    token = logs.REQUEST_ID.set("req_2")
+    try:
+        assert json.loads(JsonFormatter().format(plain))["request_id"] == "req_2"
+        assert TextFormatter().format(plain).endswith("Exception on /x [GET] request_id=req_2")
+    finally:
+        logs.REQUEST_ID.reset(token)
+    assert "request_id" not in json.loads(JsonFormatter().format(plain))
+
+
 def test_text_lines_name_the_fields_that_have_a_value():
     text = TextFormatter().format(record())
     assert text.split(" ", 1)[1] == "INFO fhir_server.requests request request_id=req_1 status=200"
@@ -43,4 +55,4 @@ def test_text_lines_name_the_fields_that_have_a_value():
 
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError):
-        dict_config("xml", "INFO")
+        logs.dict_config("xml", "INFO")

@@ -25,6 +25,7 @@ def _tag_request() -> None:
     # A Bundle's entries are run as requests of their own (http/bundle.py): they keep its id.
     if BUNDLE_LOOKUP not in request.environ or "request_id" not in g:
         g.request_id = new_request_id()
+    logs.REQUEST_ID.set(g.request_id)
     request.environ.setdefault(audit.RECEIVED, time.monotonic())  # the front sets it when the request arrived
 
 
@@ -84,6 +85,8 @@ def _log_request(response: Response) -> Response:
     else:  # a Bundle's entries are in its own count and time
         metrics.observe_request(route, request.method, response.status_code, seconds)
     audit.log_request(**fields)
+    if BUNDLE_LOOKUP not in request.environ:
+        logs.REQUEST_ID.set(None)  # the thread goes back to the pool
     return response
 
 

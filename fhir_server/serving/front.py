@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import h11
 
-from .. import audit, metrics
+from .. import audit, logs, metrics
 from ..config import Settings
 from ..envelope import new_request_id
 from ..outcome import Issue, Msg, issue
@@ -173,8 +173,11 @@ class Front:
             return await asyncio.get_running_loop().run_in_executor(pool, call_app, self.app, environ)
         except Exception:
             # Flask answers its own errors; this is one that escaped it (a hook, a handler, the bridge).
-            log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"])
-            answer = refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
+            # The path, not the target: a query string is never logged.
+            request_id = new_request_id()
+            log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"],
+                          extra={logs.FIELDS: {"request_id": request_id}})
+            answer = refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=request_id)
             _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"], environ[audit.RECEIVED],
                         db_round_trips=None)  # the app's, unknown
             return answer

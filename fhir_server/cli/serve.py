@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
 import shutil
@@ -92,7 +93,9 @@ def _metrics_dir() -> Path:
     earlier run, whose counts would be added to this one's."""
     given = os.environ.get(MULTIPROC_DIR_ENV)
     if not given:
-        return Path(tempfile.mkdtemp(prefix="fhir-server-metrics-"))
+        made = Path(tempfile.mkdtemp(prefix="fhir-server-metrics-"))
+        atexit.register(shutil.rmtree, made, ignore_errors=True)  # serve ends by sys.exit, after gunicorn
+        return made
     folder = Path(given)
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     for old in folder.glob("*.db"):
@@ -114,14 +117,6 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
     # METRICS is decided here, where MONGODB_URI is still the operator's (the workers' is always set).
     env = {**os.environ, "MONGODB_URI": uri, STARTED_ENV: started, "METRICS": settings.metrics,
            MULTIPROC_DIR_ENV: str(metrics_dir)}
-    try:
-        return _wait_for_gunicorn(command, env, settings)
-    finally:
-        if MULTIPROC_DIR_ENV not in os.environ:
-            shutil.rmtree(metrics_dir, ignore_errors=True)
-
-
-def _wait_for_gunicorn(command: list[str], env: dict[str, str], settings: Settings) -> int:
     server = subprocess.Popen(command, env=env, start_new_session=True)
     click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
 

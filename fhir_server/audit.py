@@ -28,25 +28,25 @@ How a Provenance says who made the write:
     extension :data:`API_KEY_EXTENSION` (``valueString``). For the server's own commands (``fhir-server
     load``, first-start data) the client has only its display, the command's name.
 
-The request log is the logger ``fhir_server.requests``: one JSON object a line, on stderr unless
-logging is configured for it (stderr is gunicorn's error log by default), with ``time``,
-``request_id``, ``client_id``, ``key_id``, ``userid``, ``interaction`` (``Type.interaction`` of the
-route table, else the endpoint), ``method``, ``path`` and ``status``; ``bundle_entry`` marks the line
-of a Bundle's entry (under the Bundle's request id), ``answered_by: "front"`` an answer the front
-gave without the app (refusals before the app, kept public answers). Query strings, headers, tokens
-and keys are never written; the userid only once it passed its check.
+The request log is the logger ``fhir_server.requests``: one line a request (one JSON object with
+``LOG_FORMAT=json``, see logs.py) with ``time``, ``level``, ``message`` ("request") and
+``request_id`` (the X-Request-Id answered), ``correlation_id`` (the X-Correlation-Id echoed),
+``client_id``, ``key_id``, ``userid``, ``interaction`` (``Type.interaction`` of the route table, else
+the endpoint), ``method``, ``route`` (Flask's rule, ``/PractitionerRole/<rid>``; null when none
+matched), ``path`` (without query), ``status``, ``latency_ms`` (from the request's arrival, read whole,
+to its answer) and ``db_round_trips`` (database commands the request sent); ``bundle_entry`` marks
+the line of a Bundle's entry (under the Bundle's request id), ``answered_by: "front"`` an answer the
+front gave without the app (refusals before the app, kept public answers). Query strings, headers,
+tokens and keys are never written; the userid only once it passed its check.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import logging
-import sys
 import typing as t
 
 from . import identifiers as ids
-from .instants import format_instant
+from . import logs
 
 if t.TYPE_CHECKING:
     from .auth import Access
@@ -146,20 +146,12 @@ def _client(written: t.Mapping[str, t.Any]) -> dict[str, t.Any]:
 REQUEST_LOG = logging.getLogger("fhir_server.requests")
 
 
-def install_request_log() -> None:
-    """Send the request log to stderr, one JSON object a line, unless logging is configured for it
-    already. Under gunicorn stderr is its error log by default (``--error-logfile -``)."""
-    if REQUEST_LOG.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    REQUEST_LOG.addHandler(handler)
-    REQUEST_LOG.setLevel(logging.INFO)
-    REQUEST_LOG.propagate = False  # its lines are whole JSON objects, not for another format's prefix
+#: The WSGI environ's key for when a request arrived whole (``time.monotonic()``), set by the serving
+#: front (else when the app first saw it): its latency counts the wait for an app thread.
+RECEIVED = "fhir_server.received"
 
 
 def log_request(**fields: t.Any) -> None:
-    """One line for one request. The caller passes only what was checked: never a token, an API key
-    or an unchecked header."""
-    line = {"time": format_instant(dt.datetime.now(dt.timezone.utc)), **fields}
-    REQUEST_LOG.info(json.dumps(line, ensure_ascii=True, separators=(",", ":")))
+    """One line for one request, formatted as logs.py says (LOG_FORMAT). The caller passes only what
+    was checked: never a token, an API key, a query string or an unchecked header."""
+    REQUEST_LOG.info("request", extra={logs.FIELDS: fields})

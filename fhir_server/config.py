@@ -113,6 +113,16 @@ class Settings:
     #: blocks the next one at most this long.
     migration_lease_seconds: float = field(default_factory=lambda: float(os.environ.get("MIGRATION_LEASE_SECONDS", "30")))
 
+    #: Who may read ``/metrics``: ``public`` (anyone), ``token`` (``Authorization: Bearer`` METRICS_TOKEN;
+    #: 401 otherwise, and always while METRICS_TOKEN is empty) or ``off`` (404). Empty: see :attr:`metrics`.
+    metrics_access: str = field(default_factory=lambda: os.environ.get("METRICS", ""))
+    #: The static secret a scraper sends for ``METRICS=token``.
+    metrics_token: str = field(default_factory=lambda: os.environ.get("METRICS_TOKEN", ""), repr=False)
+    #: ``json`` (one JSON object a line) or ``text``; see fhir_server/logs.py.
+    log_format: str = field(default_factory=lambda: os.environ.get("LOG_FORMAT", "json"))
+    #: The least level logged: DEBUG, INFO, WARNING, ERROR.
+    log_level: str = field(default_factory=lambda: os.environ.get("LOG_LEVEL", "INFO"))
+
     def __post_init__(self) -> None:
         if self.environment not in ("", *ENVIRONMENTS):
             raise SettingError(f"FHIR_SERVER_ENV must be development or production, not {self.environment!r}")
@@ -122,6 +132,12 @@ class Settings:
         """Production loads no example data, registers no development client, prints no credential,
         and serves only a database already migrated to this release's schema (``fhir-server migrate``)."""
         return self.environment == "production" or (not self.environment and bool(self.mongodb_uri))
+
+    @property
+    def metrics(self) -> str:
+        """Who may read ``/metrics``: METRICS, else public in development and token in production
+        (counts by route and client activity are not for everyone who can reach the API)."""
+        return self.metrics_access or ("token" if self.production else "public")
 
     @property
     def environment_name(self) -> str:

@@ -114,6 +114,10 @@ class Msg(enum.Enum):
     BODY_TIMEOUT = Entry(408, "timeout", "The request body did not arrive within {seconds} s")
     TOO_MANY_CHUNKS = Entry(413, "too-costly", "A chunked request body may come in at most {limit} chunks; send it in "
                             "larger chunks, or with Content-Length")
+    NOT_READY_DATABASE = Entry(503, "transient", "Not ready: the database did not answer within {seconds} s")
+    NOT_READY_SCHEMA = Entry(503, "transient", "Not ready: the database schema is at version {found}, this server "
+                             "needs version {needed} (fhir-server migrate)")
+    METRICS_TOKEN_REQUIRED = Entry(401, "login", "The metrics need Authorization: Bearer with the metrics token")
     BODY_BUFFER_FULL = Entry(503, "transient", "The server is receiving too many request bodies at once; retry shortly")
     # Hosts and proxies (http/hosts.py), before any other check; the host is not repeated back.
     HOST_NOT_ALLOWED = Entry(400, "value", "This server does not answer to the host this request names (its Host "

@@ -73,6 +73,8 @@ def test_two_migrates_at_once_then_a_production_server_serves_no_example_data(da
         found = requests.get(server.base_url + "/PractitionerRole", params={"practitioner": "90ZZLP"}, headers=headers, timeout=30)
         assert (found.status_code, found.json()["total"]) == (200, 0)
         assert requests.get(server.base_url + "/Practitioner/90ZZLP", headers=headers, timeout=30).status_code == 404
+        assert requests.get(server.base_url + "/metrics", timeout=30).status_code == 401  # no METRICS: token
+        assert requests.get(server.base_url + "/readyz", timeout=30).status_code == 200
     finally:
         server.stop()
     assert not (data_dir / "dev-client.json").exists() and not (data_dir / "dev-api-key").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from .. import logs
 from ..config import SettingError, Settings
 from . import access, backup, data, database, serve, tools
 
@@ -16,9 +17,13 @@ __all__ = ["main"]
 @click.group(help=__doc__)
 def main() -> None:
     try:
-        Settings()  # a setting no command can run with stops every one here, in one line
+        settings = Settings()  # a setting no command can run with stops every one here, in one line
     except SettingError as e:
         raise click.UsageError(str(e)) from None
+    try:
+        logs.configure(settings.log_format, settings.log_level)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="LOG_FORMAT or LOG_LEVEL") from None
 
 
 for command in (serve.serve, database.migrate, database.check, data.load, backup.export, backup.import_, access.client,

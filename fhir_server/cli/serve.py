@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import typing as t
+from pathlib import Path
 
 import click
 
@@ -16,6 +20,7 @@ from ..auth import ALL, Access
 from ..auth.assertion import ClientCredentials, new_client_key, public_jwks
 from ..config import STARTED_ENV, Settings
 from ..embedded_db import EmbeddedDatabase
+from ..metrics import MULTIPROC_DIR_ENV
 from ..seed import load_example_data
 from ..service import Context
 from ..store import Store
@@ -61,6 +66,7 @@ def serve() -> None:
     common.host_rules(settings)
     if settings.production and not settings.mongodb_uri:
         raise click.UsageError("FHIR_SERVER_ENV=production needs MONGODB_URI: the embedded database is for development")
+    _check_metrics(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = None
     uri = settings.mongodb_uri
@@ -93,17 +99,43 @@ def serve() -> None:
             (settings.data_dir / URI_FILE).unlink(missing_ok=True)
 
 
+def _check_metrics(settings: Settings) -> None:
+    if settings.metrics not in ("public", "token", "off"):
+        raise click.BadParameter(f"{settings.metrics!r} is not public, token or off", param_hint="METRICS")
+    if settings.metrics == "token" and not settings.metrics_token:
+        click.echo("METRICS=token and no METRICS_TOKEN: /metrics refuses every scraper (set METRICS_TOKEN, or METRICS=public|off).")
+
+
+def _metrics_dir() -> Path:
+    """The folder where this run's workers keep their metrics (prometheus_client's multi-process
+    mode): PROMETHEUS_MULTIPROC_DIR emptied, else a new private one (mode 700). Never shared with an
+    earlier run, whose counts would be added to this one's."""
+    given = os.environ.get(MULTIPROC_DIR_ENV)
+    if not given:
+        made = Path(tempfile.mkdtemp(prefix="fhir-server-metrics-"))
+        atexit.register(shutil.rmtree, made, ignore_errors=True)  # serve ends by sys.exit, after gunicorn
+        return made
+    folder = Path(given)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for old in folder.glob("*.db"):
+        old.unlink()
+    return folder
+
+
 def _run_gunicorn(settings: Settings, uri: str) -> int:
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(settings.workers),
         "--worker-class", "fhir_server.serving.worker.FrontWorker",  # reads requests whole, see serving/
         "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", "10",
-        "--access-logfile", "-", "fhir_server.app:create_app()",
+        "-c", "python:fhir_server.serving.gunicorn_config",  # logging and metrics across workers
+        "fhir_server.app:create_app()",
     ]
     # Every worker's CapabilityStatement is dated by this start, so that workers agree (app.py).
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    metrics_dir = _metrics_dir()
     # The workers are told the mode: given the embedded database's URI, they would take themselves for production.
-    env = {**os.environ, "MONGODB_URI": uri, "FHIR_SERVER_ENV": settings.environment_name, STARTED_ENV: started}
+    env = {**os.environ, "MONGODB_URI": uri, "FHIR_SERVER_ENV": settings.environment_name, STARTED_ENV: started,
+           MULTIPROC_DIR_ENV: str(metrics_dir)}
     server = subprocess.Popen(command, env=env, start_new_session=True)
     click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
 

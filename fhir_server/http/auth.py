@@ -30,7 +30,7 @@ from .cors import is_preflight
 from .envelope import in_plain_api
 
 PUBLIC_ENDPOINTS = {"metadata.capability_statement_view", "openapi.openapi_view", "oauth.smart_configuration",
-                    "oauth.token", "oauth.jwks"}
+                    "oauth.token", "oauth.jwks", "probes.healthz", "probes.readyz", "metrics.metrics_view"}
 MAX_USERID = 64
 
 

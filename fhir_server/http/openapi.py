@@ -26,7 +26,8 @@ from .responses import FHIR_JSON, FORMATS, base_url
 
 bp = Blueprint("openapi", __name__)
 
-PUBLIC_PATHS = {"/metadata", "/openapi.json", "/.well-known/smart-configuration", TOKEN_PATH, JWKS_PATH}
+PUBLIC_PATHS = {"/metadata", "/openapi.json", "/.well-known/smart-configuration", TOKEN_PATH, JWKS_PATH,
+                "/healthz", "/readyz", "/metrics"}  # /metrics has its own guard (METRICS), outside the API's
 _IGNORED_METHODS = {"HEAD", "OPTIONS"}
 _PATH_PARAMETER = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
 # The query parameters of the terminology operations (terminology-service.html), by operation.

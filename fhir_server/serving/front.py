@@ -16,29 +16,30 @@ has arrived whole. Per request:
 - requests that need no database (:data:`NO_DATABASE_PATHS`) run on a pool of their own, so they
   are answered while every app thread waits on the database; and the app's answer to each is kept
   (:meth:`Front.answer_public`), so the same request again is answered on the event loop, with no
-  thread, in microseconds.
+  thread, in microseconds;
+- readiness and metrics (:data:`PROBE_PATHS`) run on a pool of their own too, never kept: a probe
+  is answered, within its own bound, while every app thread waits on a frozen database.
 
 Every refusal is an OperationOutcome (the envelope under ``/v1/``) and closes the connection; an
 exception that escapes the app is logged and answered 500 (EM01100). What the front answers without
-the app (refusals, kept answers, that 500) goes to the request log as the app's answers do.
+the app (refusals, kept answers, that 500) goes to the request log and the metrics as the app's
+answers do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
-import datetime as dt
 import email.utils
 import http
 import logging
 import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import h11
 
-from .. import audit
+from .. import audit, logs, metrics
 from ..config import Settings
 from ..envelope import new_request_id
 from ..outcome import Issue, Msg, issue
@@ -52,8 +53,11 @@ MAX_HEADER_FIELDS = 100  # gunicorn's limit_request_fields
 # Clients chunk by their write buffer (4-64 KiB); 1024 lets a 1 MiB body come in 1 KiB chunks.
 MAX_BODY_CHUNKS = 1024
 # Served from memory (auth.PUBLIC_ENDPOINTS: no key, no rate-limit count, no database).
-NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json"})
+NO_DATABASE_PATHS = frozenset({"/metadata", "/openapi.json", "/healthz"})
 NO_DATABASE_THREADS = 2
+# Readiness (which waits at most http/probes.READY_TIMEOUT_SECONDS for the database) and the metrics.
+PROBE_PATHS = frozenset({"/readyz", "/metrics"})
+PROBE_THREADS = 2
 PUBLIC_ANSWERS_KEPT = 64  # distinct requests for them whose answers a worker keeps (least recently used go)
 # What an answer of NO_DATABASE_PATHS depends on, besides the app: the method, the target (``_format``,
 # ``_pretty``), Accept (negotiation), Accept-Encoding (gzip), Origin (CORS), Host, scheme and listener
@@ -125,26 +129,17 @@ def _find_malloc_trim() -> t.Callable[[int], int] | None:
 _malloc_trim = _find_malloc_trim()
 
 
-@dataclass
-class AccessLog:
-    """What gunicorn's access log reads from a response (``status``, ``headers``, ``sent``)."""
-
-    status: str
-    headers: list[tuple[str, str]]
-    sent: int
-
-
 class Front:
     """The per-worker state: the app, its thread pools, the live connections."""
 
-    def __init__(self, app: WsgiApp, settings: Settings, *, gunicorn_log: t.Any = None, cfg: t.Any = None) -> None:
+    def __init__(self, app: WsgiApp, settings: Settings, *, cfg: t.Any = None) -> None:
         self.app = app
         self.settings = settings
-        self.gunicorn_log = gunicorn_log
         self.cfg = cfg
         self.alive = True
         self.app_pool = ThreadPoolExecutor(settings.app_threads, thread_name_prefix="app")
         self.no_database_pool = ThreadPoolExecutor(NO_DATABASE_THREADS, thread_name_prefix="no-db")
+        self.probe_pool = ThreadPoolExecutor(PROBE_THREADS, thread_name_prefix="probe")
         self.connections: dict[asyncio.Task[None], ClientConnection] = {}
         self.bodies = BodyBudget(settings.body_buffer_bytes)
         self.in_app: dict[int, float] = {}  # id of a running call → its start (time.monotonic)
@@ -171,16 +166,22 @@ class Front:
         return time.monotonic() - min(self.in_app.values()) if self.in_app else 0.0
 
     async def run_app(self, environ: dict[str, t.Any]) -> Answer:
-        pool = self.no_database_pool if environ["PATH_INFO"] in NO_DATABASE_PATHS else self.app_pool
+        path = environ["PATH_INFO"]
+        pool = (self.no_database_pool if path in NO_DATABASE_PATHS else self.probe_pool if path in PROBE_PATHS
+                else self.app_pool)
         key = id(environ)
         self.in_app[key] = time.monotonic()
         try:
             return await asyncio.get_running_loop().run_in_executor(pool, call_app, self.app, environ)
         except Exception:
             # Flask answers its own errors; this is one that escaped it (a hook, a handler, the bridge).
-            log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["RAW_URI"])
-            answer = refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=new_request_id())
-            _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"])
+            # The path, not the target: a query string is never logged.
+            request_id = new_request_id()
+            log.exception("Error handling request %s %s", environ["REQUEST_METHOD"], environ["PATH_INFO"],
+                          extra={logs.FIELDS: {"request_id": request_id}})
+            answer = refusal(issue(Msg.INTERNAL), path=environ["PATH_INFO"], request_id=request_id)
+            _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"], environ[audit.RECEIVED],
+                        db_round_trips=None)  # the app's, unknown
             return answer
         finally:
             del self.in_app[key]
@@ -204,7 +205,8 @@ class Front:
                 self.public_answers[key] = kept  # now the most recently used
                 headers = [(k, new_request_id() if k.lower() == "x-request-id" else v) for k, v in kept.headers]
                 answer = Answer(kept.status, headers, kept.body, kept.reason)
-                _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"])
+                _log_answer(answer, environ["REQUEST_METHOD"], environ["PATH_INFO"], environ[audit.RECEIVED],
+                            route=environ["PATH_INFO"])  # each of NO_DATABASE_PATHS is its own route
                 return answer
         answer = await self.run_app(environ)
         if key is not None and answer.status == 200:
@@ -228,18 +230,11 @@ class Front:
             await asyncio.wait(list(self.connections), timeout=1)
         self.app_pool.shutdown(wait=False, cancel_futures=True)
         self.no_database_pool.shutdown(wait=False, cancel_futures=True)
+        self.probe_pool.shutdown(wait=False, cancel_futures=True)
 
     def url_scheme(self, headers: dict[bytes, bytes], client: tuple[str, int] | None) -> str:
         """The front speaks plain HTTP: a scheme a trusted proxy forwards is the app's to honour (http/hosts.py)."""
         return "http"
-
-    def log_access(self, environ: dict[str, t.Any], headers: list[tuple[bytes, bytes]], answer: Answer,
-                   started: float) -> None:
-        if self.gunicorn_log is None:
-            return
-        response = AccessLog(f"{answer.status} {answer.reason}", answer.headers, len(answer.body))
-        request_headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
-        self.gunicorn_log.access(response, request_headers, environ, dt.timedelta(seconds=time.monotonic() - started))
 
 
 class ClientConnection:
@@ -275,10 +270,10 @@ class ClientConnection:
                     return
                 environ = build_environ(request, body, server=self.server, client=self.client,
                                         url_scheme=self.front.url_scheme(dict(request.headers), self.client))
+                environ[audit.RECEIVED] = time.monotonic()
                 del body
                 answer = await self.front.answer_public(environ)
                 await self._send(answer, head=request.method == b"HEAD")
-                self.front.log_access(environ, list(request.headers), answer, started)
                 del environ  # the body: freed with its share of the budget
                 self._give_back()
                 if self.conn.our_state is not h11.DONE or self.conn.their_state is not h11.DONE:
@@ -415,7 +410,7 @@ class ClientConnection:
             return
         path = request_path(request.target) if request is not None else None
         answer = refusal(found, path=path, request_id=new_request_id(), status=status)
-        _log_answer(answer, request.method.decode("latin-1") if request is not None else None, path)
+        _log_answer(answer, request.method.decode("latin-1") if request is not None else None, path, started)
         try:
             await self._send(answer)
             if self.writer.can_write_eof():
@@ -425,11 +420,6 @@ class ClientConnection:
                     pass
         except (OSError, h11.LocalProtocolError):  # ConnectionError, TimeoutError, ENOTCONN of a peer gone
             pass
-        environ = {"REQUEST_METHOD": request.method.decode("latin-1") if request else "-",
-                   "RAW_URI": request.target.decode("latin-1") if request else "-",
-                   "SERVER_PROTOCOL": "HTTP/" + (request.http_version.decode("latin-1") if request else "1.1"),
-                   "REMOTE_ADDR": self.client[0] if self.client else "-"}
-        self.front.log_access(environ, list(request.headers) if request else [], answer, started)
 
 
 def _reason(status: int) -> str:
@@ -439,8 +429,13 @@ def _reason(status: int) -> str:
         return ""
 
 
-def _log_answer(answer: Answer, method: str | None, path: str | None) -> None:
-    """The request log's line for an answer the front gave without the app: nobody is identified."""
+def _log_answer(answer: Answer, method: str | None, path: str | None, started: float, *, route: str | None = None,
+                db_round_trips: int | None = 0) -> None:
+    """The request log's line, and the metrics, of an answer the front gave without the app: nobody
+    is identified, and (but for an app's call that failed) no database command was sent."""
     request_id = next((v for k, v in answer.headers if k.lower() == "x-request-id"), None)
-    audit.log_request(request_id=request_id, client_id=None, key_id=None, userid=None, interaction=None,
-                      method=method, path=path, status=answer.status, answered_by="front")
+    seconds = time.monotonic() - started
+    audit.log_request(request_id=request_id, correlation_id=None, client_id=None, key_id=None, userid=None,
+                      interaction=None, method=method, route=route, path=path, status=answer.status,
+                      latency_ms=round(seconds * 1000, 1), db_round_trips=db_round_trips, answered_by="front")
+    metrics.observe_request(route, method or "-", answer.status, seconds)

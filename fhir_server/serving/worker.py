@@ -1,5 +1,5 @@
 """The gunicorn worker class of ``fhir-server serve``: gunicorn stays the process manager (arbiter,
-signals, restarts, WEB_CONCURRENCY processes, the access log); each worker runs the front
+signals, restarts, WEB_CONCURRENCY processes); each worker runs the front
 (:mod:`.front`) on an asyncio event loop instead of serving one connection at a time.
 
     gunicorn --worker-class fhir_server.serving.worker.FrontWorker ... "fhir_server.app:create_app()"
@@ -68,7 +68,7 @@ class FrontWorker(base.Worker):
 
     async def _serve(self) -> None:
         assert self.stopping is not None
-        front = Front(self.wsgi, Settings(), gunicorn_log=self.log, cfg=self.cfg)
+        front = Front(self.wsgi, Settings(), cfg=self.cfg)
         servers = [await asyncio.start_server(front.connected, sock=listener.sock) for listener in self.sockets]
         while self.alive:
             # A request stuck in the app longer than gunicorn's timeout stops the heartbeat, so the

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import typing as t
 
+import pymongo
 from pymongo import ASCENDING, MongoClient
 from pymongo.errors import PyMongoError
 
@@ -83,6 +84,14 @@ class Store:
             if e.timeout:
                 raise StoreUnavailable() from e
             raise
+
+    def schema_version_within(self, seconds: float) -> int | None:
+        """The database's schema version, or None if it does not answer within ``seconds`` (readiness)."""
+        try:
+            with pymongo.timeout(seconds):
+                return self.schema.version()
+        except (PyMongoError, StoreUnavailable):
+            return None
 
     def close(self) -> None:
         self.client.close()

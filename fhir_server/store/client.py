@@ -11,6 +11,7 @@ from pymongo.collection import Collection
 from pymongo.read_concern import ReadConcern
 
 from .codecs import TYPE_REGISTRY
+from .monitoring import LISTENER
 
 
 def client_options(timeout_ms: int, appname: str) -> dict[str, t.Any]:
@@ -18,7 +19,8 @@ def client_options(timeout_ms: int, appname: str) -> dict[str, t.Any]:
     # (.deadline, the same DB_TIMEOUT_MS) bounds everything it does; these bound work outside requests.
     return {"serverSelectionTimeoutMS": timeout_ms, "connectTimeoutMS": timeout_ms,
             "socketTimeoutMS": max(10_000, 5 * timeout_ms), "tz_aware": True, "appname": appname,
-            "type_registry": TYPE_REGISTRY}
+            "type_registry": TYPE_REGISTRY,
+            "event_listeners": [LISTENER]}  # metrics of every command, and each request's count of them
 
 
 def durable_write_concern(configured: WriteConcern) -> WriteConcern:

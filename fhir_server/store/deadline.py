@@ -16,6 +16,8 @@ import typing as t
 
 import pymongo
 
+from .monitoring import counting_round_trips
+
 _deadline: contextvars.ContextVar[dt.datetime | None] = contextvars.ContextVar("deadline", default=None)
 
 if t.TYPE_CHECKING:
@@ -61,7 +63,7 @@ def with_deadline(wsgi_app: WSGIApplication, seconds: float, bundle_seconds: flo
 
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Iterable[bytes]:
         bundle = environ.get("REQUEST_METHOD") == "POST" and environ.get("PATH_INFO", "") in ("", "/")
-        with database_deadline(max(seconds, bundle_seconds) if bundle else seconds):
+        with database_deadline(max(seconds, bundle_seconds) if bundle else seconds), counting_round_trips():
             return wsgi_app(environ, start_response)
 
     return app

@@ -24,6 +24,9 @@ UNLISTED = {
     ("POST", "/auth/token"): "the token endpoint, in rest.security's oauth-uris extension",
     ("GET", "/auth/jwks"): "the token endpoint's key set, from SMART discovery",
     ("GET", "/openapi.json"): "the OpenAPI document",
+    ("GET", "/healthz"): "liveness, for orchestrators",
+    ("GET", "/readyz"): "readiness, for orchestrators",
+    ("GET", "/metrics"): "Prometheus metrics",
     ("POST", "/v1/practitioner-roles"): "the plain-JSON API, outside FHIR",
     ("GET", "/v1/practitioner-roles/<role_id>"): "the plain-JSON API, outside FHIR",
     # Answers 405 with the IG's reason (NOT_DELETABLE): delete is deliberately not listed.

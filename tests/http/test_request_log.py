@@ -52,6 +52,23 @@ def test_an_allowed_request_is_one_line_with_the_caller(server):
     assert "time" in line
 
 
+def test_a_line_carries_the_requests_ids_route_latency_and_database_round_trips(server):
+    headers = {**server.headers("PractitionerRole.r"), "X-Correlation-Id": "order-4711"}
+    response = call(server, "GET", "/PractitionerRole/R00000012-G?_pretty=true&_elements=id", headers)
+    assert response.status_code == 200
+    line = logged(server, response)
+    assert {k: line[k] for k in ("level", "message", "correlation_id", "method", "route", "status")} == {
+        "level": "INFO", "message": "request", "correlation_id": "order-4711", "method": "GET",
+        "route": "/PractitionerRole/<role_id>", "status": 200}
+    assert isinstance(line["latency_ms"], (int, float)) and line["latency_ms"] >= 0
+    assert isinstance(line["db_round_trips"], int) and line["db_round_trips"] >= 1  # the key, the rate limit, the role
+    # A public answer of the front's own, kept from the app's, sent no command.
+    for _ in range(2):
+        health = call(server, "GET", "/healthz", {})
+        assert {k: logged(server, health)[k] for k in ("route", "status", "db_round_trips")} == {
+            "route": "/healthz", "status": 200, "db_round_trips": 0}
+
+
 def test_refused_requests_are_logged_with_only_what_was_checked(server):
     good = server.headers("PractitionerRole.r")
     # A scope the token lacks: the caller is known, userid checked.
@@ -105,3 +122,4 @@ def test_no_secret_is_ever_logged(server):
     token = headers["Authorization"].split(" ", 1)[1]
     assert token not in text
     assert server.api_key not in text
+    assert "_elements=id" not in text and "?_pretty" not in text  # no query string, gunicorn's access log is off

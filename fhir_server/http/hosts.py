@@ -186,8 +186,15 @@ def _behind_proxies(wsgi_app: WSGIApplication, found: HostRules) -> WSGIApplicat
     return app
 
 
+#: Blueprints that answer whatever the host (http/probes.py): they write no URL, and an orchestrator's
+#: probes and a scraper name the pod's address, which no list of public hosts holds.
+_ANY_HOST = ("probes", "metrics")
+
+
 def check_host() -> None:
     """400 unless the request's host (forwarded by a trusted proxy, or its own Host) is allowed."""
+    if request.blueprint in _ANY_HOST and request.url_rule is not None:
+        return
     if not current_app.extensions[_EXTENSION].allows(request.host, request.scheme):
         raise RequestRejected(issue(Msg.HOST_NOT_ALLOWED))
 

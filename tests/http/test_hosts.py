@@ -180,6 +180,15 @@ def test_a_host_not_allowed_gets_400_on_every_route_and_never_sees_itself(server
             assert [i["diagnostics"] for i in issue] == [Msg.HOST_NOT_ALLOWED.value.text], name
 
 
+def test_probes_and_metrics_answer_whatever_the_host_and_never_repeat_it(server):
+    # An orchestrator's probes and a scraper name the pod's address: no list of public hosts holds it.
+    for path in ("/healthz", "/readyz", "/metrics"):
+        for _ in range(2):  # the second /healthz is the front's kept answer
+            response = requests.get(server.base_url + path, headers={"Host": "10.1.2.3:8080"}, timeout=10)
+            assert response.status_code == 200, (path, response.text)
+            assert "10.1.2.3" not in everything(response), path
+
+
 def test_a_kept_public_answer_is_never_given_to_another_host(server):
     url = server.base_url + "/metadata"
     for _ in range(3):  # the serving front keeps the answer to the same request

@@ -64,6 +64,22 @@ def test_metrics_off_is_no_route(one_worker):
     assert response.json()["issue"][0]["diagnostics"] == text(Msg.UNKNOWN_ROUTE, method="GET", path="/metrics")
 
 
+def test_readiness_fails_while_the_database_holds_another_schema_version(one_worker, own_database):
+    client: MongoClient[dict[str, t.Any]] = MongoClient(own_database.uri)
+    schema = client["fhir"]["schema"]
+    kept = schema.find_one({"_id": "version"})
+    assert kept is not None and kept["version"] == SCHEMA_VERSION
+    try:
+        schema.update_one({"_id": "version"}, {"$set": {"version": SCHEMA_VERSION + 1}})
+        assert status_within(one_worker, "/readyz", 503, READINESS_BOUND_SECONDS) == 503
+        assert outcome_messages(probe(one_worker, "/readyz")) == [text(Msg.NOT_READY_SCHEMA, found=SCHEMA_VERSION + 1,
+                                                                         needed=SCHEMA_VERSION)]
+    finally:
+        schema.replace_one({"_id": "version"}, kept)
+        client.close()
+    assert status_within(one_worker, "/readyz", 200, READINESS_BOUND_SECONDS) == 200
+
+
 def test_readiness_fails_while_the_database_is_frozen_and_recovers(own_database, one_worker):
     headers = one_worker.headers()
     assert own_database.process is not None
@@ -98,18 +114,3 @@ def test_readiness_fails_when_the_database_stops_and_recovers_when_it_is_back(ow
     finally:
         restarted.stop()
 
-
-def test_readiness_fails_while_the_database_holds_another_schema_version(one_worker, own_database):
-    client: MongoClient[dict[str, t.Any]] = MongoClient(own_database.uri)
-    schema = client["fhir"]["schema"]
-    kept = schema.find_one({"_id": "version"})
-    assert kept is not None and kept["version"] == SCHEMA_VERSION
-    try:
-        schema.update_one({"_id": "version"}, {"$set": {"version": SCHEMA_VERSION + 1}})
-        assert status_within(one_worker, "/readyz", 503, READINESS_BOUND_SECONDS) == 503
-        assert outcome_messages(probe(one_worker, "/readyz")) == [text(Msg.NOT_READY_SCHEMA, found=SCHEMA_VERSION + 1,
-                                                                         needed=SCHEMA_VERSION)]
-    finally:
-        schema.replace_one({"_id": "version"}, kept)
-        client.close()
-    assert status_within(one_worker, "/readyz", 200, READINESS_BOUND_SECONDS) == 200

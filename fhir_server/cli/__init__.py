@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import click
 
+from ..version import VERSION
 from . import access, data, serve, tools
 
 __all__ = ["main"]
 
 
 @click.group(help=__doc__)
+@click.version_option(VERSION, prog_name="fhir-server")
 def main() -> None:
     pass
 

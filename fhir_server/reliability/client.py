@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import requests
 
 from ..auth.assertion import Caller, TokenRefused
+from ..version import VERSION
 
 FHIR_JSON = "application/fhir+json"
 USERID = "99ZZZS"
-USER_AGENT = "fhir-server-reliability/1.0"
+USER_AGENT = f"fhir-server-reliability/{VERSION}"
 TIMEOUT = 10.0  # seconds: longer than any answer should take, DB_TIMEOUT_MS included
 
 

@@ -19,7 +19,7 @@ from ..seed import prepare_database
 from ..service import Context
 from ..store import Store
 from . import common
-from .common import DEV_CLIENT_FILE, DEV_KEY_FILE, URI_FILE
+from .common import DEV_CLIENT_FILE, DEV_KEY_FILE, DEV_RATE_LIMIT, URI_FILE
 
 
 def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
@@ -30,7 +30,7 @@ def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
     if ctx.store.clients.count() == 0:
         private_jwk = new_client_key()
         client = ctx.store.clients.create("development", ALL, public_jwks(private_jwk))
-        _, key = ctx.store.api_keys.create("development", client_id=client.client_id)
+        _, key = ctx.store.api_keys.create("development", DEV_RATE_LIMIT, client.client_id)
         ClientCredentials(client.client_id, key, private_jwk).save(data_dir / DEV_CLIENT_FILE)
         key_path.touch(0o600)
         key_path.chmod(0o600)

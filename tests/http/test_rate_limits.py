@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from fhir_server.cli.common import DEV_RATE_LIMIT
 from fhir_server.outcome import Msg
 from fhir_server.store.api_keys import ApiKeyStore
 
@@ -243,6 +244,17 @@ def test_a_keys_limit_is_set_with_the_cli(server: Server, caller: Caller) -> Non
     assert refused.returncode == 2
     assert "'lots' is not a rate limit" in refused.stderr
     assert cli(server, "api-key", "limit", "nosuchkey", "5/minute").returncode == 1
+
+
+def test_the_development_key_has_a_limit_of_its_own_far_above_the_default(server: Server, caller: Caller) -> None:
+    # Repeated conformance runs against `make run` spend its key, not RATE_LIMIT (1000000/hour here).
+    response = requests.get(server.base_url + ROLE, headers=server.headers(), timeout=30)
+    assert response.status_code == 200
+    assert response.headers["RateLimit-Limit"] == DEV_RATE_LIMIT.split("/")[0] == "100000000"
+    assert response.headers["RateLimit-Policy"] == "100000000;w=3600"
+    assert "100000000/hour" in next(line for line in cli(server, "api-key", "list").stdout.splitlines() if "development" in line)
+    other = caller.new_key(None)
+    assert fhir_get(server, caller, other).headers["RateLimit-Limit"] == "1000000"
 
 
 def test_after_retry_after_seconds_a_new_window_opens(server: Server, caller: Caller) -> None:

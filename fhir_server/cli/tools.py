@@ -118,7 +118,7 @@ def bench(seconds: float, warmup: float, connections: int, output_dir: Path | No
     the app and the database, and their peak memory. Exit status 1 if a scenario had errors or could
     not run; missed targets are reported, not failed.
     """
-    from . import bench as benchmark  # here: its aiohttp and psutil would slow every other command by 0.2 s
+    from .. import bench as benchmark  # here: its aiohttp and psutil would slow every other command by 0.2 s
 
     options = benchmark.Options(seconds=seconds, warmup=warmup, connections=connections)
     started = dt.datetime.now().astimezone()

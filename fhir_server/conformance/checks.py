@@ -90,9 +90,9 @@ def compare(expect: Expect, answer: Answer) -> list[str]:
     differences = []
     doc = answer.json()
     if answer.status not in expect.status:
-        wanted = " or ".join(str(s) for s in expect.status)
+        statuses = " or ".join(str(s) for s in expect.status)
         said = diagnostics(doc)
-        differences.append(f"status {answer.status}, expected {wanted}" + (f": {'; '.join(said)}" if said else ""))
+        differences.append(f"status {answer.status}, expected {statuses}" + (f": {'; '.join(said)}" if said else ""))
     if expect.messages:
         if not isinstance(doc, dict) or doc.get("resourceType") != "OperationOutcome":
             differences.append(f"expected an OperationOutcome, got {_kind(doc)}")

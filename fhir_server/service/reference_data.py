@@ -188,8 +188,9 @@ def _check_access(rtype: str, doc: dict[str, t.Any], stored: dict[str, t.Any] | 
 def _dormant_ids(rtype: str, resource: dict[str, t.Any]) -> set[str]:
     systems = ids.SYSTEM_ALIASES[KINDS[rtype].system]
     identifiers = resource.get("identifier")
-    return {i.get("value") for i in (identifiers if isinstance(identifiers, list) else [])
-            if isinstance(i, dict) and i.get("use") == "old" and i.get("system") in systems}
+    return {value for i in (identifiers if isinstance(identifiers, list) else [])
+            if isinstance(i, dict) and i.get("use") == "old" and i.get("system") in systems
+            and isinstance(value := i.get("value"), str)}
 
 
 def _parse(rtype: str, body: bytes, ctx: Context) -> dict[str, t.Any]:

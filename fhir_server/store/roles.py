@@ -41,6 +41,7 @@ import uuid
 from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
+from pymongo.results import UpdateResult
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from ..instants import last_updated
@@ -409,7 +410,8 @@ class RoleStore:
         except DuplicateKeyError:
             # A clash, or two first reservations of a new key racing to insert it: MongoDB retries
             # such an upsert only when its filter is all equalities, so try once more as an update.
-            return self._keys.update_one(query, {"$push": {"periods": held}}).matched_count == 1
+            second: UpdateResult = self._keys.update_one(query, {"$push": {"periods": held}})
+            return second.matched_count == 1
         return True
 
     @translate_errors

@@ -502,10 +502,14 @@ def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, c
     # _include follows the references the caller may see; a subset is taken after, so that it can
     # only leave out more.
     keys = {ref["reference"] for r in page.resources for name in query.includes
-            for ref in (value if isinstance(value := r.get(name), list) else [value]) if ref and "reference" in ref}
+            for ref in _as_list(r.get(name)) if ref and "reference" in ref}
     included = ctx.store.references.get_many(sorted(keys)) if keys else []
     page = Page(page.total, [subset(r, query.summary, query.elements) for r in page.resources])
     return query, page, [served(r, ctx.access) for r in included]
+
+
+def _as_list(value: t.Any) -> list[t.Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _role_criteria(criteria: list[Criterion], ctx: Context) -> list[Criterion]:

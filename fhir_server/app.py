@@ -8,12 +8,12 @@ import os
 from flask import Flask
 
 from . import http
-from .config import STARTED_ENV, Settings
 from .auth import Tokens
+from .config import STARTED_ENV, Settings
+from .definitions import load_definitions
 from .http.auth import CallerCache
 from .service import Context
 from .store import Store, with_deadline
-from .definitions import load_definitions
 from .validation import compile_base
 
 

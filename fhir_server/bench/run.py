@@ -75,7 +75,7 @@ async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, R
         for scenario in SCENARIOS:
             try:
                 result = await _measure(scenario, options, workload, session, apps[scenario.app], db)
-            except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError, requests.RequestException) as e:
+            except (TimeoutError, RuntimeError, aiohttp.ClientError, requests.RequestException) as e:
                 result = Result(scenario.name, scenario.request, failure=f"{type(e).__name__}: {e}")
             echo(f"  {scenario.name}: " + (f"could not run ({result.failure})" if result.failure else
                                          f"{result.per_second:.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors"))

@@ -63,7 +63,7 @@ def _equal(got: t.Any, wanted: t.Any) -> bool:
     if isinstance(got, bool) or isinstance(wanted, bool):
         return got is wanted
     if isinstance(got, list) and isinstance(wanted, list):
-        return len(got) == len(wanted) and all(_equal(g, w) for g, w in zip(got, wanted))
+        return len(got) == len(wanted) and all(_equal(g, w) for g, w in zip(got, wanted, strict=True))
     if isinstance(got, dict) and isinstance(wanted, dict):
         return got.keys() == wanted.keys() and all(_equal(got[k], wanted[k]) for k in got)
     return bool(got == wanted)

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 from flask import Flask, Response, g, request
 
-from . import (auth, bundle, compression, cors, definitions, errors, metadata, oauth, openapi, plain_roles, practitioner_role, provenance, rate_limits,
-               reference_data)
 from .. import audit
 from ..auth.scopes import ROUTES
 from ..envelope import new_request_id
+from . import (
+    auth,
+    bundle,
+    compression,
+    cors,
+    definitions,
+    errors,
+    metadata,
+    oauth,
+    openapi,
+    plain_roles,
+    practitioner_role,
+    provenance,
+    rate_limits,
+    reference_data,
+)
 from .envelope import in_plain_api
 from .rate_limits import BUNDLE_LOOKUP
 from .responses import negotiate, preference_applied

@@ -191,7 +191,9 @@ def json_schema(schema: Schema) -> dict[str, t.Any]:
 def _field_schema(field: fields.Field[t.Any]) -> dict[str, t.Any]:
     if isinstance(field, fields.List):
         out: dict[str, t.Any] = {"type": "array", "items": _field_schema(field.inner)}
-        out.update({"maxItems": v.max for v in field.validators if isinstance(v, validate.Length) and v.max is not None})
+        for v in field.validators:
+            if isinstance(v, validate.Length) and v.max is not None:
+                out["maxItems"] = v.max
     else:
         out = {"type": "string", "minLength": 1}
         for check in field.validators:

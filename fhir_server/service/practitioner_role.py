@@ -70,8 +70,8 @@ from .search import (
     one_match,
     parse_history,
     parse_search,
-    too_broad,
     search_fields,
+    too_broad,
 )
 from .subsets import subset
 

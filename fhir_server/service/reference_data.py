@@ -24,9 +24,9 @@ from ..store.reference_data import StoredReference
 from ..validation import check_base, check_structure, without_overlap
 from .confidentiality import check_label, is_confidential, served
 from .context import Context
-from .subsets import subset
 from .practitioner_role import Written, parse, parse_if_match, roles_pointing_at
 from .search import Query, condition_identifier, one_match, parse_search, search_fields, too_broad
+from .subsets import subset
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ class _JoinedCollection:
             values = [doc.get(f) for f in fields]
             if any(v is None or v == [] for v in values):
                 continue
-            clauses.append({f: {"$in": v} if isinstance(v, list) else v for f, v in zip(fields, values)})
+            clauses.append({f: {"$in": v} if isinstance(v, list) else v for f, v in zip(fields, values, strict=True)})
         if clauses and self._collection.find_one({"$or": clauses}, {"_id": 1}, session=session) is not None:
             raise DuplicateKeyError("E11000 duplicate key error (found before the write, inside a transaction)", 11000)
 

@@ -65,7 +65,8 @@ def plain_post(server: Server, key: str, body: dict[str, t.Any]) -> requests.Res
     return requests.post(server.base_url + PLAIN, json=body, headers={"x-api-key": key}, timeout=30)
 
 
-def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api, caller: Caller) -> None:
+def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api,
+                                                                          caller: Caller) -> None:
     key, cpn = caller.new_key("7/hour"), fresh_cpn()
     assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
     before = mongo["practitioner_roles"].count_documents({})

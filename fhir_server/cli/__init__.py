@@ -1,7 +1,16 @@
-"""Run the FHIR server, and manage its database, reference data, clients and keys.
+"""Run the FHIR server; manage its database, reference data, clients and keys.
 
-Settings come from the environment (see the README's Configuration). `fhir-server COMMAND --help`
-says more about each command."""
+Settings come from the environment (see the README's Configuration). Each command says more with
+`fhir-server COMMAND --help`.
+
+\b
+For example:
+  fhir-server serve               run the server (as `make run` does)
+  fhir-server load FILE...        create or update reference data
+  fhir-server client create NAME  register a client, issue its API key
+  TOKEN=$(fhir-server token)      a token of the development client
+  fhir-server conformance         check a running server
+"""
 
 from __future__ import annotations
 

@@ -45,7 +45,10 @@ def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
 
 @click.command()
 def serve() -> None:
-    """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly."""
+    """Run the server until Ctrl-C or SIGTERM.
+
+    Starts the embedded database unless MONGODB_URI is set, prepares the database, then runs gunicorn
+    with WEB_CONCURRENCY workers on HOST:PORT; on Ctrl-C or SIGTERM stops both cleanly."""
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here
     common.rate_limit(settings.rate_limit, "RATE_LIMIT")
@@ -97,6 +100,6 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
 
 @click.command("init-db")
 def init_db() -> None:
-    """Create indexes and load the reference data into an empty database."""
+    """Create indexes; load reference data into an empty database."""
     with common.context(Settings()) as ctx:
         click.echo("Loaded the reference data." if prepare_database(ctx) else "Indexes ensured; data already present.")

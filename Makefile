@@ -1,4 +1,5 @@
 # Two commands set everything up: `make run` and `make test`. Both create .venv with the pinned packages.
+# `make lint` runs mypy (strict) and ruff as CI does.
 # `make conformance` runs the requests in examples/ against a throwaway server and checks every answer.
 # `make bench` measures the server under load against a bare Flask baseline (README: Performance);
 # BENCH_SECONDS, BENCH_WARMUP and BENCH_CONNECTIONS change it, e.g. `make bench BENCH_SECONDS=5`.
@@ -6,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test conformance bench reliability reliability-quick clean
+.PHONY: run test lint conformance bench reliability reliability-quick clean
 
 $(INSTALLED): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,11 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Static checks, configured in pyproject.toml: mypy --strict on fhir_server, ruff on the code and the tests.
+lint: $(INSTALLED)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/ruff check fhir_server tests
 
 conformance: $(INSTALLED)
 	$(VENV)/bin/fhir-server conformance --serve

@@ -8,12 +8,12 @@ import os
 from flask import Flask
 
 from . import http
-from .config import STARTED_ENV, Settings
 from .auth import Tokens
+from .config import STARTED_ENV, Settings
+from .definitions import load_definitions
 from .http.auth import CallerCache
 from .service import Context
 from .store import Store, with_deadline
-from .definitions import load_definitions
 from .validation import compile_base
 
 
@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     compile_base()  # R4's base rules, compiled once (before gunicorn forks) rather than at the first request
     http.register(app)
     # One deadline for the whole request, rate-limit count included: past it, 503 with Retry-After.
-    app.wsgi_app = with_deadline(app.wsgi_app, settings.db_timeout_ms / 1000,  # type: ignore[method-assign]
+    # Flask's documented way to wrap its WSGI app, which its annotations (a method) do not allow.
+    app.wsgi_app = with_deadline(app.wsgi_app, settings.db_timeout_ms / 1000,  # type: ignore[method-assign,assignment]
                                  settings.request_deadline_seconds)
     return app

@@ -36,13 +36,13 @@ from pathlib import Path
 
 from . import audit, exact_json
 from . import identifiers as ids
-from .capabilities import SOFTWARE_VERSION
 from .instants import format_instant, last_updated
 from .outcome import StoreUnavailable
 from .service import Context
 from .service.practitioner_role import business_key, holds_period
 from .service.search import identifier_keys, search_fields
 from .store.backup import BATCH, RecordClash
+from .version import VERSION
 
 ROLE = "PractitionerRole"
 REFERENCE_TYPES = ("Practitioner", "Organization", "Location")
@@ -130,7 +130,7 @@ def export(folder: Path, ctx: Context) -> Report:
                    for name in (f"{ROLE}.ndjson", *(f"{r}.ndjson" for r in REFERENCE_TYPES), f"{PROVENANCE}.ndjson")],
         "error": [],
         "extension": {
-            "serverVersion": SOFTWARE_VERSION,
+            "serverVersion": VERSION,
             "history": [{"type": ROLE, "url": f"{ROLE}{HISTORY_SUFFIX}", "count": report.counts[f"{ROLE}{HISTORY_SUFFIX}"]}],
             "roleIdCounter": store.role_id_counter(),
         },

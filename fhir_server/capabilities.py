@@ -9,8 +9,8 @@ import typing as t
 
 from .definitions import DEFAULT_PROFILES, Definitions
 from .service.search import INCLUDES, PARAMETERS, RESULT_PARAMETERS, REVINCLUDES
+from .version import VERSION as SOFTWARE_VERSION
 
-SOFTWARE_VERSION = "0.3.0"
 # Interaction codes (FHIR restful-interaction) by HTTP method and the route's shape after the type.
 _INTERACTIONS = {
     ("POST", ""): "create",

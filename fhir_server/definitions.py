@@ -14,7 +14,7 @@ import typing as t
 from dataclasses import dataclass
 from pathlib import Path
 
-from .snapshot import CORE
+from .r4_definitions import CORE
 from .terminology import TerminologyError, ValueSet, expand_value_sets
 from .validation.profile import Profile, ProfileError, compile_profile
 

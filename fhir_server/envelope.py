@@ -25,9 +25,13 @@ CODES = {400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FO
 
 
 class RateWindow(t.Protocol):
-    total: int
-    remaining: int
-    reset: int
+    # Read-only, so that a frozen dataclass (http/rate_limits.py Window) is one.
+    @property
+    def total(self) -> int: ...
+    @property
+    def remaining(self) -> int: ...
+    @property
+    def reset(self) -> int: ...
 
 
 def new_request_id() -> str:

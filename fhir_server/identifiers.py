@@ -29,7 +29,7 @@ _ROLE = re.compile(r"R[0-9]{8}-[A-HJ-NP-Z]")
 
 
 def _weighted_sum(chars: str, weights: range) -> int:
-    return sum(_VALUE[c] * w for c, w in zip(chars, weights))
+    return sum(_VALUE[c] * w for c, w in zip(chars, weights, strict=False))
 
 
 def organisation_check_character(stem: str) -> str | None:

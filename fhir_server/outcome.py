@@ -273,7 +273,8 @@ class Msg(enum.Enum):
     PHONE_FORMAT = Entry(422, "processing", "The mobile phone format is invalid")
     EMAIL_FORMAT = Entry(422, "processing", "The email format is invalid")
     CONTACT_PERIOD_FORMAT = Entry(422, "processing", "Contact period is invalid; format must be yyyy-mm-dd")
-    CONTACT_PERIOD_ORDER = Entry(422, "processing", "Contact period start date must be less than or equal to a contact point period end date ")
+    CONTACT_PERIOD_ORDER = Entry(422, "processing",
+                                 "Contact period start date must be less than or equal to a contact point period end date ")
     CONTACT_VALUE_REQUIRED = Entry(422, "processing", "Contact point value is required", EM07201, note="not IG wording")
     CONTACT_SYSTEM_REQUIRED = Entry(422, "processing", "Contact point system is required when a value is given", EM07201,
                                     note="FHIR invariant cpt-2")

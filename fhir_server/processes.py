@@ -96,8 +96,9 @@ def gunicorn_workers(pid: int) -> list[psutil.Process]:
     workers = []
     for p in descendants(pid):
         try:
-            if "gunicorn" in " ".join(p.parent().cmdline()):
+            parent = p.parent()
+            if parent is not None and "gunicorn" in " ".join(parent.cmdline()):
                 workers.append(p)
-        except (psutil.NoSuchProcess, AttributeError):  # gone, or its parent is (parent() is None)
+        except psutil.NoSuchProcess:  # gone, or its parent is
             continue
     return workers

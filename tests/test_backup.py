@@ -18,9 +18,9 @@ from pymongo import MongoClient
 
 from fhir_server import backup
 from fhir_server.cli import common
-from fhir_server.migrations import SCHEMA_VERSION
 from fhir_server.config import Settings
 from fhir_server.identifiers import role_number
+from fhir_server.migrations import SCHEMA_VERSION
 from fhir_server.outcome import Msg
 from fhir_server.store.codecs import TYPE_REGISTRY
 

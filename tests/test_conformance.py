@@ -18,7 +18,7 @@ from fhir_server.cli import main
 from fhir_server.conformance import Result, Target, format_table, load_manifest, run
 from fhir_server.outcome import Msg
 
-from .support import ROOT, Server
+from .support import ROOT, Server, start_server
 
 EXAMPLES = ROOT / "examples"
 
@@ -45,6 +45,16 @@ def broken_copy(tmp_path: Path, step: str, **expect: t.Any) -> Path:
     next(s for s in manifest["steps"] if s["name"] == step)["expect"].update(expect)
     (examples / "manifest.json").write_text(json.dumps(manifest))
     return examples
+
+
+def test_a_run_against_a_development_server_spends_the_development_keys_own_limit(tmp_path: Path) -> None:
+    # RATE_LIMIT far below what one run sends: only a limit of the key's own lets the run through.
+    server = start_server(tmp_path / "data", RATE_LIMIT="10/hour")
+    try:
+        outcome = conformance_cli(server)
+        assert outcome.exit_code == 0, outcome.output
+    finally:
+        assert server.stop() == 0
 
 
 def test_the_examples_pass_and_pass_again_on_the_same_server(server):

@@ -82,19 +82,19 @@ def test_value_set_including_an_unknown_code_system_fails(profiles_copy: Path) -
              "compose": {"include": [{"system": "http://example.org/CodeSystem/not-here"}]}}
     (profiles_copy / "ValueSet-unknown.json").write_text(json.dumps(extra), encoding="utf-8")
     with pytest.raises(DefinitionError, match=re.escape("http://example.org/CodeSystem/not-here")):
-        load_definitions(profiles_copy).value_sets
+        _ = load_definitions(profiles_copy).value_sets
 
 
 def test_removing_a_bound_code_system_fails(profiles_copy: Path) -> None:
     (profiles_copy / "CodeSystem-SNOMED-health-occupation-subset-20190501.json").unlink()
     with pytest.raises(DefinitionError, match=re.escape(SNOMED_OCCUPATIONS)):
-        load_definitions(profiles_copy).value_sets
+        _ = load_definitions(profiles_copy).value_sets
 
 
 def test_missing_bound_value_set_fails(profiles_copy: Path) -> None:
     (profiles_copy / "ValueSet-hpi-contact-point-use-code-1.0.json").unlink()
     with pytest.raises(DefinitionError, match=re.escape(CONTACT_POINT_USE)):
-        load_definitions(profiles_copy).value_sets
+        _ = load_definitions(profiles_copy).value_sets
 
 
 def test_editing_a_code_system_changes_membership(profiles_copy: Path) -> None:
@@ -139,7 +139,8 @@ def _set_element(sd: dict[str, t.Any], element_id: str, **changes: t.Any) -> Non
 def test_every_structure_definition_has_a_snapshot_matching_its_differential() -> None:
     definitions = load_definitions(PROFILES)
     assert set(definitions.profiles) == {sd["url"] for sd in definitions.resources["StructureDefinition"].values()}
-    assert definitions.known_profiles("PractitionerRole") == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole", PLAIN_ROLE_PROFILE]
+    assert definitions.known_profiles("PractitionerRole") == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole",
+                                                              PLAIN_ROLE_PROFILE]
 
 
 def test_allowing_a_prohibited_element_in_the_file_accepts_it(profiles_copy: Path) -> None:

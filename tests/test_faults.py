@@ -11,8 +11,8 @@ Run over SecantusDB standalone and in its replica-set mode (where the driver ret
 
 from __future__ import annotations
 
-import json
 import concurrent.futures
+import json
 import os
 import signal
 import time

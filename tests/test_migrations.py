@@ -66,7 +66,8 @@ def test_two_migrates_at_once_then_a_production_server_serves_no_example_data(da
     assert mongo["schema"].find_one({"_id": "lock"}) is None  # released
 
     data_dir = tmp_path / "var"
-    server = start_server(data_dir, MONGODB_URI=database.uri, MONGODB_DATABASE=mongo.name, FHIR_SERVER_ENV="production", ALLOWED_HOSTS="127.0.0.1")
+    server = start_server(data_dir, MONGODB_URI=database.uri, MONGODB_DATABASE=mongo.name, FHIR_SERVER_ENV="production",
+                          ALLOWED_HOSTS="127.0.0.1")
     try:
         credentials = register_client(mongo, "operator")  # production registers none of its own
         headers = server.headers(credentials=credentials)

@@ -241,7 +241,7 @@ class Tokens:
         self._refresh()
         if kid not in self._keys:
             self._refresh(force=True)
-        key = self._keys.get(kid)
+        key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
             raise InvalidToken("the access token was not signed by this server")
         try:

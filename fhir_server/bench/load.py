@@ -88,7 +88,7 @@ async def drive(session: aiohttp.ClientSession, base_url: str, connections: t.Se
                 async with session.request(request.method, base_url + request.path, data=request.body,
                                            headers=request.headers) as response:
                     body = await response.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            except (TimeoutError, aiohttp.ClientError) as e:
                 tally.latencies.append(time.perf_counter() - sent)
                 tally.statuses[type(e).__name__] += 1
                 tally.error(f"{request.method} {request.path}: {type(e).__name__} {e}")

@@ -91,7 +91,7 @@ COLUMNS = (("scenario", 20, "name", "s"), ("req/s", 8, "per_second", ".0f"), ("p
 
 def format_table(results: t.Sequence[Result], targets: t.Sequence[Target]) -> str:
     def row(cells: t.Iterable[str]) -> str:
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, (_, w, _, _)) in enumerate(zip(cells, COLUMNS)))
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, (_, w, _, _)) in enumerate(zip(cells, COLUMNS, strict=True)))
 
     lines = [row(title for title, *_ in COLUMNS)]
     for r in results:

@@ -17,6 +17,7 @@ import psutil
 import requests
 
 from ..auth.assertion import Caller, ClientCredentials
+from ..version import VERSION
 from .load import drive, open_session
 from .processes import Meter, gunicorn_workers, process_tree
 from .report import Result
@@ -46,7 +47,7 @@ class Options:
 def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[Result], dict[str, t.Any]]:
     """Every scenario's result, and what the run was (options, settings, machine) for the report."""
     about = {"options": asdict(options), "server_env": options.server_env(), "cpus": psutil.cpu_count(),
-             "python": platform.python_version()}
+             "python": platform.python_version(), "fhir_server": VERSION}
     with tempfile.TemporaryDirectory(prefix="fhir-bench-") as tmp:
         folder = Path(tmp)
         echo(f"Starting the database, the server and the baseline app ({options.workers} gunicorn workers each) ...")
@@ -57,7 +58,7 @@ def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[R
             # cost, so it is fetched outside the measured time (and again only shortly before it expires).
             caller = Caller.of_client(server.base_url, ClientCredentials.load(folder / "dev-client.json"))
             workload = Workload(server.base_url, baseline.base_url, {
-                **caller.headers(), "userid": "99ZZZS", "User-Agent": "fhir-server-bench/1.0",
+                **caller.headers(), "userid": "99ZZZS", "User-Agent": f"fhir-server-bench/{VERSION}",
                 "Content-Type": "application/fhir+json"}, caller)
             apps = {"server": server, "baseline": baseline}
             results = asyncio.run(_run_scenarios(options, workload, apps, Meter(process_tree(db.process.pid)), echo))
@@ -74,7 +75,7 @@ async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, R
         for scenario in SCENARIOS:
             try:
                 result = await _measure(scenario, options, workload, session, apps[scenario.app], db)
-            except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError, requests.RequestException) as e:
+            except (TimeoutError, RuntimeError, aiohttp.ClientError, requests.RequestException) as e:
                 result = Result(scenario.name, scenario.request, failure=f"{type(e).__name__}: {e}")
             echo(f"  {scenario.name}: " + (f"could not run ({result.failure})" if result.failure else
                                          f"{result.per_second:.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors"))

@@ -1,7 +1,16 @@
-"""Run the FHIR server, and manage its database, reference data, clients and keys.
+"""Run the FHIR server; manage its database, reference data, clients and keys.
 
-Settings come from the environment (see the README's Configuration). `fhir-server COMMAND --help`
-says more about each command."""
+Settings come from the environment (see the README's Configuration). Each command says more with
+`fhir-server COMMAND --help`.
+
+\b
+For example:
+  fhir-server serve               run the server (as `make run` does)
+  fhir-server load FILE...        create or update reference data
+  fhir-server client create NAME  register a client, issue its API key
+  TOKEN=$(fhir-server token)      a token of the development client
+  fhir-server conformance         check a running server
+"""
 
 from __future__ import annotations
 
@@ -9,12 +18,14 @@ import click
 
 from .. import logs
 from ..config import SettingError, Settings
+from ..version import VERSION
 from . import access, backup, data, database, serve, tools
 
 __all__ = ["main"]
 
 
 @click.group(help=__doc__)
+@click.version_option(VERSION, prog_name="fhir-server")
 def main() -> None:
     try:
         settings = Settings()  # a setting no command can run with stops every one here, in one line

@@ -17,18 +17,30 @@ from .common import DEV_CLIENT_FILE
 
 @click.group()
 def client() -> None:
-    """Register OAuth2 clients (SMART Backend Services), with the API key issued with each."""
+    """Register and manage OAuth2 clients and their API keys.
+
+    Clients authenticate as SMART Backend Services do (a signed assertion for a token); each is issued
+    an API key with it, to send as x-api-key."""
 
 
 @client.command("create")
 @click.argument("name")
 @click.option("--scopes", "scopes_text", required=True,
-              help='Space-separated, short or with SCOPE_PREFIX: "PractitionerRole.r PractitionerRole.s PractitionerRole.c"')
+              help='Space-separated, short or with SCOPE_PREFIX, such as "PractitionerRole.r PractitionerRole.s".')
 @click.option("--jwks", "jwks_file", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The client's public JWK Set: RS384 or ES384 keys, each with a kid")
-@click.option("--rate-limit", help="Its API key's own limit, e.g. 100/minute  [default: RATE_LIMIT]")
+              help="The client's public JWK Set: RS384 or ES384 keys, each with a kid.")
+@click.option("--rate-limit", show_default="RATE_LIMIT", help="Its API key's own limit, such as 100/minute.")
 def create_client(name: str, scopes_text: str, jwks_file: Path, rate_limit: str | None) -> None:
-    """Register a client called NAME; print its client_id and its API key, once."""
+    """Register client NAME; print its client_id and API key once.
+
+    Only the key's hash is stored: keep the key when it is printed.
+
+    \b
+    For example:
+      fhir-server client create billing --jwks billing-jwks.json \\
+        --scopes "PractitionerRole.r PractitionerRole.s" \\
+        --rate-limit 100/minute
+    """
     scopes = common.scopes(scopes_text)
     try:
         jwks = check_jwks(json.loads(jwks_file.read_text()))
@@ -56,7 +68,9 @@ def list_clients() -> None:
 @click.argument("client_id")
 @click.argument("scopes_text", metavar="SCOPES")
 def set_client_scopes(client_id: str, scopes_text: str) -> None:
-    """Replace a client's scopes. Tokens it holds lose what it no longer has within API_KEY_CACHE_SECONDS."""
+    """Replace a client's SCOPES.
+
+    Tokens it holds lose what it no longer has within API_KEY_CACHE_SECONDS."""
     scopes = common.scopes(scopes_text)
     with common.context(Settings()) as ctx:
         if not ctx.store.clients.set_scopes(client_id, scopes):
@@ -66,9 +80,11 @@ def set_client_scopes(client_id: str, scopes_text: str) -> None:
 
 @client.command("key")
 @click.argument("client_id")
-@click.option("--rate-limit", help="The key's own limit, e.g. 100/minute  [default: RATE_LIMIT]")
+@click.option("--rate-limit", show_default="RATE_LIMIT", help="The key's own limit, such as 100/minute.")
 def create_client_key(client_id: str, rate_limit: str | None) -> None:
-    """Issue another API key for a client (to replace a leaked one: then revoke that with api-key revoke)."""
+    """Issue another API key for a client.
+
+    To replace a leaked key: issue a new one, then revoke the old one with `fhir-server api-key revoke`."""
     if rate_limit is not None:
         common.rate_limit(rate_limit, "--rate-limit")
     with common.context(Settings()) as ctx:
@@ -82,8 +98,9 @@ def create_client_key(client_id: str, rate_limit: str | None) -> None:
 @client.command("revoke")
 @click.argument("client_id")
 def revoke_client(client_id: str) -> None:
-    """Stop a client and its API keys working (within API_KEY_CACHE_SECONDS): no new token, and its
-    tokens are refused with its keys."""
+    """Revoke a client and its API keys.
+
+    Within API_KEY_CACHE_SECONDS it gets no new token, and its tokens are refused with its keys."""
     with common.context(Settings()) as ctx:
         if not ctx.store.clients.revoke(client_id):
             raise click.ClickException(f"no active client {client_id}")
@@ -92,12 +109,18 @@ def revoke_client(client_id: str) -> None:
 
 
 @click.command()
-@click.option("--scopes", "scopes_text", help="Short or full scope names  [default: every scope the client holds]")
+@click.option("--scopes", "scopes_text", show_default="every scope the client holds", help="Short or full scope names.")
 def token(scopes_text: str | None) -> None:
-    """Print an access token of the development client (DATA_DIR/dev-client.json), and nothing else.
+    """Print an access token of the development client.
 
-    Made as the token endpoint makes it, from a client assertion signed with the client's key:
-    TOKEN=$(.venv/bin/fhir-server token)"""
+    It prints the token alone, for a shell to capture. The client is the one `make run` registers
+    (DATA_DIR/dev-client.json); the token is made as the token endpoint makes it, from a client
+    assertion signed with the client's key.
+
+    \b
+    For example:
+      TOKEN=$(.venv/bin/fhir-server token)
+    """
     settings = Settings()
     path = settings.data_dir / DEV_CLIENT_FILE
     if not path.exists():
@@ -122,8 +145,9 @@ def signing_key() -> None:
 
 @signing_key.command("rotate")
 def rotate_signing_key() -> None:
-    """Sign new tokens with a new key. Every worker takes it up within 10 s; tokens signed with the old
-    key stay valid until they expire."""
+    """Sign new tokens with a new key.
+
+    Every worker takes it up within 10 s; tokens signed with the old key stay valid until they expire."""
     with common.context(Settings()) as ctx:
         kid, pem = new_signing_key()
         ctx.store.clients.add_signing_key(kid, pem)
@@ -132,7 +156,9 @@ def rotate_signing_key() -> None:
 
 @click.group("api-key")
 def api_key() -> None:
-    """List, limit and revoke API keys (stored hashed; issued with clients: see `client`)."""
+    """List, limit and revoke API keys.
+
+    Keys are stored hashed, and issued with clients: see `fhir-server client`."""
 
 
 @api_key.command("list")
@@ -150,9 +176,9 @@ def list_keys() -> None:
 @click.argument("key_id")
 @click.argument("limit")
 def limit_key(key_id: str, limit: str) -> None:
-    """Set a key's own rate LIMIT, such as 100/minute; "default" returns it to RATE_LIMIT.
+    """Set a key's own rate LIMIT, such as 100/minute.
 
-    Workers apply the change within API_KEY_CACHE_SECONDS."""
+    "default" returns the key to RATE_LIMIT. Workers apply the change within API_KEY_CACHE_SECONDS."""
     own = None if limit == "default" else common.rate_limit(limit, "LIMIT")
     with common.context(Settings()) as ctx:
         if not ctx.store.api_keys.set_rate_limit(key_id, own):

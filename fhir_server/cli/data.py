@@ -17,9 +17,9 @@ from . import common
 @click.command("load")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def load(files: tuple[Path, ...]) -> None:
-    """Create or update Practitioners, Organizations and Locations from FILES.
+    """Load Practitioners, Organizations and Locations from FILES.
 
-    A .ndjson or .jsonl file holds one resource a line (blank lines are skipped); any other file is one
+    Creates or updates each record. A .ndjson or .jsonl file holds one resource a line (blank lines are skipped); any other file is one
     JSON document: a Bundle of any type, whose entries' resources are loaded, or a single resource.
     A record whose official HPI identifier is new is created; an existing one is updated on its current
     version, or counted unchanged, so loading a file again is safe. Each is checked as over FHIR.

@@ -25,7 +25,7 @@ from ..seed import load_example_data
 from ..service import Context
 from ..store import Store
 from . import common
-from .common import DEV_CLIENT_FILE, DEV_KEY_FILE, URI_FILE
+from .common import DEV_CLIENT_FILE, DEV_KEY_FILE, DEV_RATE_LIMIT, URI_FILE
 
 
 def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
@@ -36,7 +36,7 @@ def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
     if ctx.store.clients.count() == 0:
         private_jwk = new_client_key()
         client = ctx.store.clients.create("development", ALL, public_jwks(private_jwk))
-        _, key = ctx.store.api_keys.create("development", client_id=client.client_id)
+        _, key = ctx.store.api_keys.create("development", DEV_RATE_LIMIT, client.client_id)
         ClientCredentials(client.client_id, key, private_jwk).save(data_dir / DEV_CLIENT_FILE)
         key_path.touch(0o600)
         key_path.chmod(0o600)
@@ -51,14 +51,18 @@ def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
 
 @click.command()
 def serve() -> None:
-    """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly.
+    """Run the server until Ctrl-C, SIGTERM or SIGHUP.
 
-    \b
-    Development (FHIR_SERVER_ENV=development; the default without MONGODB_URI): the embedded database
-    unless MONGODB_URI, migrated here, the IG's example data loaded into an empty one, and a
-    development client registered, its credentials written under DATA_DIR.
-    Production (FHIR_SERVER_ENV=production; the default with MONGODB_URI): none of that; it serves a
-    database already migrated by `fhir-server migrate`, and refuses any other.
+    In development (FHIR_SERVER_ENV=development, the default without
+    MONGODB_URI) it starts the embedded database unless MONGODB_URI is set,
+    migrates it, loads the IG's example data into an empty one, and registers
+    a development client whose credentials it writes under DATA_DIR.
+
+    In production (FHIR_SERVER_ENV=production, the default with MONGODB_URI)
+    it does none of that: it serves a database already migrated by
+    `fhir-server migrate`, and refuses any other.
+
+    Either way it runs gunicorn with WEB_CONCURRENCY workers on HOST:PORT.
     """
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here

@@ -29,12 +29,16 @@ from .common import DEV_CLIENT_FILE
 
 @click.group()
 def profiles() -> None:
-    """Maintain the StructureDefinitions of the profiles folder (PROFILES_DIR)."""
+    """Maintain the profiles' StructureDefinitions.
+
+    They are the StructureDefinition-*.json files of the profiles folder, PROFILES_DIR."""
 
 
 @profiles.command("snapshot")
 def write_snapshots() -> None:
-    """Regenerate every StructureDefinition's snapshot from its differential, then check the folder loads."""
+    """Regenerate the snapshots from the differentials.
+
+    Rewrites every StructureDefinition's snapshot from its differential, then checks the folder loads."""
     folder = Settings().profiles_dir
     files = {p: json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("StructureDefinition-*.json"))}
     by_url = {sd["url"]: sd for sd in files.values()}
@@ -52,24 +56,34 @@ def write_snapshots() -> None:
 
 
 @click.command()
-@click.option("--base-url", help="The server to check  [default: http://127.0.0.1:8080, or HOST and PORT as `make run` uses them]")
-@click.option("--token", help="An access token to send (with --api-key, the key of the token's client); it is not renewed")
-@click.option("--api-key", help="The x-api-key to send with --token")
+@click.option("--base-url", show_default="http://HOST:PORT, as `make run` serves", help="The server to check.")
+@click.option("--token", help="An access token to send (with --api-key, the key of the token's client); it is not renewed.")
+@click.option("--api-key", help="The x-api-key to send with --token.")
 @click.option("--client-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Client credentials (client_id, api_key, private JWK) to ask the server's token endpoint for tokens with  "
-                   "[default: DATA_DIR/dev-client.json, which `make run` writes]")
+              show_default="DATA_DIR/dev-client.json, which `make run` writes",
+              help="Client credentials (client_id, api_key, private JWK) to ask the server's token endpoint for tokens with.")
 @click.option("--userid", default="99ZZZS", show_default=True, help="The userid header to send.")
-@click.option("--examples", "examples_dir", default=PROJECT_DIR / "examples", show_default=True,
+@click.option("--examples", "examples_dir", default=PROJECT_DIR / "examples", show_default="the project's examples/",
               type=click.Path(exists=True, file_okay=False, path_type=Path), help="The folder holding manifest.json.")
 @click.option("--serve", is_flag=True, help="Start a throwaway server (embedded database in a temporary DATA_DIR), check it, stop it.")
 @click.option("--list", "list_only", is_flag=True, help="Print the steps and what each expects; send nothing.")
 def conformance(base_url: str | None, token: str | None, api_key: str | None, client_file: Path | None, userid: str,
                 examples_dir: Path, serve: bool, list_only: bool) -> None:
-    """Run the examples against a server and print a pass/fail table; exit status 1 if any step fails.
+    """Check a server against the example requests.
+
+    Sends the steps of examples/manifest.json, compares each answer with what the step expects and
+    prints a pass/fail table; exit status 1 if any step fails.
 
     Every FHIR request carries an access token and the x-api-key of its client: either --token with
     --api-key, or client credentials (--client-file), with which a new token is fetched before the last
-    one expires."""
+    one expires. With neither, the development client of `make run` is used.
+
+    \b
+    For example:
+      fhir-server conformance          against `make run`
+      fhir-server conformance --serve  against a throwaway server
+      fhir-server conformance --base-url URL --client-file FILE
+    """
     try:
         manifest = load_manifest(examples_dir)
     except ManifestError as e:
@@ -108,9 +122,11 @@ def conformance(base_url: str | None, token: str | None, api_key: str | None, cl
 @click.option("--warmup", envvar="BENCH_WARMUP", default=2.0, show_default=True, help="Unmeasured load before each scenario.")
 @click.option("--connections", envvar="BENCH_CONNECTIONS", default=16, show_default=True, help="Concurrent client connections.")
 @click.option("--output-dir", envvar="BENCH_OUTPUT_DIR", type=click.Path(file_okay=False, path_type=Path),
-              help="Where latest.json and a dated copy go  [default: DATA_DIR/bench]")
+              show_default="DATA_DIR/bench", help="Where latest.json and a dated copy go.")
 def bench(seconds: float, warmup: float, connections: int, output_dir: Path | None) -> None:
-    """Benchmark the server against a bare Flask baseline on a throwaway database; print a table, save JSON.
+    """Benchmark the server against a bare Flask baseline.
+
+    Runs on a throwaway database; prints a table and saves it as JSON.
 
     Starts the embedded database, the server and the baseline app (two gunicorn workers each), then for
     each scenario (baseline routes; create, read, search with _include and update of PractitionerRoles)
@@ -118,7 +134,7 @@ def bench(seconds: float, warmup: float, connections: int, output_dir: Path | No
     the app and the database, and their peak memory. Exit status 1 if a scenario had errors or could
     not run; missed targets are reported, not failed.
     """
-    from . import bench as benchmark  # here: its aiohttp and psutil would slow every other command by 0.2 s
+    from .. import bench as benchmark  # here: its aiohttp and psutil would slow every other command by 0.2 s
 
     options = benchmark.Options(seconds=seconds, warmup=warmup, connections=connections)
     started = dt.datetime.now().astimezone()

@@ -63,7 +63,7 @@ def _equal(got: t.Any, wanted: t.Any) -> bool:
     if isinstance(got, bool) or isinstance(wanted, bool):
         return got is wanted
     if isinstance(got, list) and isinstance(wanted, list):
-        return len(got) == len(wanted) and all(_equal(g, w) for g, w in zip(got, wanted))
+        return len(got) == len(wanted) and all(_equal(g, w) for g, w in zip(got, wanted, strict=True))
     if isinstance(got, dict) and isinstance(wanted, dict):
         return got.keys() == wanted.keys() and all(_equal(got[k], wanted[k]) for k in got)
     return bool(got == wanted)
@@ -90,9 +90,9 @@ def compare(expect: Expect, answer: Answer) -> list[str]:
     differences = []
     doc = answer.json()
     if answer.status not in expect.status:
-        wanted = " or ".join(str(s) for s in expect.status)
+        statuses = " or ".join(str(s) for s in expect.status)
         said = diagnostics(doc)
-        differences.append(f"status {answer.status}, expected {wanted}" + (f": {'; '.join(said)}" if said else ""))
+        differences.append(f"status {answer.status}, expected {statuses}" + (f": {'; '.join(said)}" if said else ""))
     if expect.messages:
         if not isinstance(doc, dict) or doc.get("resourceType") != "OperationOutcome":
             differences.append(f"expected an OperationOutcome, got {_kind(doc)}")

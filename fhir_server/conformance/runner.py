@@ -57,10 +57,11 @@ def http_sender(session: requests.Session | None = None) -> Send:
     session = session or requests.Session()
 
     def send(method: str, url: str, headers: dict[str, str | None], body: bytes | None) -> Answer:
-        # requests leaves out a header given as None; urllib3 would still add its own User-Agent
-        # unless told to skip it.
+        # requests leaves out a header given as None (which its annotations do not allow); urllib3
+        # would still add its own User-Agent unless told to skip it.
         sent = {name: SKIP_HEADER if value is None and name.lower() == "user-agent" else value for name, value in headers.items()}
-        response = session.request(method, url, headers=sent, data=body, timeout=TIMEOUT_SECONDS, allow_redirects=False)
+        response = session.request(method, url, headers=sent, data=body,  # type: ignore[arg-type]
+                                   timeout=TIMEOUT_SECONDS, allow_redirects=False)
         return Answer(response.status_code, response.headers, response.text)
 
     return send

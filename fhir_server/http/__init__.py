@@ -6,12 +6,28 @@ import time
 
 from flask import Flask, Response, g, request
 
-from . import (auth, bundle, compression, cors, definitions, errors, hosts, metadata, oauth, openapi, plain_roles, practitioner_role,
-               probes, provenance, rate_limits, reference_data)
 from .. import audit, logs, metrics
 from ..auth.scopes import ROUTES
 from ..envelope import new_request_id
 from ..store.monitoring import round_trips
+from . import (
+    auth,
+    bundle,
+    compression,
+    cors,
+    definitions,
+    errors,
+    hosts,
+    metadata,
+    oauth,
+    openapi,
+    plain_roles,
+    practitioner_role,
+    probes,
+    provenance,
+    rate_limits,
+    reference_data,
+)
 from .envelope import in_plain_api
 from .rate_limits import BUNDLE_LOOKUP
 from .responses import negotiate, preference_applied

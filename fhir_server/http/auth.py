@@ -21,7 +21,7 @@ import time
 
 from flask import current_app, g, request
 
-from ..auth import Access, InvalidToken, authorize
+from ..auth import Access, Claims, InvalidToken, authorize
 from ..outcome import Msg, RequestRejected, issue
 from ..store import Store
 from ..store.api_keys import ApiKey, digest
@@ -94,7 +94,7 @@ def _token_scopes(client: Client) -> frozenset[str]:
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized("invalid_request", "an access token is required: Authorization: Bearer <token>")
     try:
-        claims = current_app.extensions["tokens"].verify(token.strip())
+        claims: Claims = current_app.extensions["tokens"].verify(token.strip())
     except InvalidToken as e:
         raise _unauthorized("invalid_token", str(e)) from None
     if claims.client_id != client.client_id:

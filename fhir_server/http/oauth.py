@@ -10,8 +10,8 @@ import typing as t
 from flask import Blueprint, Response, current_app, request
 
 from ..auth import OAuthError
-from ..auth.tokens import CLIENT_ALGORITHMS
 from ..auth.scopes import ALL
+from ..auth.tokens import CLIENT_ALGORITHMS
 from .responses import base_url
 
 bp = Blueprint("oauth", __name__)

@@ -13,13 +13,15 @@ import re
 import typing as t
 
 from flask import Blueprint, Response, current_app, jsonify
+from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema, fields, validate
 
 from ..auth.scopes import ALL, HPI_SCOPE_PREFIX
-from ..capabilities import SOFTWARE_VERSION, Route
+from ..capabilities import Route
 from ..service.plain_role import PATH_PREFIX
 from ..service.search import INCLUDES, MAX_OFFSET, PARAMETERS, TOTALS
 from ..validation.plain_role import PractitionerRoleRequest
+from ..version import VERSION
 from .documents import document_text
 from .oauth import JWKS_PATH, TOKEN_PATH
 from .responses import FHIR_JSON, FORMATS, base_url
@@ -38,7 +40,7 @@ _OBJECT = {"type": "object"}
 @bp.get("/openapi.json")
 def openapi_view() -> Response:
     text = document_text("openapi", _document, _json, base_url())
-    return current_app.response_class(f"{text}\n", mimetype=current_app.json.mimetype)  # as jsonify answers
+    return current_app.response_class(f"{text}\n", mimetype=t.cast(DefaultJSONProvider, current_app.json).mimetype)  # as jsonify answers
 
 
 def _json(value: t.Any) -> str:
@@ -59,7 +61,7 @@ def openapi_document(routes: t.Iterable[Route], server_url: str, scope_prefix: s
             paths.setdefault(path, {})[method.lower()] = _operation(path, method)
     return {
         "openapi": "3.0.3",
-        "info": {"title": "fhir-server: HPI PractitionerRole over FHIR R4", "version": SOFTWARE_VERSION,
+        "info": {"title": "fhir-server: HPI PractitionerRole over FHIR R4", "version": VERSION,
                  "description": "FHIR R4 (4.0.1) routes answer FHIR JSON, errors as OperationOutcomes; "
                                 f"{PATH_PREFIX} is the plain-JSON API, errors in its envelope."},
         "servers": [{"url": server_url}],
@@ -187,10 +189,12 @@ def json_schema(schema: Schema) -> dict[str, t.Any]:
     return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
-def _field_schema(field: fields.Field) -> dict[str, t.Any]:
+def _field_schema(field: fields.Field[t.Any]) -> dict[str, t.Any]:
     if isinstance(field, fields.List):
         out: dict[str, t.Any] = {"type": "array", "items": _field_schema(field.inner)}
-        out.update({"maxItems": v.max for v in field.validators if isinstance(v, validate.Length) and v.max is not None})
+        for v in field.validators:
+            if isinstance(v, validate.Length) and v.max is not None:
+                out["maxItems"] = v.max
     else:
         out = {"type": "string", "minLength": 1}
         for check in field.validators:
@@ -198,6 +202,6 @@ def _field_schema(field: fields.Field) -> dict[str, t.Any]:
                 out["maxLength"] = check.max
             elif isinstance(check, validate.OneOf):
                 out["enum"] = list(check.choices)
-            elif getattr(check, "pattern", None):
-                out["pattern"] = check.pattern
+            elif pattern := getattr(check, "pattern", None):
+                out["pattern"] = pattern
     return {**out, "nullable": True} if field.allow_none else out

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 import requests
 
 from ..auth.assertion import Caller, TokenRefused
+from ..version import VERSION
 
 FHIR_JSON = "application/fhir+json"
 USERID = "99ZZZS"
-USER_AGENT = "fhir-server-reliability/1.0"
+USER_AGENT = f"fhir-server-reliability/{VERSION}"
 TIMEOUT = 10.0  # seconds: longer than any answer should take, DB_TIMEOUT_MS included
 
 
@@ -71,7 +72,9 @@ class Client:
             auth = {"x-api-key": self.caller.api_key} if plain else {**self.caller.headers(), "userid": USERID,
                                                                       "User-Agent": USER_AGENT}
             sent = {**auth, "Content-Type": "application/json" if plain else FHIR_JSON, **(headers or {})}
-            r = self._session().request(method, self.base_url + path, data=body, headers=sent, timeout=self.timeout)
+            # requests leaves out a header given as None, which its annotations do not allow
+            r = self._session().request(method, self.base_url + path, data=body, headers=sent,  # type: ignore[arg-type]
+                                        timeout=self.timeout)
         except requests.Timeout:
             return Answer(None, "timeout")
         except requests.ConnectionError:

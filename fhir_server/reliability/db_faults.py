@@ -22,7 +22,7 @@ from .report import Result, statuses
 
 LOCAL = "https://example.org/ns/reliability-role-id"
 # What a fail point does to one command (tests/test_faults.py injects the same).
-FAULTS = {
+FAULTS: dict[str, dict[str, t.Any]] = {
     "network error": {"closeConnection": True},
     "HostUnreachable": {"errorCode": 6},
     "write concern error": {"writeConcernError": {"code": 64, "codeName": "WriteConcernFailed",

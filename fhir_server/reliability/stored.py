@@ -4,7 +4,6 @@ acknowledged create readable as it was answered, nothing half-written, nothing s
 from __future__ import annotations
 
 import datetime as dt
-
 import typing as t
 from dataclasses import dataclass, field
 

@@ -52,8 +52,8 @@ def labels(resource: t.Mapping[str, t.Any]) -> set[str]:
     """The v3-Confidentiality codes in the resource's ``meta.security``."""
     meta = resource.get("meta")
     security = meta.get("security") if isinstance(meta, dict) else None
-    return {c.get("code") for c in (security if isinstance(security, list) else [])
-            if isinstance(c, dict) and c.get("system") == CONFIDENTIALITY}
+    return {code for c in (security if isinstance(security, list) else [])
+            if isinstance(c, dict) and c.get("system") == CONFIDENTIALITY and isinstance(code := c.get("code"), str)}
 
 
 def is_confidential(resource: t.Mapping[str, t.Any]) -> bool:

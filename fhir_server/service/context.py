@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from ..auth import NO_ACCESS, Access
-from ..store import Store
 from ..definitions import Definitions
+from ..store import Store
 from ..validation.json_body import Limits
 
 # HPI dates are New Zealand dates: a role ending "2025-03-01" is current until that day ends there.

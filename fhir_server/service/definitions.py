@@ -93,7 +93,7 @@ def expand(args: t.Mapping[str, str], vs_id: str | None, ctx: Context) -> dict[s
     }
     if not expansion["contains"]:
         del expansion["contains"]
-    header = {k: definition[k] for k in ("id", "url", "version", "name", "title", "status") if k in definition}
+    header: dict[str, t.Any] = {k: definition[k] for k in ("id", "url", "version", "name", "title", "status") if k in definition}
     return {"resourceType": "ValueSet", **header, "expansion": expansion}
 
 

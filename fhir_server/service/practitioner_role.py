@@ -70,8 +70,8 @@ from .search import (
     one_match,
     parse_history,
     parse_search,
-    too_broad,
     search_fields,
+    too_broad,
 )
 from .subsets import subset
 
@@ -390,7 +390,7 @@ def _after_unknown_replace(stored: StoredRole, resource: dict[str, t.Any], new_h
     the current version (its history kept), False if the version moved on without it."""
     roles = ctx.store.roles
 
-    def is_this_update(version: StoredRole | None) -> bool:
+    def is_this_update(version: StoredRole | None) -> t.TypeGuard[StoredRole]:
         return version is not None and version.resource["meta"] == resource["meta"] and version.held == (new_held or stored.held)
 
     if unknown.may_be_applied:
@@ -453,7 +453,8 @@ def validate_practitioner_role(body: bytes, ctx: Context, role_id: str | None = 
 
 
 def _unwrap_parameters(doc: dict[str, t.Any], mode: str | None) -> tuple[t.Any, str | None]:
-    params = doc.get("parameter") if isinstance(doc.get("parameter"), list) else []
+    given = doc.get("parameter")
+    params: list[t.Any] = given if isinstance(given, list) else []
     resources = [p["resource"] for p in params if isinstance(p, dict) and p.get("name") == "resource" and "resource" in p]
     modes = [p.get("valueCode") for p in params if isinstance(p, dict) and p.get("name") == "mode"]
     if len(resources) != 1:
@@ -501,10 +502,14 @@ def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, c
     # _include follows the references the caller may see; a subset is taken after, so that it can
     # only leave out more.
     keys = {ref["reference"] for r in page.resources for name in query.includes
-            for ref in (r.get(name) if isinstance(r.get(name), list) else [r.get(name)]) if ref and "reference" in ref}
+            for ref in _as_list(r.get(name)) if ref and "reference" in ref}
     included = ctx.store.references.get_many(sorted(keys)) if keys else []
     page = Page(page.total, [subset(r, query.summary, query.elements) for r in page.resources])
     return query, page, [served(r, ctx.access) for r in included]
+
+
+def _as_list(value: t.Any) -> list[t.Any]:
+    return value if isinstance(value, list) else [value]
 
 
 def _role_criteria(criteria: list[Criterion], ctx: Context) -> list[Criterion]:

@@ -24,9 +24,9 @@ from ..store.reference_data import StoredReference
 from ..validation import check_base, check_structure, without_overlap
 from .confidentiality import check_label, is_confidential, served
 from .context import Context
-from .subsets import subset
 from .practitioner_role import Written, parse, parse_if_match, roles_pointing_at
 from .search import Query, condition_identifier, one_match, parse_search, search_fields, too_broad
+from .subsets import subset
 
 
 @dataclass(frozen=True)
@@ -188,8 +188,9 @@ def _check_access(rtype: str, doc: dict[str, t.Any], stored: dict[str, t.Any] | 
 def _dormant_ids(rtype: str, resource: dict[str, t.Any]) -> set[str]:
     systems = ids.SYSTEM_ALIASES[KINDS[rtype].system]
     identifiers = resource.get("identifier")
-    return {i.get("value") for i in (identifiers if isinstance(identifiers, list) else [])
-            if isinstance(i, dict) and i.get("use") == "old" and i.get("system") in systems}
+    return {value for i in (identifiers if isinstance(identifiers, list) else [])
+            if isinstance(i, dict) and i.get("use") == "old" and i.get("system") in systems
+            and isinstance(value := i.get("value"), str)}
 
 
 def _parse(rtype: str, body: bytes, ctx: Context) -> dict[str, t.Any]:

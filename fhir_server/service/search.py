@@ -20,8 +20,8 @@ from ..identifiers import is_valid_cpn
 from ..instants import last_updated, parse_instant
 from ..outcome import Issue, Msg, RequestRejected, issue
 from ..store.queries import MAX_CANDIDATES, Criterion, TooManyCandidates
-from . import subsets
 from ..validation.dates import OPEN_END, OPEN_START
+from . import subsets
 from .confidentiality import SEARCH_FIELD, is_confidential
 from .context import NZ, Context
 
@@ -221,7 +221,8 @@ def _date_range(value: str) -> tuple[str, dt.datetime, dt.datetime] | None:
         else:
             low = parse_instant(text)
             time = text[11:19]  # HH:MM or HH:MM:SS, then fractions and zone
-            step = dt.timedelta(milliseconds=1) if "." in text else dt.timedelta(minutes=1) if time.count(":") == 1 else dt.timedelta(seconds=1)
+            step = (dt.timedelta(milliseconds=1) if "." in text
+                    else dt.timedelta(minutes=1) if time.count(":") == 1 else dt.timedelta(seconds=1))
             high = low + step
         # A value without a zone is read as a New Zealand time, where HPI records are kept; the
         # database compares in UTC, which may step outside the calendar too.

@@ -69,7 +69,9 @@ class FrontWorker(base.Worker):
     async def _serve(self) -> None:
         assert self.stopping is not None
         front = Front(self.wsgi, Settings(), cfg=self.cfg)
-        servers = [await asyncio.start_server(front.connected, sock=listener.sock) for listener in self.sockets]
+        # gunicorn hands workers its socket wrappers (gunicorn.sock.BaseSocket), not the sockets its stubs say
+        servers = [await asyncio.start_server(front.connected, sock=listener.sock)  # type: ignore[attr-defined]
+                   for listener in self.sockets]
         while self.alive:
             # A request stuck in the app longer than gunicorn's timeout stops the heartbeat, so the
             # arbiter restarts this worker.

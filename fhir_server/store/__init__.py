@@ -13,17 +13,17 @@ from ..outcome import StoreUnavailable
 from . import rate_limits
 from .api_keys import ApiKeyStore
 from .backup import BackupStore
-from .clients import ClientStore
 from .client import client_options, durable_write_concern
+from .clients import ClientStore
 from .deadline import database_deadline, with_deadline
 from .errors import translate_errors
 from .idempotency import IdempotencyStore
 from .inventory import Inventory
-from .transactions import Joined, Leases, run_in_transaction
 from .reference_data import ReferenceStore
 from .role_ids import RoleIdAllocator
 from .roles import RoleStore
 from .schema import SchemaStore
+from .transactions import Joined, Leases, run_in_transaction
 
 __all__ = ["Store", "with_deadline"]
 T = t.TypeVar("T")

@@ -13,6 +13,7 @@ already used.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import secrets
 import typing as t
@@ -103,7 +104,7 @@ class ClientStore:
     # --- the server's signing keys -------------------------------------------------------------------
 
     @translate_errors
-    def signing_keys(self, superseded_after: dt.datetime) -> list[SigningKey]:
+    def signing_keys(self, superseded_after: dt.datetime) -> builtins.list[SigningKey]:  # list: the method above
         """The keys in use or superseded after ``superseded_after``, newest first."""
         query = {"$or": [{"superseded": None}, {"superseded": {"$gt": superseded_after}}]}
         return [SigningKey(d["_id"], d["pem"], d["created"], d.get("superseded"))

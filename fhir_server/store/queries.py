@@ -106,14 +106,16 @@ def matches(search: t.Mapping[str, t.Any], c: Criterion) -> bool:
         values = value if isinstance(value, list) else [value]
         return any(v in c.values for v in values)
     if c.kind == "between":
+        inside: bool
         low, high, inside = c.values
         if not isinstance(value, dt.datetime):
             return False
         within = (low is None or value >= low) and (high is None or value < high)
         return within == inside
+    wanted: bool
     day, wanted = c.values
     window = value or {}
-    holds = window.get("from", "") <= day <= window.get("to", "")
+    holds: bool = window.get("from", "") <= day <= window.get("to", "")
     return holds == wanted
 
 

@@ -81,14 +81,14 @@ class WindowedMongoStorage(MongoDBStorage):
     def _increment(self, key: str, expiry: int, amount: int) -> dict[str, t.Any] | None:
         now = dt.datetime.now(dt.timezone.utc)
         ended = {"$lt": ["$expireAt", now]}
-        return t.cast(dict[str, t.Any] | None, self.counters.find_one_and_update(
+        return self.counters.find_one_and_update(
             {"_id": key},
             [{"$set": {
                 "count": {"$cond": {"if": ended, "then": amount, "else": {"$add": ["$count", amount]}}},
                 "expireAt": {"$cond": {"if": ended, "then": now + dt.timedelta(seconds=expiry), "else": "$expireAt"}},
             }}],
             projection=["count", "expireAt"], return_document=ReturnDocument.AFTER,
-        ))
+        )
 
     def _open(self, key: str, expiry: int, amount: int) -> dict[str, t.Any]:
         doc = {"_id": key, "count": amount, "expireAt": dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=expiry)}

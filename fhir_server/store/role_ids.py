@@ -34,6 +34,7 @@ class RoleIdAllocator:
                 doc = self._counters.find_one_and_update(
                     {"_id": COUNTER}, {"$inc": {"value": BLOCK}}, upsert=True, return_document=ReturnDocument.AFTER
                 )
+                assert doc is not None  # an upsert returning the document AFTER always has one
                 self._last = doc["value"]
                 self._next = self._last - BLOCK + 1
             number = self._next

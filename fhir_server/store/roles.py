@@ -42,13 +42,13 @@ from dataclasses import dataclass
 
 from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.results import UpdateResult
 
 from ..instants import last_updated
 from ..validation.dates import OPEN_END, OPEN_START
 from .errors import IdentifierTaken, translate_errors, translate_write_errors
-from .transactions import Joined
 from .queries import Criterion, Page, find_page, to_filter
-
+from .transactions import Joined
 
 _PRACTITIONER_INDEX = [("search.practitioner", ASCENDING), ("_id", ASCENDING)]
 # History's order, newest first, exactly: pages are read by key along it.
@@ -286,7 +286,8 @@ class RoleStore:
                 if current_at_low is not None:
                     window["vid"] = {"$gte": current_at_low["vid"]}
             query: dict[str, t.Any] = {**window, **({"vid": {**window.get("vid", {}), "$lt": after[0]}} if after else {})}
-            found = list(self._versions.find(query, {"resource": 1, "vid": 1}).sort(_ROLE_HISTORY_ORDER[1:]).limit(count + 1)) if count else []
+            found = (list(self._versions.find(query, {"resource": 1, "vid": 1}).sort(_ROLE_HISTORY_ORDER[1:]).limit(count + 1))
+                     if count else [])
             total = self._versions.count_documents(window) if counted else None
             key: tuple[t.Any, ...] | None = (found[count - 1]["vid"],) if len(found) > count else None
         else:
@@ -377,7 +378,8 @@ class RoleStore:
         period it holds with the token it now owns."""
         rid = resource["id"]
         self._roles.update_one({"_id": rid, "identifiers": {"$exists": False}},
-                               {"$set": {**current_doc(resource, key, held, search, None, with_id=False), "identifiers": identifiers}})
+                               {"$set": {**current_doc(resource, key, held, search, None, with_id=False),
+                                         "identifiers": identifiers}})
         self._keep_versions(StoredRole(resource, key, held))
         if held is not None:
             self.reserve(key, resource.get("period"), rid, held, at)
@@ -410,7 +412,8 @@ class RoleStore:
         except DuplicateKeyError:
             # A clash, or two first reservations of a new key racing to insert it: MongoDB retries
             # such an upsert only when its filter is all equalities, so try once more as an update.
-            return self._keys.update_one(query, {"$push": {"periods": held}}).matched_count == 1
+            second: UpdateResult = self._keys.update_one(query, {"$push": {"periods": held}})
+            return second.matched_count == 1
         return True
 
     @translate_errors

@@ -148,7 +148,7 @@ class _JoinedCollection:
             values = [doc.get(f) for f in fields]
             if any(v is None or v == [] for v in values):
                 continue
-            clauses.append({f: {"$in": v} if isinstance(v, list) else v for f, v in zip(fields, values)})
+            clauses.append({f: {"$in": v} if isinstance(v, list) else v for f, v in zip(fields, values, strict=True)})
         if clauses and self._collection.find_one({"$or": clauses}, {"_id": 1}, session=session) is not None:
             raise DuplicateKeyError("E11000 duplicate key error (found before the write, inside a transaction)", 11000)
 
@@ -269,9 +269,9 @@ def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seco
                 tries = 0
                 while True:
                     tries += 1
-                    result, committed = _attempt_once(session, work, started, seconds)
-                    if committed:
-                        return result
+                    done = _attempt_once(session, work, started, seconds)
+                    if done is not None:
+                        return done[0]
                     backoff = random.random() * min(0.005 * 1.5 ** tries, _BACKOFF_MAX)
                     if time.monotonic() + backoff - started >= seconds:
                         raise TransactionConflict()
@@ -289,8 +289,8 @@ def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seco
         raise StoreUnavailable() from e
 
 
-def _attempt_once(session: ClientSession, work: t.Callable[[], T], started: float, seconds: float) -> tuple[T | None, bool]:
-    """(result, True) once committed; (None, False) when a new attempt may succeed."""
+def _attempt_once(session: ClientSession, work: t.Callable[[], T], started: float, seconds: float) -> tuple[T] | None:
+    """(result,) once committed; None when a new attempt may succeed."""
     attempt = _Attempt(session)
     token = _attempt.set(attempt)
     try:
@@ -302,15 +302,15 @@ def _attempt_once(session: ClientSession, work: t.Callable[[], T], started: floa
             if attempt.unsupported or (isinstance(e, PyMongoError) and _refuses_transactions(e)):
                 raise TransactionsUnsupported() from e
             if attempt.transient or (isinstance(e, PyMongoError) and e.has_error_label("TransientTransactionError")):
-                return None, False
+                return None
             if isinstance(e, TimeoutError) or isinstance(e, PyMongoError) and e.timeout or time.monotonic() - started >= seconds:
                 raise TransactionTimedOut(seconds) from e
             if isinstance(e, OperationFailure) and e.code in (112, 251):  # WriteConflict, NoSuchTransaction
-                return None, False
+                return None
             raise
     finally:
         _attempt.reset(token)
-    return result, _commit(session)
+    return (result,) if _commit(session) else None
 
 
 def _commit(session: ClientSession) -> bool:

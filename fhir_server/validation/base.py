@@ -139,7 +139,7 @@ class _Definitions:
         placeholder.root = self._tree(sd)
         return placeholder
 
-    def _tree(self, sd: dict[str, t.Any]) -> _Element:
+    def _tree(self, sd: t.Mapping[str, t.Any]) -> _Element:
         by_path: dict[str, _Element] = {}
         root: _Element | None = None
         for e in sd["snapshot"]["element"]:
@@ -237,7 +237,8 @@ class _Walk:
                 continue
             seen.add(c.key)
             try:
-                result = c.check(ResourceNode.create_node(value, type_path), self.vars)
+                # fhirpathpy is marked typed but leaves create_node unannotated
+                result = c.check(ResourceNode.create_node(value, type_path), self.vars)  # type: ignore[no-untyped-call]
             except Exception:  # an expression the engine cannot evaluate is not the client's problem
                 continue
             if result != [True] and result != []:

@@ -39,4 +39,6 @@ def check_period(period: dict[str, t.Any] | None, path: str, bad_format: Msg, ba
 def is_current(period: dict[str, t.Any] | None, today: str) -> bool:
     """Open start and end reach into the past and the future (SPEC.md §3.5)."""
     period = period or {}
-    return period.get("start", today) <= today <= period.get("end", today)
+    start: str = period.get("start", today)
+    end: str = period.get("end", today)
+    return start <= today <= end

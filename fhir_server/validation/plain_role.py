@@ -57,7 +57,7 @@ def _text(value: str) -> None:
         raise ValidationError(_text_of(Msg.FIELD_CONTROL))
 
 
-class _List(fields.List):
+class _List(fields.List[str]):
     """A list of at most ``max_items``, or null ("not given"). Its length is checked before its items,
     so that a long list costs one message, not one per item; the Length validator says the same to
     the OpenAPI description."""
@@ -80,6 +80,8 @@ def _one_of(choices: t.Sequence[str]) -> validate.OneOf:
 class _Whole(validate.Validator):
     """The whole string matches a regular expression; ``pattern`` is it as JSON Schema writes it, for
     the OpenAPI description."""
+
+    error: str  # always given, unlike the base class's
 
     def __init__(self, regex: str, error: str) -> None:
         self._regex = re.compile(regex)

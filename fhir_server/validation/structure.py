@@ -141,7 +141,7 @@ def _check_json_types(raw: dict[str, t.Any], model: BaseModel, path: str) -> lis
             if not isinstance(parsed, (list, tuple)):
                 issues.append(issue(Msg.WRONG_JSON_TYPE, at, expected="object", got="array"))
                 return
-            for i, (v, p) in enumerate(zip(value, parsed)):
+            for i, (v, p) in enumerate(zip(value, parsed, strict=False)):
                 compare(v, p, f"{at}[{i}]")
         elif parsed is not None and _json_type(value) != _json_type(parsed):
             issues.append(issue(Msg.WRONG_JSON_TYPE, at, expected=_json_type(parsed), got=_json_type(value)))

@@ -13,6 +13,7 @@ from fhir_server.validation.json_body import Limits
 
 from ..support import PERSON, fresh_cpn, fresh_role, outcome_messages, practitioner, stored_counts
 
+
 def entry(method: str, url: str, resource: dict | None = None, full_url: str | None = None, **request: str) -> dict:
     out: dict = {"request": {"method": method, "url": url, **request}}
     if resource is not None:
@@ -191,7 +192,7 @@ def test_an_entry_that_targets_the_bundle_endpoint_is_refused_in_a_batch(api, mo
     assert response.status_code == 200, response.text
     entries = response.json()["entry"]
     assert [e["response"]["status"] for e in entries] == ["400 Bad Request"] * (len(NESTED_URLS) + 2)
-    for index, (url, answered) in enumerate(zip(NESTED_URLS, entries)):
+    for index, (url, answered) in enumerate(zip(NESTED_URLS, entries, strict=False)):
         assert [i["diagnostics"] for i in answered["response"]["outcome"]["issue"]] == [
             issue(Msg.BUNDLE_NESTED, index=index, url=url).diagnostics], url
     for answered in entries[len(NESTED_URLS):]:  # not relative to the base at all
@@ -218,7 +219,8 @@ def test_a_duplicate_inside_a_transaction_is_what_a_single_create_answers(api, m
     before = stored_counts(mongo)
     again = api.post("/PractitionerRole", role)
     cpn = fresh_cpn()
-    response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn)), entry("POST", "PractitionerRole", role)))
+    response = api.post("/", bundle("transaction", entry("POST", "Practitioner", practitioner(cpn)),
+                                    entry("POST", "PractitionerRole", role)))
     assert (again.status_code, response.status_code) == (422, 422), response.text
     assert outcome_messages(again) == [issue(Msg.DUPLICATE).diagnostics]
     assert outcome_messages(response)[1:] == [issue(Msg.DUPLICATE).diagnostics]

@@ -146,4 +146,5 @@ def test_capability_statement_lists_them(api):
     assert resources["CodeSystem"]["operation"] == [
         {"name": "validate-code", "definition": "http://hl7.org/fhir/OperationDefinition/CodeSystem-validate-code"}]
     assert "versioning" not in resources["ValueSet"]
-    assert resources["PractitionerRole"]["supportedProfile"] == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole", PLAIN_ROLE_PROFILE]
+    assert resources["PractitionerRole"]["supportedProfile"] == [HPI, "http://hl7.org.nz/fhir/StructureDefinition/NzPractitionerRole",
+                                                                 PLAIN_ROLE_PROFILE]

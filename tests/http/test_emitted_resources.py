@@ -200,10 +200,12 @@ EMITTED: dict[str, tuple[t.Callable[[Api, dict[str, str]], requests.Response], i
         ("_include", "PractitionerRole:organization"), ("_include", "PractitionerRole:location")]), 200),
     "search, empty": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": "99ZZZZ"}), 200),
     "search with _summary": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "_summary": "true"}), 200),
-    "search with _summary=count": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "_summary": "count"}), 200),
+    "search with _summary=count": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "_summary": "count"}),
+                                   200),
     "search with _elements and _sort": (lambda api, m: api.get("/PractitionerRole", params={
         "practitioner": m["cpn"], "_elements": "code,period", "_sort": "-_lastUpdated"}), 200),
-    "search with an ignored parameter": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "nonsense": "1"}), 200),
+    "search with an ignored parameter": (lambda api, m: api.get("/PractitionerRole", params={"practitioner": m["cpn"], "nonsense": "1"}),
+                                         200),
     "search with _revinclude": (lambda api, m: api.get("/Practitioner", params={
         "_id": m["cpn"], "_revinclude": "PractitionerRole:practitioner"}), 200),
     "read with _summary": (lambda api, m: api.get(f"/PractitionerRole/{m['role']}", params={"_summary": "true"}), 200),

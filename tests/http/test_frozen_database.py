@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-
 from ..support import Server, start_server
 
 APP_THREADS = 2

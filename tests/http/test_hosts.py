@@ -311,8 +311,8 @@ def test_a_trusted_proxy_sets_scheme_and_host(server, proxied_server, role_id, a
         response = send(proxied_server, own[name], FORWARDED)
         assert response.status_code in (200, 201), (name, response.text)
         written = urls_written(response)
-        assert (written or name == "batch") and all(url.startswith("https://allowed.example/") or url == "https://allowed.example" for url in written), \
-            (name, written)
+        public = [url for url in written if url.startswith("https://allowed.example/") or url == "https://allowed.example"]
+        assert (written or name == "batch") and public == written, (name, written)
     v1 = send(proxied_server, v1_create(auth, person, "pharmacist"), FORWARDED)
     assert v1.status_code == 201 and v1.headers["Location"].startswith("https://allowed.example/v1/practitioner-roles/")
     # The forwarded host replaces the proxy's own Host, and the forwarded port is the URL's.

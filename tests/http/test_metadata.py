@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import pytest
 import requests
 
@@ -23,6 +25,11 @@ def test_it_is_r4_json(statement):
     assert set(statement["format"]) >= {"application/fhir+json", "json"}
     assert statement["kind"] == "instance" and statement["rest"][0]["mode"] == "server"
 
+
+def test_the_software_version_is_the_packages_in_the_statement_and_the_openapi_document(server, statement):
+    version = importlib.metadata.version("fhir-server")  # pyproject.toml's, as installed
+    assert statement["software"] == {"name": "fhir-server", "version": version}
+    assert requests.get(server.base_url + "/openapi.json", timeout=10).json()["info"]["version"] == version
 
 
 def test_its_security_is_smart_with_the_token_endpoint_that_discovery_names(server, statement):

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from fhir_server.cli.common import DEV_RATE_LIMIT
 from fhir_server.outcome import Msg
 from fhir_server.store.api_keys import ApiKeyStore
 
@@ -64,7 +65,8 @@ def plain_post(server: Server, key: str, body: dict[str, t.Any]) -> requests.Res
     return requests.post(server.base_url + PLAIN, json=body, headers={"x-api-key": key}, timeout=30)
 
 
-def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api, caller: Caller) -> None:
+def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(server: Server, second_server: Server, mongo, api,
+                                                                          caller: Caller) -> None:
     key, cpn = caller.new_key("7/hour"), fresh_cpn()
     assert api.post("/Practitioner", practitioner(cpn)).status_code == 201
     before = mongo["practitioner_roles"].count_documents({})
@@ -243,6 +245,17 @@ def test_a_keys_limit_is_set_with_the_cli(server: Server, caller: Caller) -> Non
     assert refused.returncode == 2
     assert "'lots' is not a rate limit" in refused.stderr
     assert cli(server, "api-key", "limit", "nosuchkey", "5/minute").returncode == 1
+
+
+def test_the_development_key_has_a_limit_of_its_own_far_above_the_default(server: Server, caller: Caller) -> None:
+    # Repeated conformance runs against `make run` spend its key, not RATE_LIMIT (1000000/hour here).
+    response = requests.get(server.base_url + ROLE, headers=server.headers(), timeout=30)
+    assert response.status_code == 200
+    assert response.headers["RateLimit-Limit"] == DEV_RATE_LIMIT.split("/")[0] == "100000000"
+    assert response.headers["RateLimit-Policy"] == "100000000;w=3600"
+    assert "100000000/hour" in next(line for line in cli(server, "api-key", "list").stdout.splitlines() if "development" in line)
+    other = caller.new_key(None)
+    assert fhir_get(server, caller, other).headers["RateLimit-Limit"] == "1000000"
 
 
 def test_after_retry_after_seconds_a_new_window_opens(server: Server, caller: Caller) -> None:

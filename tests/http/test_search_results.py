@@ -36,7 +36,7 @@ def link(bundle: dict, relation: str) -> str | None:
 @pytest.fixture(scope="module")
 def roles(api, person) -> list[dict]:
     made = []
-    for n in range(3):
+    for _ in range(3):
         body = fresh_role(practitioner={"reference": f"Practitioner/{person}"}, organization={"reference": f"Organization/{ORG}"})
         response = api.create(body)
         assert response.status_code == 201, response.text

@@ -22,7 +22,15 @@ from fhir_server.validation.json_body import Limits
 from fhir_server.validation.plain_role import MAX_DAYS, MAX_SPECIALTIES
 
 from ..support import (
-    Api, checked_ids, fresh_cpn, fresh_role, outcome_expressions, outcome_messages, practitioner, stored_counts, text,
+    Api,
+    checked_ids,
+    fresh_cpn,
+    fresh_role,
+    outcome_expressions,
+    outcome_messages,
+    practitioner,
+    stored_counts,
+    text,
 )
 
 CAP = Limits().max_array_items  # the test server runs with the default settings
@@ -221,7 +229,8 @@ def test_a_decimal_is_stored_and_served_exactly_as_sent(api: Api, mongo, number:
     assert expected in api.get(f"/Location/{rid}").text
     assert expected in api.get(f"/Location/{rid}/_history/1").text
     assert expected in api.get(f"/Location?identifier={rid}").text
-    assert expected.replace(":", ": ").replace(",", ", ") in api.get(f"/Location/{rid}?_pretty=true").text.replace("\n", "").replace("  ", "")
+    pretty = api.get(f"/Location/{rid}?_pretty=true").text
+    assert expected.replace(":", ": ").replace(",", ", ") in pretty.replace("\n", "").replace("  ", "")
 
 
 def test_integers_stay_integers(api: Api, mongo) -> None:

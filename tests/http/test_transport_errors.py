@@ -53,7 +53,8 @@ def auth(api) -> list[str]:
     return [f"{name}: {value}" for name, value in auth_headers(api)]
 
 
-@pytest.mark.parametrize("line", [b"GARBAGE\r\n\r\n", b"GET /metadata\r\n\r\n", b"GET /metadata HTTP/1.1\r\n\r\n", b"GET /met adata HTTP/1.1\r\nHost: x\r\n\r\n"])
+@pytest.mark.parametrize("line", [b"GARBAGE\r\n\r\n", b"GET /metadata\r\n\r\n", b"GET /metadata HTTP/1.1\r\n\r\n",
+                                  b"GET /met adata HTTP/1.1\r\nHost: x\r\n\r\n"])
 def test_a_malformed_request_line_or_head_is_400_outcome(server, line):
     with RawConnection(server.base_url) as c:
         c.send(line)

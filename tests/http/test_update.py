@@ -238,7 +238,8 @@ def test_moving_the_period_onto_another_role_is_a_duplicate(api, mongo):
 
 def test_withdrawing_a_role_as_entered_in_error_frees_its_period(api):
     role = api.create(fresh_role()).json()
-    withdrawn = {**role, "period": {"start": "2022-05-05", "end": "2022-05-06"}, "extension": [*role["extension"], reason("enteredInError")]}
+    withdrawn = {**role, "period": {"start": "2022-05-05", "end": "2022-05-06"},
+                 "extension": [*role["extension"], reason("enteredInError")]}
     assert api.put(f"/PractitionerRole/{role['id']}", withdrawn, if_match="1").status_code == 200
     again = {**fresh_role(), "code": role["code"]}
     assert api.create(again).status_code == 201
@@ -303,8 +304,8 @@ def test_a_role_without_period_keeps_its_inactive_flag_on_update(api):
     response = api.put("/PractitionerRole/R00000015-C", body, if_match=role["meta"]["versionId"])
     assert response.status_code == 200
     assert response.json()["active"] is False
-    assert [e["resource"]["id"] for e in api.get("/PractitionerRole", params={"practitioner": "99ZZZS", "active": "false"}).json()["entry"]] \
-        == ["R00000015-C"]
+    inactive = api.get("/PractitionerRole", params={"practitioner": "99ZZZS", "active": "false"}).json()["entry"]
+    assert [e["resource"]["id"] for e in inactive] == ["R00000015-C"]
 
 
 @pytest.mark.parametrize("if_match", ["²", "W/\"²\""])

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fhir_server.outcome import Msg
 from fhir_server.definitions import DEFAULT_PROFILES, load_definitions
+from fhir_server.outcome import Msg
 from fhir_server.terminology import ROLE_CODES, STATUS_REASONS
 from fhir_server.validation.profile import check_profile
 

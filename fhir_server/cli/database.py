@@ -15,10 +15,10 @@ from . import common
 
 @click.command()
 def migrate() -> None:
-    """Apply the migrations the database lacks (index builds, upgrades of records stored by earlier
-    releases), in order, recording the schema version after each.
+    """Bring the database to this release's schema version.
 
-    Run it before starting production servers of a new release (they refuse a database at another
+    Applies the migrations the database lacks (index builds, upgrades of records stored by earlier
+    releases), in order, recording the schema version after each. Run it before starting production servers of a new release (they refuse a database at another
     version). Safe to run from several hosts at once: one applies the migrations while the others wait
     for it, then find nothing to do. Run again after a kill, it resumes where that run stopped.
     """
@@ -31,15 +31,20 @@ def migrate() -> None:
 @click.command()
 @click.option("--repair", is_flag=True, help="Mend what is safe to mend; report the rest.")
 def check(repair: bool) -> None:
-    """Verify the stored invariants; print each problem found, one a line, and exit 1 if any.
+    """Verify what the database stores; exit 1 on any problem.
+
+    Prints each problem found, one a line:
 
     \b
-    - every period a business key holds has its role, and every role that holds one has it;
-    - the role id counter is above every issued role id;
-    - every version of every record is present;
-    - no identifier is on two records.
-    With --repair: re-reserve a role's missing period, drop a period nobody holds, raise the counter,
-    re-write a role's missing current version; what cannot be mended safely is printed as not repaired.
+    - a period a business key holds without its role, or a role
+      that holds a period without its reservation;
+    - the role id counter not above every issued role id;
+    - a version of a record missing;
+    - an identifier on two records.
+
+    With --repair it re-reserves a role's missing period, drops a period
+    nobody holds, raises the counter and re-writes a role's missing current
+    version; what cannot be mended safely is printed as not repaired.
     """
     settings = Settings()
     with common.context(settings) as ctx:

@@ -283,10 +283,12 @@ def run_in_transaction(client: MongoClient[t.Any], work: t.Callable[[], T], seco
         if _refuses_transactions(e):
             raise TransactionsUnsupported() from e
         raise
-    except ConnectionFailure as e:  # network errors and timeouts outside any statement (session, abort)
+    except PyMongoError as e:  # outside the work's statements: the session, the lease (a spent deadline), the abort
         if e.timeout:
             raise TransactionTimedOut(seconds) from e
-        raise StoreUnavailable() from e
+        if isinstance(e, ConnectionFailure):
+            raise StoreUnavailable() from e
+        raise
 
 
 def _attempt_once(session: ClientSession, work: t.Callable[[], T], started: float, seconds: float) -> tuple[T] | None:

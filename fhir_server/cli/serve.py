@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime as dt
 import os
 import signal
 import subprocess
 import sys
+import time
 import typing as t
 
 import click
@@ -14,7 +17,7 @@ import click
 from ..auth import ALL, Access
 from ..auth.assertion import ClientCredentials, new_client_key, public_jwks
 from ..config import STARTED_ENV, Settings
-from ..embedded_db import EmbeddedDatabase
+from ..embedded_db import PR_SET_PDEATHSIG, EmbeddedDatabase, die_with_parent
 from ..seed import prepare_database
 from ..service import Context
 from ..store import Store
@@ -45,54 +48,116 @@ def _ensure_dev_client(ctx: Context, settings: Settings) -> None:
 
 @click.command()
 def serve() -> None:
-    """Run the server with gunicorn until Ctrl-C or SIGTERM, then stop it and the database cleanly."""
+    """Run the server with gunicorn until Ctrl-C, SIGTERM or SIGHUP (a closed terminal), or until the
+    process that started it dies; then let requests in hand finish (SHUTDOWN_GRACE_SECONDS) and stop
+    the database cleanly. Its children die with it even if it is killed with SIGKILL."""
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here
     common.rate_limit(settings.rate_limit, "RATE_LIMIT")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # what this process and its children write under DATA_DIR is the owner's only
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.chmod(0o700)
+    for path in settings.data_dir.iterdir():  # files an earlier version left readable by others
+        path.chmod(path.stat().st_mode & 0o700)
     db = None
     uri = settings.mongodb_uri
-    if not uri:
-        db = EmbeddedDatabase(settings.data_dir / "db")
-        click.echo(f"Starting the embedded database (data in {db.storage_path}) ...")
-        db.start()
-        uri = db.uri
-        (settings.data_dir / URI_FILE).write_text(uri)
     try:
+        _stop_on_signals()
+        if not uri:
+            db = EmbeddedDatabase(settings.data_dir / "db")
+            _say(f"Starting the embedded database (data in {db.storage_path}) ...")
+            try:
+                db.start()
+            except RuntimeError as e:  # DatabaseBusy says what to do; otherwise the database's log says why
+                raise click.ClickException(str(e)) from None
+            uri = db.uri
+            uri_file = settings.data_dir / URI_FILE
+            uri_file.touch(0o600)
+            uri_file.chmod(0o600)  # it holds the database's password
+            uri_file.write_text(uri)
         ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions, limits=settings.limits,
                       access=Access.system("fhir-server serve"))
         if prepare_database(ctx):
-            click.echo("Loaded the reference data.")
+            _say("Loaded the reference data.")
         common.tokens(ctx, settings).ensure_signing_key()  # before the workers start, so they share one
         _ensure_dev_client(ctx, settings)
         ctx.store.close()
         sys.exit(_run_gunicorn(settings, uri))
+    except _Stopped as e:
+        _say(f"Stopped by {e} before serving.")
+        sys.exit(1)
     finally:
         if db:
-            click.echo("Stopping the database ...")
+            _say("Stopping the database ...")
             db.stop()
             (settings.data_dir / URI_FILE).unlink(missing_ok=True)
 
 
+class _Stopped(Exception):
+    """A stop signal before gunicorn runs: unwinds to the database's stop."""
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP all stop gracefully; so does the death of the process that started
+    this one (``make`` killed, its terminal closed), which the kernel turns into a SIGTERM here."""
+    def stopped(signum: int, frame: t.Any) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    for s in _STOP_SIGNALS:
+        signal.signal(s, stopped)
+    if sys.platform.startswith("linux"):
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the line above
+            raise _Stopped("the death of its parent")
+
+
+def _say(text: str) -> None:
+    # After SIGHUP the terminal is gone: writing to it fails, which must not keep the database from stopping.
+    with contextlib.suppress(OSError):
+        click.echo(text)
+
+
 def _run_gunicorn(settings: Settings, uri: str) -> int:
+    grace = settings.shutdown_grace_seconds
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(settings.workers),
         "--worker-class", "fhir_server.serving.worker.FrontWorker",  # reads requests whole, see serving/
-        "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", "10",
+        "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", str(grace),
+        "--no-control-socket",  # else every instance shares one socket in the home folder
         "--access-logfile", "-", "fhir_server.app:create_app()",
     ]
     # Every worker's CapabilityStatement is dated by this start, so that workers agree (app.py).
-    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     env = {**os.environ, "MONGODB_URI": uri, STARTED_ENV: started}
-    server = subprocess.Popen(command, env=env, start_new_session=True)
-    click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
+    # A session of its own, so that Ctrl-C and a closed terminal reach this process alone, which stops
+    # gunicorn first and the database last; and it dies with this process (SIGTERM: gracefully).
+    server = subprocess.Popen(command, env=env, start_new_session=True,
+                              preexec_fn=die_with_parent())  # noqa: PLW1509 - calls only prctl and getppid
+    stop_sent: list[float] = []
 
     def stop(signum: int, frame: t.Any) -> None:
-        server.send_signal(signal.SIGTERM)  # gunicorn's graceful shutdown
+        if not stop_sent:
+            stop_sent.append(time.monotonic())
+            server.send_signal(signal.SIGTERM)  # gunicorn's graceful shutdown
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    return server.wait()
+    try:
+        for s in _STOP_SIGNALS:
+            signal.signal(s, stop)
+    except _Stopped:  # a signal just before its handler changed
+        stop(signal.SIGTERM, None)
+    _say(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
+    while True:
+        try:
+            return server.wait(1)
+        except subprocess.TimeoutExpired:
+            # gunicorn keeps to its graceful timeout; past it and a margin, nothing of it may stay.
+            if stop_sent and time.monotonic() > stop_sent[0] + grace + 10:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
 
 
 @click.command("init-db")

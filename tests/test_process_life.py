@@ -6,13 +6,19 @@ never start a database of their own; what DATA_DIR holds is the owner's only."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
+import pty
+import select
+import shlex
 import signal
 import socket
 import stat
 import subprocess
 import sys
+import termios
+import threading
 import time
 import typing as t
 from pathlib import Path
@@ -34,9 +40,12 @@ GONE_SECONDS = 45  # SHUTDOWN_GRACE_SECONDS below, the database's own stop, and 
 
 
 class Run:
-    """`make run` in a session of its own, as a terminal holds it: make, then serve, its database and gunicorn."""
+    """`make run` in a session of its own, as a terminal holds it: make (or a shell running make), then
+    serve, its database and gunicorn. ``make`` is the first process of the tree."""
 
-    def __init__(self, data_dir: Path, port: int, **env: str) -> None:
+    def __init__(self, data_dir: Path, port: int, *, terminal: bool = False, **env: str) -> None:
+        """``terminal``: make's output is a pseudo-terminal that :meth:`close_terminal` hangs up, as
+        closing a terminal window does (otherwise a log file)."""
         makefile = data_dir.parent / "Makefile.life"
         makefile.write_text(f"run:\n\t{sys.executable} -m fhir_server serve\n")
         self.port = port
@@ -44,10 +53,43 @@ class Run:
                     "DATA_DIR": str(data_dir), "PORT": str(port), "PYTHONPATH": str(ROOT),
                     "SHUTDOWN_GRACE_SECONDS": "5", **env}
         self.log = data_dir.parent / f"run-{port}.log"
-        with open(self.log, "ab") as log:
-            self.make = subprocess.Popen(["make", "--no-print-directory", "-f", str(makefile), "run"], cwd=ROOT,
-                                         env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        command = ["make", "--no-print-directory", "-f", str(makefile), "run"]
+        self.terminal: int | None = None
+        self.hanging_up = threading.Event()
+        self.copier: threading.Thread | None = None
+        if terminal:
+            # An interactive shell on a terminal that make runs in as its foreground job: closing the
+            # terminal hangs up the shell, which passes SIGHUP on to its jobs (make alone, the session's
+            # leader, would wait for its children forever).
+            self.terminal, child_side = pty.openpty()
+            self.copier = threading.Thread(target=self._copy_terminal, args=(self.terminal,), daemon=True)
+            self.make = subprocess.Popen(["bash", "--norc", "--noprofile", "-i"], cwd=ROOT, env=self.env, stdin=child_side,
+                                         stdout=child_side, stderr=child_side, start_new_session=True,
+                                         preexec_fn=lambda: _as_a_job(controlling_terminal=True))  # noqa: PLW1509
+            os.close(child_side)
+            os.write(self.terminal, shlex.join(command).encode() + b"\n")
+            self.copier.start()
+        else:
+            with open(self.log, "ab") as log:
+                self.make = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                             start_new_session=True, preexec_fn=_as_a_job)  # noqa: PLW1509
         self.tree: list[psutil.Process] = []
+
+    def _copy_terminal(self, terminal: int) -> None:
+        # Read what the terminal shows, so that writers never block on a full one; stop before it is
+        # closed, as a thread blocked reading it would keep it open.
+        with open(self.log, "ab") as log, contextlib.suppress(OSError):
+            while not self.hanging_up.is_set():
+                if select.select([terminal], [], [], 0.2)[0]:
+                    log.write(os.read(terminal, 65536))
+                    log.flush()
+
+    def close_terminal(self) -> None:
+        assert self.terminal is not None and self.copier is not None
+        self.hanging_up.set()
+        self.copier.join(10)
+        os.close(self.terminal)
+        self.terminal = None
 
     @property
     def base_url(self) -> str:
@@ -95,6 +137,17 @@ class Run:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.make.pid, signal.SIGKILL)
         self.make.wait(10)
+        if self.terminal is not None:
+            self.close_terminal()
+
+
+def _as_a_job(controlling_terminal: bool = False) -> None:
+    """In the child: what a shell gives its jobs. SIGHUP at its default (a runner started with nohup
+    would pass on "ignored", and make would survive its terminal); with ``controlling_terminal``, its
+    stdin as the session's terminal, whose hangup reaches make."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if controlling_terminal:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
 def _alive(p: psutil.Process) -> bool:
@@ -111,8 +164,8 @@ def _listening(port: int) -> bool:
 
 
 @contextlib.contextmanager
-def running(data_dir: Path, **env: str) -> t.Iterator[Run]:
-    run = Run(data_dir, free_port(), **env)
+def running(data_dir: Path, *, terminal: bool = False, **env: str) -> t.Iterator[Run]:
+    run = Run(data_dir, free_port(), terminal=terminal, **env)
     try:
         run.wait_ready()
         yield run
@@ -127,16 +180,18 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _fhir_server(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fhir_server", *args], env=env, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "fhir_server", *args], check=False, env=env, cwd=cwd,
                           capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("how", ["SIGINT to the group (Ctrl-C)", "SIGTERM to the group", "SIGHUP to the group (terminal closed)",
-                                 "SIGKILL to serve", "SIGKILL to make"])
-def test_however_make_run_ends_nothing_stays_running_or_listening_and_the_next_start_succeeds(data_dir, how):
-    with running(data_dir) as run:
+@pytest.mark.parametrize("how", ["SIGINT to the group (Ctrl-C)", "SIGTERM to the group", "SIGHUP to the group",
+                                 "terminal closed", "SIGKILL to serve", "SIGKILL to make"])
+def test_however_make_run_ends_nothing_stays_running_or_listening_and_the_next_start_succeeds(data_dir: Path, how: str) -> None:
+    with running(data_dir, terminal=how == "terminal closed") as run:
         db_port = run.database_port()
-        if how.startswith("SIGKILL to serve"):
+        if how == "terminal closed":
+            run.close_terminal()
+        elif how.startswith("SIGKILL to serve"):
             run.serve.kill()
         elif how.startswith("SIGKILL to make"):
             run.make.kill()
@@ -149,7 +204,7 @@ def test_however_make_run_ends_nothing_stays_running_or_listening_and_the_next_s
             assert "Traceback" not in run.output()
 
 
-def test_a_create_in_hand_at_sigterm_is_answered_and_the_server_exits_within_its_grace(data_dir):
+def test_a_create_in_hand_at_sigterm_is_answered_and_the_server_exits_within_its_grace(data_dir: Path) -> None:
     with running(data_dir) as run:
         headers = Server(run.make, run.base_url, data_dir, run.env).headers()
         body = json.dumps(fresh_role()).encode()
@@ -171,16 +226,16 @@ def test_a_create_in_hand_at_sigterm_is_answered_and_the_server_exits_within_its
         assert run.wait_gone() == []
 
 
-def test_a_request_slower_than_the_grace_does_not_keep_the_server_alive(data_dir):
-    with running(data_dir, SHUTDOWN_GRACE_SECONDS="2") as run:
-        with socket.create_connection(("127.0.0.1", run.port), timeout=30) as slow:
-            slow.sendall(b"POST /PractitionerRole HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
-            time.sleep(1)
-            run.serve.send_signal(signal.SIGTERM)
-            assert run.wait_gone() == []
+def test_a_request_slower_than_the_grace_does_not_keep_the_server_alive(data_dir: Path) -> None:
+    with running(data_dir, SHUTDOWN_GRACE_SECONDS="2") as run, \
+            socket.create_connection(("127.0.0.1", run.port), timeout=30) as slow:
+        slow.sendall(b"POST /PractitionerRole HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+        time.sleep(1)  # the worker holds the request, waiting for a body that never comes
+        run.serve.send_signal(signal.SIGTERM)
+        assert run.wait_gone() == []
 
 
-def test_a_database_left_holding_data_dir_is_named_with_what_to_do_and_the_start_after_it_succeeds(data_dir):
+def test_a_database_left_holding_data_dir_is_named_with_what_to_do_and_the_start_after_it_succeeds(data_dir: Path) -> None:
     left = EmbeddedDatabase(data_dir / "db")  # as a crashed launcher would leave it: alive, its pid recorded
     left.start()
     try:
@@ -196,7 +251,7 @@ def test_a_database_left_holding_data_dir_is_named_with_what_to_do_and_the_start
         assert requests.get(run.base_url + "/metadata", timeout=10).status_code == 200
 
 
-def test_commands_use_the_running_servers_database_from_any_folder_and_never_start_one(data_dir, tmp_path):
+def test_commands_use_the_running_servers_database_from_any_folder_and_never_start_one(data_dir: Path, tmp_path: Path) -> None:
     env = {**{k: v for k, v in os.environ.items() if k != "MONGODB_URI"}, "PYTHONPATH": str(ROOT)}
     nowhere = tmp_path / "no-server"
     refused = _fhir_server("api-key", "list", env={**env, "DATA_DIR": str(nowhere)}, cwd=tmp_path)
@@ -213,15 +268,15 @@ def test_commands_use_the_running_servers_database_from_any_folder_and_never_sta
         assert [p.pid for p in databases] == [p.pid for p in run.tree if p.pid in {d.pid for d in databases}]
 
 
-def test_data_dir_is_the_owners_only_and_the_database_wants_its_password_on_loopback(data_dir):
+def test_data_dir_is_the_owners_only_and_the_database_wants_its_password_on_loopback(data_dir: Path) -> None:
     with running(data_dir) as run:
         assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
         for path in [data_dir, *data_dir.rglob("*")]:
             assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
         uri = (data_dir / "mongodb-uri").read_text().strip()
         db_port = run.database_port()
-        (listener,) = {c.laddr.ip for c in psutil.net_connections("tcp") if c.status == "LISTEN" and c.laddr.port == db_port}
-        assert listener == "127.0.0.1"
+        addresses = [t.cast("tuple[str, int]", c.laddr) for c in psutil.net_connections("tcp") if c.status == psutil.CONN_LISTEN]
+        assert {host for host, port in addresses if port == db_port} == {"127.0.0.1"}
         anonymous: MongoClient[dict[str, t.Any]] = MongoClient(f"mongodb://127.0.0.1:{db_port}/?directConnection=true",
                                                                serverSelectionTimeoutMS=5000)
         try:

@@ -89,7 +89,7 @@ class EmbeddedDatabase:
                  test_commands: bool = False, replica_set: bool = False) -> None:
         """``test_commands`` enables ``configureFailPoint`` (mongod's fault injection): tests only;
         ``replica_set`` drops ``--standalone`` (SecantusDB's single-node replica set, as drivers see one)."""
-        self.storage_path = storage_path
+        self.storage_path = storage_path.absolute()  # as the process's command line names it, from any folder
         self.host = host
         self.port = port or free_port(host)
         self.test_commands = test_commands
@@ -126,18 +126,25 @@ class EmbeddedDatabase:
         self._wait_until_ready(timeout)
 
     def check_not_running(self) -> None:
-        """Clear a pid file left by a database that died; refuse while its process still runs."""
+        """Clear a pid file left by a database that died; refuse while a database process still holds
+        the data folder (the one the pid file names, or one an older launcher left without a pid file)."""
         pid_file = self.folder / PID_FILE
-        try:
-            pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            pid_file.unlink(missing_ok=True)
-            return
-        cmdline = _process_cmdline(pid)
-        if any("secantusd" in part for part in cmdline[:2]) and str(self.storage_path) in cmdline:
-            raise DatabaseBusy(f"a database (pid {pid}) still holds {self.storage_path}: if no server is running "
-                               f"on {self.folder}, stop it with `kill {pid}` and start again")
+        with contextlib.suppress(OSError, ValueError):
+            recorded = int(pid_file.read_text())
+            if self._holds_storage(recorded):
+                self._refuse(recorded)
         pid_file.unlink(missing_ok=True)
+        for entry in Path("/proc").glob("[0-9]*"):
+            if self._holds_storage(int(entry.name)):
+                self._refuse(int(entry.name))
+
+    def _holds_storage(self, pid: int) -> bool:
+        cmdline = _process_cmdline(pid)
+        return any("secantusd" in part for part in cmdline[:2]) and str(self.storage_path) in cmdline
+
+    def _refuse(self, pid: int) -> t.NoReturn:
+        raise DatabaseBusy(f"a database (pid {pid}) still holds {self.storage_path}: if no server is running "
+                           f"on {self.folder}, stop it with `kill {pid}` and start again")
 
     def _create_user(self, timeout: float) -> None:
         # Written before the user is created, renamed after: a start killed in between finds the same password.
@@ -203,7 +210,9 @@ class EmbeddedDatabase:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM lets WiredTiger checkpoint and close; SIGKILL only if that takes too long."""
-        if self.process is None or self.process.poll() is not None:
+        if self.process is None:  # never started: the pid file, if any, is another's
+            return
+        if self.process.poll() is not None:
             (self.folder / PID_FILE).unlink(missing_ok=True)
             return
         self.process.send_signal(signal.SIGTERM)

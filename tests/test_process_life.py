@@ -199,6 +199,8 @@ def test_however_make_run_ends_nothing_stays_running_or_listening_and_the_next_s
             os.killpg(run.make.pid, getattr(signal, how.split()[0]))
         assert run.wait_gone() == []
         assert not _listening(run.port) and not _listening(db_port)
+        if how == "SIGKILL to serve":  # what it could not clear up; the next start clears it
+            assert (data_dir / "database.pid").exists() and (data_dir / "mongodb-uri").exists()
         if not how.startswith("SIGKILL"):
             assert not (data_dir / "mongodb-uri").exists()
             assert "Traceback" not in run.output()
@@ -239,12 +241,16 @@ def test_a_database_left_holding_data_dir_is_named_with_what_to_do_and_the_start
     left = EmbeddedDatabase(data_dir / "db")  # as a crashed launcher would leave it: alive, its pid recorded
     left.start()
     try:
-        refused = _fhir_server("serve", env={**os.environ, "DATA_DIR": str(data_dir), "PORT": str(free_port()),
-                                             "PYTHONPATH": str(ROOT)}, cwd=ROOT)
-        assert refused.returncode == 1
-        assert f"kill {left.process.pid}" in refused.stderr  # type: ignore[union-attr]
-        assert "Traceback" not in refused.stderr + refused.stdout
-        assert left.process.poll() is None  # type: ignore[union-attr]
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(free_port()), "PYTHONPATH": str(ROOT)}
+        env.pop("MONGODB_URI", None)
+        for pid_file in ("recorded", "lost"):
+            if pid_file == "lost":
+                (data_dir / "database.pid").unlink()
+            refused = _fhir_server("serve", env=env, cwd=ROOT)
+            assert refused.returncode == 1
+            assert f"kill {left.process.pid}" in refused.stderr  # type: ignore[union-attr]
+            assert "Traceback" not in refused.stderr + refused.stdout
+            assert left.process.poll() is None  # type: ignore[union-attr]
     finally:
         left.stop()
     with running(data_dir) as run:

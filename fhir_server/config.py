@@ -92,6 +92,9 @@ class Settings:
     request_deadline_seconds: float = field(default_factory=lambda: float(os.environ.get("REQUEST_DEADLINE_SECONDS", 20)))
     #: Largest answer of one batch or transaction Bundle (bytes of its entries' answers); past it, 413.
     max_response_bytes: int = field(default_factory=lambda: _env_int("MAX_RESPONSE_BYTES", 8 * 1024 * 1024))
+    #: How long a stopping server (SIGTERM, SIGINT, SIGHUP) lets requests in hand finish (seconds): it
+    #: stops accepting at once, then closes what is still running after this (gunicorn's graceful timeout).
+    shutdown_grace_seconds: int = field(default_factory=lambda: _env_int("SHUTDOWN_GRACE_SECONDS", 10))
 
     #: Origins whose browser pages may call the server (CORS), comma-separated (``https://app.example.org``);
     #: ``*`` for any. None by default: browsers keep other origins' pages out.

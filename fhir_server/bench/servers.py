@@ -52,7 +52,7 @@ def baseline_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Itera
     port = free_port(HOST)
     full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE)
     command = [sys.executable, "-m", "gunicorn", "--workers", full_env.get("WEB_CONCURRENCY", "2"),
-               "--bind", f"{HOST}:{port}", "--graceful-timeout", "10", "--access-logfile", "-",
+               "--bind", f"{HOST}:{port}", "--graceful-timeout", "10", "--no-control-socket", "--access-logfile", "-",
                "fhir_server.bench.baseline:create_app()"]
     base_url = f"http://{HOST}:{port}"
     with processes.running(command, full_env, folder / "baseline.log", base_url + "/nothing", signal.SIGTERM) as process:

@@ -31,31 +31,30 @@ DEV_RATE_LIMIT = "100000000/hour"
 
 def running_serve_uri(settings: Settings) -> str:
     """The embedded database of a `serve` running now, if any (its data folder is locked to it)."""
-    uri_file = settings.data_dir / URI_FILE
-    if not uri_file.exists():
+    try:
+        uri = (settings.data_dir / URI_FILE).read_text().strip()
+    except OSError:  # none, or another user's
         return ""
-    uri = uri_file.read_text().strip()
     # A busy database may take a while to answer; taken for gone, a second one would be started on its files.
     return uri if EmbeddedDatabase.answers(uri, timeout_ms=5000) else ""
 
 
 @contextlib.contextmanager
 def context(settings: Settings) -> t.Iterator[Context]:
-    """A Context on MONGODB_URI, else on the embedded database of a running `serve`, else on the
-    embedded database started for this command alone."""
+    """A Context on MONGODB_URI, else on the embedded database of the `serve` running on DATA_DIR.
+
+    Never a database of its own: one started on another DATA_DIR than the server's would hold keys and
+    clients the server never sees.
+    """
     uri = settings.mongodb_uri or running_serve_uri(settings)
-    db = None
     if not uri:
-        db = EmbeddedDatabase(settings.data_dir / "db")
-        db.start()
-        uri = db.uri
+        raise click.ClickException(f"no server is running with DATA_DIR={settings.data_dir}: start it with "
+                                   "`make run`, or set MONGODB_URI")
     store = Store(uri, settings.database, settings.db_timeout_ms)
     try:
         yield Context(store, definitions(settings), limits=settings.limits, access=Access.system("fhir-server"))
     finally:
         store.close()
-        if db:
-            db.stop()
 
 
 def migrate(ctx: Context, settings: Settings) -> int:

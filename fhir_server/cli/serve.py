@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import ctypes
 import datetime as dt
 import os
 import shutil
@@ -10,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import typing as t
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from .. import migrations
 from ..auth import ALL, Access
 from ..auth.assertion import ClientCredentials, new_client_key, public_jwks
 from ..config import STARTED_ENV, Settings
-from ..embedded_db import EmbeddedDatabase
+from ..embedded_db import PR_SET_PDEATHSIG, EmbeddedDatabase, die_with_parent
 from ..metrics import MULTIPROC_DIR_ENV
 from ..seed import load_example_data
 from ..service import Context
@@ -63,6 +66,9 @@ def serve() -> None:
     `fhir-server migrate`, and refuses any other.
 
     Either way it runs gunicorn with WEB_CONCURRENCY workers on HOST:PORT.
+    Ctrl-C, SIGTERM, SIGHUP (a closed terminal) or the death of the process
+    that started it let requests in hand finish (SHUTDOWN_GRACE_SECONDS),
+    then stop the database; its children die with it even on SIGKILL.
     """
     settings = Settings()
     definitions = common.definitions(settings)  # a profile the server cannot enforce stops it here
@@ -71,16 +77,27 @@ def serve() -> None:
     if settings.production and not settings.mongodb_uri:
         raise click.UsageError("FHIR_SERVER_ENV=production needs MONGODB_URI: the embedded database is for development")
     _check_metrics(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    os.umask(0o077)  # what this process and its children write under DATA_DIR is the owner's only
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.chmod(0o700)
+    for path in settings.data_dir.iterdir():  # files an earlier version left readable by others
+        path.chmod(path.stat().st_mode & 0o700)
     db = None
     uri = settings.mongodb_uri
-    if not uri:
-        db = EmbeddedDatabase(settings.data_dir / "db")
-        click.echo(f"Starting the embedded database (data in {db.storage_path}) ...")
-        db.start()
-        uri = db.uri
-        (settings.data_dir / URI_FILE).write_text(uri)
     try:
+        _stop_on_signals()
+        if not uri:
+            db = EmbeddedDatabase(settings.data_dir / "db")
+            _say(f"Starting the embedded database (data in {db.storage_path}) ...")
+            try:
+                db.start()
+            except RuntimeError as e:  # DatabaseBusy says what to do; otherwise the database's log says why
+                raise click.ClickException(str(e)) from None
+            uri = db.uri
+            uri_file = settings.data_dir / URI_FILE
+            uri_file.touch(0o600)
+            uri_file.chmod(0o600)  # it holds the database's password
+            uri_file.write_text(uri)
         ctx = Context(Store(uri, settings.database, settings.db_timeout_ms), definitions, limits=settings.limits,
                       access=Access.system("fhir-server serve"))
         if settings.production:
@@ -90,15 +107,18 @@ def serve() -> None:
         else:
             common.migrate(ctx, settings)
             if load_example_data(ctx):
-                click.echo("Loaded the IG's example data.")
+                _say("Loaded the IG's example data.")
         common.tokens(ctx, settings).ensure_signing_key()  # before the workers start, so they share one
         if not settings.production:
             _ensure_dev_client(ctx, settings)
         ctx.store.close()
         sys.exit(_run_gunicorn(settings, uri))
+    except _Stopped as e:
+        _say(f"Stopped by {e} before serving.")
+        sys.exit(1)
     finally:
         if db:
-            click.echo("Stopping the database ...")
+            _say("Stopping the database ...")
             db.stop()
             (settings.data_dir / URI_FILE).unlink(missing_ok=True)
 
@@ -126,11 +146,41 @@ def _metrics_dir() -> Path:
     return folder
 
 
+class _Stopped(Exception):
+    """A stop signal before gunicorn runs: unwinds to the database's stop."""
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signals() -> None:
+    """SIGINT, SIGTERM and SIGHUP all stop gracefully; so does the death of the process that started
+    this one (``make`` killed, its terminal closed), which the kernel turns into a SIGTERM here."""
+    def stopped(signum: int, frame: t.Any) -> None:
+        raise _Stopped(signal.Signals(signum).name)
+
+    for s in _STOP_SIGNALS:
+        signal.signal(s, stopped)
+    if sys.platform.startswith("linux"):
+        parent = os.getppid()
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before the line above
+            raise _Stopped("the death of its parent")
+
+
+def _say(text: str) -> None:
+    # After SIGHUP the terminal is gone: writing to it fails, which must not keep the database from stopping.
+    with contextlib.suppress(OSError):
+        click.echo(text)
+
+
 def _run_gunicorn(settings: Settings, uri: str) -> int:
+    grace = settings.shutdown_grace_seconds
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(settings.workers),
         "--worker-class", "fhir_server.serving.worker.FrontWorker",  # reads requests whole, see serving/
-        "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", "10",
+        "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", str(grace),
+        "--no-control-socket",  # else every instance shares one socket in the home folder
         "-c", "python:fhir_server.serving.gunicorn_config",  # logging and metrics across workers
         "fhir_server.app:create_app()",
     ]
@@ -140,12 +190,29 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
     # The workers are told the mode: given the embedded database's URI, they would take themselves for production.
     env = {**os.environ, "MONGODB_URI": uri, "FHIR_SERVER_ENV": settings.environment_name, STARTED_ENV: started,
            MULTIPROC_DIR_ENV: str(metrics_dir)}
-    server = subprocess.Popen(command, env=env, start_new_session=True)
-    click.echo(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
+    # A session of its own, so that Ctrl-C and a closed terminal reach this process alone, which stops
+    # gunicorn first and the database last; and it dies with this process (SIGTERM: gracefully).
+    server = subprocess.Popen(command, env=env, start_new_session=True,
+                              preexec_fn=die_with_parent())  # noqa: PLW1509 - calls only prctl and getppid
+    stop_sent: list[float] = []
 
     def stop(signum: int, frame: t.Any) -> None:
-        server.send_signal(signal.SIGTERM)  # gunicorn's graceful shutdown
+        if not stop_sent:
+            stop_sent.append(time.monotonic())
+            server.send_signal(signal.SIGTERM)  # gunicorn's graceful shutdown
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    return server.wait()
+    try:
+        for s in _STOP_SIGNALS:
+            signal.signal(s, stop)
+    except _Stopped:  # a signal just before its handler changed
+        stop(signal.SIGTERM, None)
+    _say(f"Serving on http://{settings.host}:{settings.port}  (Ctrl-C stops)")
+    while True:
+        try:
+            return server.wait(1)
+        except subprocess.TimeoutExpired:
+            # gunicorn keeps to its graceful timeout; past it and a margin, nothing of it may stay.
+            if stop_sent and time.monotonic() > stop_sent[0] + grace + 10:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(server.pid, signal.SIGKILL)
+

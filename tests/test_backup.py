@@ -39,6 +39,7 @@ from .support import (
 
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
 SERVER_ENV = {"RATE_LIMIT": "1000000/hour", "WEB_CONCURRENCY": "2"}
+RESTORED = "fhir_restored"
 RECORDS = ("practitioner_roles", "practitioner_role_versions", "role_keys", "reference_resources")
 
 
@@ -59,7 +60,7 @@ class Setup(t.NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Setup]:
+def setup(database: t.Any, tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Setup]:
     original = start_server(tmp_path_factory.mktemp("original"), **SERVER_ENV)
     restored: Server | None = None
     try:
@@ -81,10 +82,12 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Setup]:
         folder = tmp_path_factory.mktemp("backup") / "export"
         exported = run_cli(original.env, "export", str(folder))
         assert exported.returncode == 0, exported.stderr
-        restored_dir = tmp_path_factory.mktemp("restored")
-        imported = run_cli({**original.env, "DATA_DIR": str(restored_dir)}, "import", str(folder))
+        # Restored as an operator restores: into an empty database of a MongoDB of its own, then served.
+        target = {"MONGODB_URI": database.uri, "MONGODB_DATABASE": RESTORED}
+        MongoClient(database.uri).drop_database(RESTORED)
+        imported = run_cli({**original.env, **target}, "import", str(folder))
         assert imported.returncode == 0, imported.stderr
-        restored = start_server(restored_dir, **SERVER_ENV)
+        restored = start_server(tmp_path_factory.mktemp("restored"), **SERVER_ENV, **target)
         yield Setup(original, restored, folder, person, dormant, role, confidential)
     finally:
         for running in (original, restored):
@@ -92,9 +95,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> t.Iterator[Setup]:
                 running.stop()
 
 
-def database(server: Server) -> t.Any:
-    uri = (server.data_dir / common.URI_FILE).read_text().strip()
-    return MongoClient(uri, type_registry=TYPE_REGISTRY)["fhir"]  # decimals read as the server reads them
+def uri_of(server: Server) -> str:
+    return server.env.get("MONGODB_URI") or (server.data_dir / common.URI_FILE).read_text().strip()
+
+
+def stored(server: Server) -> t.Any:
+    name = server.env.get("MONGODB_DATABASE", "fhir")
+    return MongoClient(uri_of(server), type_registry=TYPE_REGISTRY)[name]  # decimals read as the server reads them
 
 
 def lines(path: Path) -> list[dict[str, t.Any]]:
@@ -182,7 +189,7 @@ def numbers(value: t.Any) -> t.Any:
 
 
 def test_what_is_stored_beside_each_record_is_made_again(setup):
-    before, after = database(setup.original), database(setup.restored)
+    before, after = stored(setup.original), stored(setup.restored)
 
     def roles(db: t.Any) -> list[dict[str, t.Any]]:  # a reservation's token is new; that it holds one is kept
         return [{**d, "held": d["held"] is not None} for d in db["practitioner_roles"].find({}, sort=[("_id", 1)])]
@@ -217,7 +224,7 @@ def test_the_next_role_gets_a_new_id_and_a_duplicate_is_refused_as_on_the_origin
 
 
 def test_import_into_a_database_with_records_refuses_and_changes_nothing(setup):
-    db = database(setup.restored)
+    db = stored(setup.restored)
     counts = {name: db[name].count_documents({}) for name in RECORDS}
     refused = run_cli(setup.restored.env, "import", str(setup.folder))
     assert refused.returncode == 1
@@ -230,7 +237,7 @@ def test_import_into_a_database_with_records_refuses_and_changes_nothing(setup):
 @pytest.fixture
 def spare(setup) -> t.Iterator[tuple[Settings, t.Any]]:
     """An empty database on the restored server's MongoDB, to restore into in this process."""
-    uri = (setup.restored.data_dir / common.URI_FILE).read_text().strip()
+    uri = uri_of(setup.restored)
     settings = Settings(mongodb_uri=uri, database="spare")
     client: MongoClient[dict[str, t.Any]] = MongoClient(uri)
     yield settings, client["spare"]
@@ -296,4 +303,4 @@ def test_a_truncated_file_is_refused(setup, spare, tmp_path):
 def test_the_restored_database_passes_check_at_the_current_schema(setup):
     checked = run_cli(setup.restored.env, "check")
     assert (checked.returncode, checked.stdout.strip()) == (0, "No problems found."), checked.stdout + checked.stderr
-    assert database(setup.restored)["schema"].find_one({"_id": "version"})["version"] == SCHEMA_VERSION
+    assert stored(setup.restored)["schema"].find_one({"_id": "version"})["version"] == SCHEMA_VERSION

@@ -210,8 +210,9 @@ def test_a_create_in_hand_at_sigterm_is_answered_and_the_server_exits_within_its
     with running(data_dir) as run:
         headers = Server(run.make, run.base_url, data_dir, run.env).headers()
         body = json.dumps(fresh_role()).encode()
-        head = "".join(f"{k}: {v}\r\n" for k, v in {**headers, "Host": "127.0.0.1", "User-Agent": "process-life/1.0", "Content-Type": "application/fhir+json",
-                                                     "Content-Length": str(len(body)), "Connection": "close"}.items())
+        fields = {**headers, "Host": "127.0.0.1", "User-Agent": "process-life/1.0", "Content-Type": "application/fhir+json",
+                  "Content-Length": str(len(body)), "Connection": "close"}
+        head = "".join(f"{k}: {v}\r\n" for k, v in fields.items())
         with socket.create_connection(("127.0.0.1", run.port), timeout=30) as slow:
             slow.sendall(f"POST /PractitionerRole HTTP/1.1\r\n{head}\r\n".encode() + body[:10])
             time.sleep(1)  # the worker holds the request, waiting for the rest of its body

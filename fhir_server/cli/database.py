@@ -17,10 +17,13 @@ from . import common
 def migrate() -> None:
     """Bring the database to this release's schema version.
 
-    Applies the migrations the database lacks (index builds, upgrades of records stored by earlier
-    releases), in order, recording the schema version after each. Run it before starting production servers of a new release (they refuse a database at another
-    version). Safe to run from several hosts at once: one applies the migrations while the others wait
-    for it, then find nothing to do. Run again after a kill, it resumes where that run stopped.
+    Applies the migrations the database lacks (index builds, upgrades of
+    records stored by earlier releases), in order, recording the schema
+    version after each. Run it before starting production servers of a new
+    release: they refuse a database at another version. Safe to run from
+    several hosts at once: one applies the migrations while the others wait
+    for it, then find nothing to do. Run again after a kill, it resumes where
+    that run stopped.
     """
     settings = Settings()
     with common.context(settings) as ctx:

@@ -1,13 +1,15 @@
 """Liveness and readiness (fhir_server/http/probes.py): public, JSON, never behind the app's threads;
-readiness fails within 3 s of the database freezing or going away, and recovers by itself."""
+readiness fails within 3 s of the database freezing or going away, and recovers by itself. Requests
+that need no database (/metadata, /openapi.json) are answered while it is frozen, too."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 import requests
@@ -80,27 +82,47 @@ def test_readiness_fails_while_the_database_holds_another_schema_version(one_wor
     assert status_within(one_worker, "/readyz", 200, READINESS_BOUND_SECONDS) == 200
 
 
-def test_readiness_fails_while_the_database_is_frozen_and_recovers(own_database, one_worker):
-    headers = one_worker.headers()
-    assert own_database.process is not None
-    os.killpg(own_database.process.pid, signal.SIGSTOP)
+@contextlib.contextmanager
+def frozen_and_busy(db: EmbeddedDatabase, server: Server) -> t.Iterator[list[Future[requests.Response]]]:
+    """The database frozen (SIGSTOP) and more requests that need it than the worker has app threads,
+    all of them waiting; on leaving, the database thawed and every one of them answered."""
+    headers = server.headers()
+    assert db.process is not None
+    os.killpg(db.process.pid, signal.SIGSTOP)
     try:
         with ThreadPoolExecutor(APP_THREADS * 3) as pool:
-            # Every app thread waits on the frozen database: the probes must not wait behind them.
-            blocked = [pool.submit(requests.get, one_worker.base_url + "/PractitionerRole?practitioner=99ZZZS",
+            blocked = [pool.submit(requests.get, server.base_url + "/PractitionerRole?practitioner=99ZZZS",
                                    headers=headers, timeout=60) for _ in range(APP_THREADS * 3)]
-            assert status_within(one_worker, "/readyz", 503, READINESS_BOUND_SECONDS) == 503
-            refused = probe(one_worker, "/readyz")
-            assert refused.status_code == 503 and refused.headers["Retry-After"]
-            assert [i["diagnostics"] for i in refused.json()["issue"]] == [text(Msg.NOT_READY_DATABASE, seconds="1")]
-            assert probe(one_worker, "/healthz").status_code == 200  # alive all the same: no restart wanted
-            assert sum(not f.done() for f in blocked) > 0
-            os.killpg(own_database.process.pid, signal.SIGCONT)
-            assert status_within(one_worker, "/readyz", 200, 30) == 200
+            try:
+                yield blocked
+            finally:
+                os.killpg(db.process.pid, signal.SIGCONT)
             for f in blocked:
                 assert f.result().status_code in (200, 503)
     finally:
-        os.killpg(own_database.process.pid, signal.SIGCONT)
+        os.killpg(db.process.pid, signal.SIGCONT)
+
+
+def test_metadata_and_openapi_are_answered_while_the_database_is_frozen(own_database, one_worker):
+    with frozen_and_busy(own_database, one_worker) as blocked:
+        time.sleep(0.5)  # let them reach the worker
+        metadata = requests.get(one_worker.base_url + "/metadata", timeout=60)
+        openapi = requests.get(one_worker.base_url + "/openapi.json", timeout=60)
+        waiting = sum(not f.done() for f in blocked)
+        assert (metadata.status_code, openapi.status_code) == (200, 200)
+        assert waiting == len(blocked)  # answered ahead of every request that needs the database
+
+
+def test_readiness_fails_while_the_database_is_frozen_and_recovers(own_database, one_worker):
+    with frozen_and_busy(own_database, one_worker) as blocked:
+        # Every app thread waits on the frozen database: the probes must not wait behind them.
+        assert status_within(one_worker, "/readyz", 503, READINESS_BOUND_SECONDS) == 503
+        refused = probe(one_worker, "/readyz")
+        assert refused.status_code == 503 and refused.headers["Retry-After"]
+        assert [i["diagnostics"] for i in refused.json()["issue"]] == [text(Msg.NOT_READY_DATABASE, seconds="1")]
+        assert probe(one_worker, "/healthz").status_code == 200  # alive all the same: no restart wanted
+        assert sum(not f.done() for f in blocked) > 0
+    assert status_within(one_worker, "/readyz", 200, 30) == 200
 
 
 def test_readiness_fails_when_the_database_stops_and_recovers_when_it_is_back(own_database, one_worker):

@@ -132,7 +132,7 @@ def export(folder: Path, ctx: Context) -> Report:
         "extension": {
             "serverVersion": VERSION,
             "history": [{"type": ROLE, "url": f"{ROLE}{HISTORY_SUFFIX}", "count": report.counts[f"{ROLE}{HISTORY_SUFFIX}"]}],
-            "roleIdCounter": store.role_id_counter(),
+            "roleIdCounter": ctx.store.role_ids.highest_issued(),
         },
     }
     with _create_private(folder / MANIFEST) as out:

@@ -90,7 +90,7 @@ def _reserve(store: Store, rid: str, token: str, now: dt.datetime) -> t.Callable
 
 def _counter(store: Store, roles: dict[str, dict[str, t.Any]]) -> t.Iterator[Problem]:
     numbers = [role_number(rid) for rid in roles if rid[:1] == "R" and rid[1:9].isdigit()]
-    counter = store.inventory.role_counter()
+    counter = store.role_ids.highest_issued()
     if numbers and counter < max(numbers):
         highest = max(numbers)
 

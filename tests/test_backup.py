@@ -22,6 +22,7 @@ from fhir_server.config import Settings
 from fhir_server.identifiers import role_number
 from fhir_server.migrations import SCHEMA_VERSION
 from fhir_server.outcome import Msg
+from fhir_server.store.backup import RECORDS
 from fhir_server.store.codecs import TYPE_REGISTRY
 
 from .support import (
@@ -40,7 +41,6 @@ from .support import (
 RESTRICTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality", "code": "R"}
 SERVER_ENV = {"RATE_LIMIT": "1000000/hour", "WEB_CONCURRENCY": "2"}
 RESTORED = "fhir_restored"
-RECORDS = ("practitioner_roles", "practitioner_role_versions", "role_keys", "reference_resources")
 
 
 def run_cli(server_env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

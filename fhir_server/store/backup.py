@@ -24,12 +24,11 @@ from .errors import (
 from .reference_data import reference_doc
 from .roles import current_doc, version_doc
 
-#: The collections that hold records; the others hold credentials, caches and counters.
 P = t.ParamSpec("P")
 R = t.TypeVar("R")
+#: The collections that hold records; the others hold credentials, caches and counters.
 RECORDS = ("practitioner_roles", "practitioner_role_versions", "role_keys", "reference_resources")
 BATCH = 500
-_COUNTER = {"_id": "practitioner_role"}
 _DUPLICATE_KEY = 11000
 
 
@@ -84,12 +83,6 @@ class BackupStore:
         """The Practitioners, Organizations or Locations (``resource``, ``provenance``: a list, oldest first)."""
         query = {"_id": {"$gte": f"{rtype}/", "$lt": f"{rtype}0"}}
         return _streamed(self._db["reference_resources"].find(query, {"resource": 1, "provenance": 1}).sort("_id", ASCENDING))
-
-    @translate_errors
-    def role_id_counter(self) -> int:
-        """The highest role number the id counter has handed out (0 if none)."""
-        doc = self._db["counters"].find_one(_COUNTER)
-        return int(doc["value"]) if doc else 0
 
     # --- writing into an empty database ------------------------------------------------------------
 

@@ -12,7 +12,6 @@ from pymongo.database import Database
 
 from .client import deciding
 from .errors import translate_errors
-from .role_ids import COUNTER
 
 
 class Inventory:
@@ -20,7 +19,6 @@ class Inventory:
         self._roles = deciding(db["practitioner_roles"])
         self._versions = deciding(db["practitioner_role_versions"])
         self._keys = deciding(db["role_keys"])
-        self._counters = deciding(db["counters"])
         self._references = deciding(db["reference_resources"])
 
     @translate_errors
@@ -42,12 +40,6 @@ class Inventory:
     def reservations(self) -> dict[str, list[dict[str, t.Any]]]:
         """Business key → the periods held in it: ``{role, by, until, ...}`` (see :mod:`.roles`)."""
         return {d["_id"]: list(d.get("periods", [])) for d in self._keys.find({}, {"periods": 1})}
-
-    @translate_errors
-    def role_counter(self) -> int:
-        """The highest role number the id counter has handed out (0 if none yet)."""
-        doc = self._counters.find_one({"_id": COUNTER}, {"value": 1})
-        return int(doc["value"]) if doc else 0
 
     @translate_errors
     def references(self) -> list[dict[str, t.Any]]:

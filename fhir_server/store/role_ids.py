@@ -14,6 +14,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from ..identifiers import format_role_id
+from .client import deciding
 from .errors import translate_errors
 
 BLOCK = 20
@@ -40,6 +41,12 @@ class RoleIdAllocator:
             number = self._next
             self._next += 1
         return format_role_id(number)
+
+    @translate_errors
+    def highest_issued(self) -> int:
+        """The highest role number the counter has handed out to any process (0 if none yet)."""
+        doc = deciding(self._counters).find_one({"_id": COUNTER}, {"value": 1})  # the primary's, majority-committed
+        return int(doc["value"]) if doc else 0
 
     @translate_errors
     def skip_past(self, number: int) -> None:

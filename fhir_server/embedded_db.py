@@ -33,6 +33,10 @@ from pymongo.errors import OperationFailure, PyMongoError
 #: Beside the data folder: the password of the database's one user, and the pid of its process.
 PASSWORD_FILE = "database-password"
 PID_FILE = "database.pid"
+#: Beside the data folder, empty: the database's one configuration file. Without it the database reads
+#: a ``secantusd.toml`` from the folder it is started in (any folder ``serve`` is run from), which could
+#: turn on TLS, test commands or a cache of any size behind the server's back.
+CONFIG_FILE = "secantusd.toml"
 USER = "root"  # root: the fault tests' configureFailPoint needs it, and this user owns the whole server
 PR_SET_PDEATHSIG = 1
 _USER_EXISTS = 51003
@@ -170,10 +174,12 @@ class EmbeddedDatabase:
         pending.rename(self.folder / PASSWORD_FILE)
 
     def _launch(self, *, auth: bool) -> None:
+        config = self.folder / CONFIG_FILE
+        os.close(_owner_only_file(config))
         log = _owner_only_file(self.folder / "database.log")
         try:
             self.process = subprocess.Popen(
-                [_server_command(), "--host", self.host, "--port", str(self.port),
+                [_server_command(), "--config", str(config), "--host", self.host, "--port", str(self.port),
                  "--storage-path", str(self.storage_path), "--log-level", "WARNING", *(["--auth"] if auth else []),
                  *([] if self.replica_set else ["--standalone"]), *(["--enable-test-commands"] if self.test_commands else [])],
                 stdout=log, stderr=subprocess.STDOUT,

@@ -167,11 +167,31 @@ class EmbeddedDatabase:
             except OperationFailure as e:
                 if e.code != _USER_EXISTS:
                     raise
+            try:
+                self._check_untouched(client, pending.read_text().strip())
             finally:
                 client.close()
         finally:
             self.stop()
         pending.rename(self.folder / PASSWORD_FILE)
+
+    def _check_untouched(self, client: MongoClient[dict[str, object]], password: str) -> None:
+        """Any local user can reach the database while it runs without a password (moments, at its
+        first start): refuse one where someone else made a user, took ours, or wrote data meanwhile."""
+        users = sorted(str(u["user"]) for u in t.cast(list[dict[str, object]], client.admin.command("usersInfo")["users"]))
+        ours: MongoClient[dict[str, object]] = MongoClient(self.uri.replace("://", f"://{USER}:{quote_plus(password)}@", 1)
+                                                           + "&authSource=admin", serverSelectionTimeoutMS=5000)
+        try:
+            ours.admin.command("ping")
+            authenticated = True
+        except OperationFailure:
+            authenticated = False
+        finally:
+            ours.close()
+        if users != [USER] or not authenticated or set(client.list_database_names()) - {"admin", "config", "local"}:
+            raise DatabaseBusy(f"while the new database in {self.storage_path} had no password yet, another process "
+                               f"changed its users or data: delete {self.storage_path} and {self.folder / PASSWORD_FILE}.new, "
+                               "then start again")
 
     def _launch(self, *, auth: bool) -> None:
         config = self.folder / CONFIG_FILE

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pymongo import MongoClient
 
-from fhir_server.embedded_db import EmbeddedDatabase
+from fhir_server.embedded_db import DatabaseBusy, EmbeddedDatabase
 
 
 def test_a_secantusd_toml_in_the_folder_serve_runs_from_is_not_read(tmp_path, monkeypatch: pytest.MonkeyPatch):
@@ -25,3 +25,21 @@ def test_a_secantusd_toml_in_the_folder_serve_runs_from_is_not_read(tmp_path, mo
             client.close()
     finally:
         db.stop()
+
+
+def test_a_first_start_that_someone_else_got_into_is_refused(tmp_path):
+    # Left as a local user racing the first start would leave it: a user of their own made while the
+    # database had no password. (The next start resumes that first start, as after a kill.)
+    (tmp_path / "var" / "db").mkdir(parents=True)
+    db = EmbeddedDatabase(tmp_path / "var" / "db")
+    db._launch(auth=False)
+    try:
+        db._wait_until_ready(60)
+        client: MongoClient[dict[str, object]] = MongoClient(db.uri, serverSelectionTimeoutMS=5000)
+        client.admin.command("createUser", "intruder", pwd="theirs", roles=["root"])
+        client.close()
+    finally:
+        db.stop()
+    with pytest.raises(DatabaseBusy, match="delete"):
+        EmbeddedDatabase(tmp_path / "var" / "db").start()
+    assert not (tmp_path / "var" / "database-password").exists()

@@ -40,8 +40,10 @@ from .instants import format_instant, last_updated
 from .outcome import StoreUnavailable
 from .service import Context
 from .service.practitioner_role import business_key, holds_period
+from .service.reference_data import KINDS
 from .service.search import identifier_keys, search_fields
 from .store.backup import BATCH, RecordClash
+from .validation.json_body import Limits, check_keys, parse_json
 from .version import VERSION
 
 ROLE = "PractitionerRole"
@@ -50,6 +52,10 @@ PROVENANCE = "Provenance"
 MANIFEST = "manifest.json"
 HISTORY_SUFFIX = ".history.ndjson"
 T = t.TypeVar("T")
+#: What every line must be as any request body must (nesting, property names MongoDB would read as
+#: operators or paths, duplicate properties, numbers kept exactly), but for sizes: those are settings,
+#: and the server that wrote the backup may have had larger ones.
+_ANY_SIZE = Limits(max_array_items=2**62, max_string_length=2**62)
 
 
 class BackupError(Exception):
@@ -179,11 +185,19 @@ def _resources(path: Path, rtype: str) -> t.Iterator[dict[str, t.Any]]:
         with path.open(encoding="utf-8") as lines:
             for number, text in enumerate(lines, 1):
                 try:
-                    yield _checked(exact_json.loads(text), rtype)
+                    yield _checked(_parsed(text), rtype)
                 except (ValueError, KeyError, TypeError, AttributeError) as e:
                     raise BackupError(f"{path}, line {number}: {e}") from None
     except (OSError, UnicodeDecodeError) as e:
         raise BackupError(f"cannot read {path}: {e}") from None
+
+
+def _parsed(text: str) -> t.Any:
+    doc, issues = parse_json(text.encode("utf-8"))
+    issues = issues or check_keys(doc, "$", _ANY_SIZE)
+    if issues:
+        raise ValueError("; ".join(found.diagnostics for found in issues))
+    return doc
 
 
 def _checked(resource: t.Any, rtype: str) -> dict[str, t.Any]:
@@ -194,23 +208,12 @@ def _checked(resource: t.Any, rtype: str) -> dict[str, t.Any]:
         raise ValueError("no id")
     if rtype == ROLE and not ids.is_valid_role_id(rid):
         raise ValueError(f"{rid} is not an hpi-practitionerrole-id")
+    if rtype in KINDS and not KINDS[rtype].is_valid(rid):  # the server would never find it by that id
+        raise ValueError(f"{rid} is not an {KINDS[rtype].name}")
     if not isinstance(meta, dict) or not str(meta.get("versionId", "")).isdigit() or int(meta["versionId"]) < 1:
         raise ValueError("no meta.versionId")
     last_updated(resource)  # raises ValueError if there is none or it is not an instant
-    _check_numbers(resource)
     return resource
-
-
-def _check_numbers(value: t.Any) -> None:
-    """A number the store cannot keep exactly is refused, as the server refuses it."""
-    if isinstance(value, dict):
-        for v in value.values():
-            _check_numbers(v)
-    elif isinstance(value, list):
-        for v in value:
-            _check_numbers(v)
-    elif isinstance(value, exact_json.Unkept):
-        raise ValueError(f"the number {value.shown} cannot be stored exactly")  # noqa: TRY004 (a bad line, not a bad call)
 
 
 def written_by(provenance: dict[str, t.Any]) -> tuple[str, str, dict[str, t.Any]]:
@@ -307,6 +310,14 @@ def restore(folder: Path, ctx: Context) -> Report:
     return report
 
 
+def _business_key(role: dict[str, t.Any], ctx: Context) -> str:
+    try:
+        return business_key(role, ctx)
+    except (KeyError, TypeError, AttributeError, IndexError) as e:
+        raise BackupError(f"PractitionerRole/{role['id']} has no practitioner, organisation, location or code as the "
+                          f"server stores them ({e!r}): not a role fhir-server wrote") from None
+
+
 def _write(folder: Path, manifest: _Manifest, ctx: Context) -> None:
     store = ctx.store
     try:
@@ -317,7 +328,7 @@ def _write(folder: Path, manifest: _Manifest, ctx: Context) -> None:
             store.backup.insert_role_versions(versions)
         highest = manifest.role_id_counter
         for roles in _batches(_resources(folder / f"{ROLE}.ndjson", ROLE)):
-            rows = [(r, business_key(r, ctx), store.roles.new_token(r["id"]) if holds_period(r) else None) for r in roles]
+            rows = [(r, _business_key(r, ctx), store.roles.new_token(r["id"]) if holds_period(r) else None) for r in roles]
             store.backup.insert_roles([(r, key, held, search_fields(r), identifier_keys(r)) for r, key, held in rows])
             for r, key, held in rows:
                 if held is not None and not store.roles.reserve(key, r.get("period"), r["id"], held, ctx.now()):

@@ -33,6 +33,10 @@ from pymongo.errors import OperationFailure, PyMongoError
 #: Beside the data folder: the password of the database's one user, and the pid of its process.
 PASSWORD_FILE = "database-password"
 PID_FILE = "database.pid"
+#: Beside the data folder, empty: the database's one configuration file. Without it the database reads
+#: a ``secantusd.toml`` from the folder it is started in (any folder ``serve`` is run from), which could
+#: turn on TLS, test commands or a cache of any size behind the server's back.
+CONFIG_FILE = "secantusd.toml"
 USER = "root"  # root: the fault tests' configureFailPoint needs it, and this user owns the whole server
 PR_SET_PDEATHSIG = 1
 _USER_EXISTS = 51003
@@ -163,17 +167,39 @@ class EmbeddedDatabase:
             except OperationFailure as e:
                 if e.code != _USER_EXISTS:
                     raise
+            try:
+                self._check_untouched(client, pending.read_text().strip())
             finally:
                 client.close()
         finally:
             self.stop()
         pending.rename(self.folder / PASSWORD_FILE)
 
+    def _check_untouched(self, client: MongoClient[dict[str, object]], password: str) -> None:
+        """Any local user can reach the database while it runs without a password (moments, at its
+        first start): refuse one where someone else made a user, took ours, or wrote data meanwhile."""
+        users = sorted(str(u["user"]) for u in t.cast(list[dict[str, object]], client.admin.command("usersInfo")["users"]))
+        ours: MongoClient[dict[str, object]] = MongoClient(self.uri.replace("://", f"://{USER}:{quote_plus(password)}@", 1)
+                                                           + "&authSource=admin", serverSelectionTimeoutMS=5000)
+        try:
+            ours.admin.command("ping")
+            authenticated = True
+        except OperationFailure:
+            authenticated = False
+        finally:
+            ours.close()
+        if users != [USER] or not authenticated or set(client.list_database_names()) - {"admin", "config", "local"}:
+            raise DatabaseBusy(f"while the new database in {self.storage_path} had no password yet, another process "
+                               f"changed its users or data: delete {self.storage_path} and {self.folder / PASSWORD_FILE}.new, "
+                               "then start again")
+
     def _launch(self, *, auth: bool) -> None:
+        config = self.folder / CONFIG_FILE
+        os.close(_owner_only_file(config))
         log = _owner_only_file(self.folder / "database.log")
         try:
             self.process = subprocess.Popen(
-                [_server_command(), "--host", self.host, "--port", str(self.port),
+                [_server_command(), "--config", str(config), "--host", self.host, "--port", str(self.port),
                  "--storage-path", str(self.storage_path), "--log-level", "WARNING", *(["--auth"] if auth else []),
                  *([] if self.replica_set else ["--standalone"]), *(["--enable-test-commands"] if self.test_commands else [])],
                 stdout=log, stderr=subprocess.STDOUT,

@@ -64,9 +64,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=True, separators=(",", ":"), default=str)
 
 
+def _shown(value: t.Any) -> str:
+    """A field's value as one word: quoted and escaped as JSON if it is empty or holds a space, ``=``, a
+    quote, a backslash or anything unprintable, so that no value (a path a client chose, decoded) can
+    end the line or pose as another field."""
+    text = str(value)
+    if text and text.isprintable() and not any(c.isspace() or c in '="\\' for c in text):
+        return text
+    return json.dumps(text, ensure_ascii=True)
+
+
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields = " ".join(f"{k}={v}" for k, v in _fields(record).items() if v is not None)
+        fields = " ".join(f"{k}={_shown(v)}" for k, v in _fields(record).items() if v is not None)
         text = f"{_time(record)} {record.levelname} {record.name} {record.getMessage()}" + (f" {fields}" if fields else "")
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)

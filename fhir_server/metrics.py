@@ -6,7 +6,8 @@ cli/serve.py) and ``/metrics`` adds up every worker's, so one scrape sees the wh
 worker answers it. Without that folder (tests of the app alone, the CLI) values live in the process.
 
 Labels hold only bounded sets: a route is Flask's rule (``/PractitionerRole/<rid>``), never the
-path with its ids; an unmatched request is :data:`UNMATCHED`; a database command is its name; a
+path with its ids; an unmatched request is :data:`UNMATCHED`; a method is one of :data:`METHODS` or
+:data:`OTHER_METHOD`; a database command is its name; a
 validation failure or an authentication failure is a catalogue name (fhir_server/outcome.py ``Msg``).
 """
 
@@ -31,6 +32,10 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: The route label of a request that matched no route (an app 404) or that the front refused before
 #: the app saw it (413, 408, 431 ...).
 UNMATCHED = "unmatched"
+#: The method label of a request whose method is none of :data:`METHODS`: HTTP lets a client name any
+#: token as its method, and each would otherwise make new series without end.
+OTHER_METHOD = "other"
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 REQUESTS = Counter("fhir_server_requests", "HTTP requests answered, by route template, method and status",
                    ["route", "method", "status"])
@@ -47,6 +52,7 @@ AUTH_FAILURES = Counter("fhir_server_auth_failures", "Requests refused 401 or 40
 
 def observe_request(route: str | None, method: str, status: int, seconds: float) -> None:
     route = route or UNMATCHED
+    method = method if method in METHODS else OTHER_METHOD
     REQUESTS.labels(route, method, str(status)).inc()
     REQUEST_SECONDS.labels(route, method).observe(seconds)
 

@@ -273,8 +273,21 @@ def of_a_version_not_kept(line: str) -> str:
     return json.dumps(provenance)
 
 
+def changed(line: str, change: t.Callable[[dict[str, t.Any]], t.Any]) -> str:
+    resource = json.loads(line)
+    change(resource)
+    return json.dumps(resource)
+
+
 @pytest.mark.parametrize(("name", "change"), [
     ("PractitionerRole.history.ndjson", lambda ls: [*ls[:2], "{not json", *ls[2:]]),
+    # What no request body may be: nested past any resource, a name MongoDB reads as an operator, a key twice.
+    ("Practitioner.ndjson", lambda ls: [*ls, "[" * 100_000 + "]" * 100_000]),
+    ("Practitioner.ndjson", lambda ls: [changed(ls[0], lambda r: r.update({"$where": "1"})), *ls[1:]]),
+    ("Organization.ndjson", lambda ls: [ls[0][:-1] + ',"id":"G00001-G"}', *ls[1:]]),
+    # A record the server would never find by its id, and a role it cannot derive a business key from.
+    ("Location.ndjson", lambda ls: [changed(ls[0], lambda r: r.update({"id": "a b"})), *ls[1:]]),
+    ("PractitionerRole.ndjson", lambda ls: [changed(ls[0], lambda r: r.pop("practitioner")), *ls[1:]]),
     ("Practitioner.ndjson", lambda ls: [*ls, ls[0].replace('"Practitioner"', '"Organization"', 1)]),
     ("Provenance.ndjson", lambda ls: [*ls[:-1], mislabelled(ls[-1])]),
     ("Provenance.ndjson", lambda ls: [*ls, ls[-1]]),

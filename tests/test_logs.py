@@ -6,11 +6,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from urllib.parse import unquote
 
 import pytest
+import requests
 
 from fhir_server import logs
 from fhir_server.logs import JsonFormatter, TextFormatter
+
+from .support import start_server
 
 
 def record(exc: bool = False) -> logging.LogRecord:
@@ -56,3 +60,19 @@ def test_text_lines_name_the_fields_that_have_a_value():
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError):
         logs.dict_config("xml", "INFO")
+
+
+def test_a_path_a_client_chooses_cannot_forge_a_text_line_or_a_field(tmp_path):
+    server = start_server(tmp_path / "var", LOG_FORMAT="text")
+    try:
+        forged = "2026-01-01T00:00:00.000Z INFO fhir_server.requests request status=200"
+        path = "/x%0A" + forged.replace(" ", "%20") + "%0D%20status=201"
+        assert requests.get(server.base_url + path, timeout=10).status_code == 403
+        requests.get(server.base_url + "/healthz", timeout=10)  # written after it: the line above is complete
+    finally:
+        server.stop()
+    port = server.base_url.rsplit(":", 1)[1]
+    lines = (tmp_path / f"server-{port}.log").read_text(errors="replace").splitlines()
+    assert not any(line.startswith("2026-01-01T") for line in lines)
+    line = next(line for line in lines if "path=" in line and "/x" in line)
+    assert f" path={json.dumps(unquote(path))} status=403 " in line  # one quoted word, then the real status

@@ -86,6 +86,26 @@ def test_two_migrates_at_once_then_a_production_server_serves_no_example_data(da
     assert len(secrets) == 2 and not [s for s in secrets if s in output]
 
 
+def test_a_production_server_touches_nothing_under_data_dir(database, own_db, tmp_path):
+    where = {"uri": database.uri, "database": own_db.name, "data_dir": tmp_path / "var"}
+    assert run("migrate", **where).returncode == 0
+    shared = tmp_path / "shared"  # a folder of others' (say, a home folder set as DATA_DIR by mistake)
+    shared.mkdir(mode=0o755)
+    (shared / "notes.txt").write_text("mine")
+    (shared / "notes.txt").chmod(0o644)
+    blocked = tmp_path / "a-file"  # no folder can be made under it, as on a read-only file system
+    blocked.write_text("")
+    for data_dir in (shared, blocked / "var"):
+        server = start_server(tmp_path / "var", MONGODB_URI=database.uri, MONGODB_DATABASE=own_db.name,
+                              FHIR_SERVER_ENV="production", ALLOWED_HOSTS="127.0.0.1", DATA_DIR=str(data_dir))
+        try:
+            assert requests.get(server.base_url + "/readyz", timeout=30).status_code == 200
+        finally:
+            server.stop()
+    assert (shared.stat().st_mode & 0o777, (shared / "notes.txt").stat().st_mode & 0o777) == (0o755, 0o644)
+    assert [p.name for p in shared.iterdir()] == ["notes.txt"]
+
+
 def test_a_production_server_refuses_a_database_at_another_schema_version(database, own_db, tmp_path):
     mongo = own_db
     where = {"uri": database.uri, "database": mongo.name, "data_dir": tmp_path / "var"}

@@ -78,10 +78,11 @@ def serve() -> None:
         raise click.UsageError("FHIR_SERVER_ENV=production needs MONGODB_URI: the embedded database is for development")
     _check_metrics(settings)
     os.umask(0o077)  # what this process and its children write under DATA_DIR is the owner's only
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings.data_dir.chmod(0o700)
-    for path in settings.data_dir.iterdir():  # files an earlier version left readable by others
-        path.chmod(path.stat().st_mode & 0o700)
+    if not settings.production:  # production writes nothing there: DATA_DIR may be read-only, or anyone's
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        settings.data_dir.chmod(0o700)
+        for path in settings.data_dir.iterdir():  # files an earlier version left readable by others
+            path.chmod(path.stat().st_mode & 0o700)
     db = None
     uri = settings.mongodb_uri
     try:

@@ -79,6 +79,8 @@ class HostRules:
         """Whether a request for ``host`` (a Host header's value) over ``scheme`` is one to answer."""
         if self.allowed is None:
             return True
+        if scheme not in _DEFAULT_PORTS:
+            return False  # a scheme a proxy forwarded ("javascript"): no URL of the server may start with it
         found = _host_and_port(host)
         if found is None:
             return False

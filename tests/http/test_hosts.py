@@ -330,6 +330,16 @@ def test_a_host_forwarded_by_a_trusted_proxy_must_be_allowed(server, proxied_ser
             assert "evil.example" not in everything(response)
 
 
+def test_a_scheme_forwarded_by_a_trusted_proxy_must_be_http_or_https(server, proxied_server, role_id, auth):
+    own = calls(server.credentials, role_id, auth)
+    for name in ("metadata", "read"):
+        for scheme in ("javascript", "https, javascript", "data"):
+            response = send(proxied_server, own[name], {"X-Forwarded-Proto": scheme, "X-Forwarded-Host": "allowed.example"})
+            assert response.status_code == 400, (name, scheme, response.text)
+            assert [i["diagnostics"] for i in response.json()["issue"]] == [Msg.HOST_NOT_ALLOWED.value.text]
+            assert "javascript" not in everything(response) and "data:" not in everything(response)
+
+
 def test_behind_a_trusted_proxy_the_assertion_names_the_forwarded_token_url(proxied_server, server):
     creds = server.credentials
     discovered = requests.get(proxied_server.base_url + "/.well-known/smart-configuration", headers=FORWARDED, timeout=10)

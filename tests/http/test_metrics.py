@@ -114,3 +114,18 @@ def test_validation_auth_and_rate_limit_refusals_are_counted(metered, own_databa
     assert grew("fhir_server_auth_failures_total", reason="UNAUTHORIZED:invalid_request") == 1
     assert grew("fhir_server_rate_limit_refusals_total") == 1
     assert grew("fhir_server_requests_total", route="/PractitionerRole/<role_id>", method="GET", status="429") == 1
+
+
+def test_a_made_up_method_makes_no_new_series(metered):
+    # Any token is a method to HTTP: one label value each would let any client grow the metrics without end.
+    before = scrape(metered)
+    for method in ("FOOA", "FOOB", "ZZZ1"):
+        assert requests.request(method, metered.base_url + "/metadata", timeout=10).status_code in (403, 405)
+    after = scrape(metered)
+    methods = {dict(labels).get("method") for name, labels in after if name == "fhir_server_requests_total"}
+    assert not methods & {"FOOA", "FOOB", "ZZZ1"}
+    labels = {"route": "unmatched", "method": "other", "status": "403"}
+    labels_405 = {**labels, "route": "/metadata", "status": "405"}
+    counted = sum(value(after, "fhir_server_requests_total", **found) - value(before, "fhir_server_requests_total", **found)
+                  for found in (labels, labels_405))
+    assert counted == 3

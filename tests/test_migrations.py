@@ -228,3 +228,11 @@ def test_check_finds_each_broken_invariant_and_repair_mends_the_mendable(databas
     references.update_one({"_id": "Practitioner/97ZACB"}, {"$pull": {"refs": "Practitioner/98ZZQJ"}})
     mended = run("check", **where)
     assert (mended.returncode, mended.stdout.splitlines()) == (0, ["No problems found."]), mended.stdout
+
+
+def test_commands_say_in_one_line_when_the_database_does_not_answer(tmp_path):
+    nowhere = {"uri": "mongodb://127.0.0.1:9", "database": "fhir", "data_dir": tmp_path / "var", "DB_TIMEOUT_MS": "300"}
+    for args in (("migrate",), ("check",), ("serve",)):
+        done = run(*args, **nowhere, FHIR_SERVER_ENV="production", ALLOWED_HOSTS="127.0.0.1", PORT="9")
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.startswith("Error: the database did not answer in time") and "Traceback" not in done.stderr, args

@@ -17,6 +17,7 @@ from ..embedded_db import EmbeddedDatabase
 from ..http import hosts
 from ..migrations import MigrationError
 from ..migrations import migrate as apply_migrations
+from ..outcome import StoreUnavailable
 from ..service import Context
 from ..store import Store
 from ..store.rate_limits import parse_rate_limit
@@ -53,8 +54,16 @@ def context(settings: Settings) -> t.Iterator[Context]:
     store = Store(uri, settings.database, settings.db_timeout_ms)
     try:
         yield Context(store, definitions(settings), limits=settings.limits, access=Access.system("fhir-server"))
+    except StoreUnavailable as e:
+        raise unreachable(e) from None
     finally:
         store.close()
+
+
+def unreachable(e: StoreUnavailable) -> click.ClickException:
+    """A command's one line when the database fails it (the URI is not repeated: it may hold a password)."""
+    return click.ClickException(f"the database did not answer in time ({e}): check MONGODB_URI, DB_TIMEOUT_MS "
+                                "and that the database is running")
 
 
 def migrate(ctx: Context, settings: Settings) -> int:

@@ -24,6 +24,7 @@ from ..auth.assertion import ClientCredentials, new_client_key, public_jwks
 from ..config import STARTED_ENV, Settings
 from ..embedded_db import PR_SET_PDEATHSIG, EmbeddedDatabase, die_with_parent
 from ..metrics import MULTIPROC_DIR_ENV
+from ..outcome import StoreUnavailable
 from ..seed import load_example_data
 from ..service import Context
 from ..store import Store
@@ -117,6 +118,8 @@ def serve() -> None:
     except _Stopped as e:
         _say(f"Stopped by {e} before serving.")
         sys.exit(1)
+    except StoreUnavailable as e:
+        raise common.unreachable(e) from None
     finally:
         if db:
             _say("Stopping the database ...")

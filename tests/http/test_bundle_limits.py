@@ -192,6 +192,7 @@ def test_the_records_of_a_worker_killed_mid_transaction_are_writable_again(brief
             worker.kill()
         with pytest.raises(requests.ConnectionError):
             pending.result()
+    api.session.close()  # its kept-alive connection went with the killed worker: the next request opens a new one
     small_db.admin.command("configureFailPoint", "failCommand", mode="off")
     # Each try is a transaction: refused while the record is held (409, or 503 at its limit), never
     # applied later; the dead worker's transaction is ended once its lease lapses.

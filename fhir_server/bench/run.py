@@ -37,6 +37,8 @@ from .stored import ACCESS, StoredRoles
 RATE_LIMIT = "100000000/hour"
 #: More creates a second than the server can store, to size the supply of distinct roles.
 MAX_CREATES_PER_SECOND = 1000
+#: The CPNs of the practitioners of loaded roles (``practitioner_ids``), apart from the creates'.
+STORED_MARK = "BNS"
 #: How often a scenario checks that its access token is not about to expire (TOKEN_SECONDS is 5 min).
 TOKEN_CHECK_SECONDS = 10.0
 
@@ -84,10 +86,6 @@ def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[R
     return results, about
 
 
-#: The CPNs of the practitioners of loaded roles (``practitioner_ids``), apart from the creates'.
-STORED_MARK = "BNS"
-
-
 def _stored_practitioners(options: Options) -> int:
     return math.ceil(max(options.stored, default=0) / len(role_codes()))
 
@@ -125,8 +123,8 @@ async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, R
         except (TimeoutError, RuntimeError, aiohttp.ClientError, requests.RequestException) as e:
             result = Result(scenario.name, scenario.request, failure=f"{type(e).__name__}: {e}")
         result = dataclasses.replace(result, stored_roles=count, stored_asked=asked)
-        echo(f"  {scenario.name} ({count} roles stored): " + (f"could not run ({result.failure})" if result.failure else
-                                     f"{result.per_second:.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors"))
+        figures = f"{result.per_second:.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors"
+        echo(f"  {scenario.name} ({count} roles stored): " + (f"could not run ({result.failure})" if result.failure else figures))
         results.append(result)
     return results
 

@@ -12,6 +12,7 @@ the ids first, so the server never issues one again.
 
 from __future__ import annotations
 
+import itertools
 import time
 import typing as t
 from concurrent.futures import ThreadPoolExecutor
@@ -60,9 +61,12 @@ class StoredRoles:
 
     def _load(self, n: int) -> int:
         ctx = self.ctx
-        pairs = [next(self.keys) for _ in range(n)]  # StopIteration: more than practitioners × codes asked
+        pairs = list(itertools.islice(self.keys, n))
+        if len(pairs) < n:
+            raise RuntimeError("more roles asked than the stored practitioners and role codes make")
         first = ctx.store.role_ids.highest_issued() + 1
-        ctx.store.role_ids.skip_past(first + n - 1)  # before any is stored: the server never issues these
+        # Before any is stored, so the server never issues these; it is idle while roles load (between scenarios).
+        ctx.store.role_ids.skip_past(first + n - 1)
         rows = []
         for number, (cpn, code) in enumerate(pairs, first):
             doc, resolved = self._checked(cpn)

@@ -21,6 +21,7 @@ import requests
 from ..auth.assertion import Caller, ClientCredentials
 from ..config import Settings
 from ..definitions import load_definitions
+from ..outcome import StoreUnavailable
 from ..service import Context
 from ..store import Store
 from ..version import VERSION
@@ -120,7 +121,7 @@ async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, R
         try:
             count = await asyncio.to_thread(stored.count)
             result = await _measure(scenario, options, workload, session, apps[scenario.app], db)
-        except (TimeoutError, RuntimeError, aiohttp.ClientError, requests.RequestException) as e:
+        except (TimeoutError, RuntimeError, StoreUnavailable, aiohttp.ClientError, requests.RequestException) as e:
             result = Result(scenario.name, scenario.request, failure=f"{type(e).__name__}: {e}")
         result = dataclasses.replace(result, stored_roles=count, stored_asked=asked)
         figures = f"{result.per_second:.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors"

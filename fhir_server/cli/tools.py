@@ -23,6 +23,7 @@ from ..conformance import (
     run,
     throwaway_server,
 )
+from ..outcome import StoreUnavailable
 from ..snapshot import generate_snapshot
 from . import common
 from .common import DEV_CLIENT_FILE
@@ -149,7 +150,7 @@ def bench(seconds: float, warmup: float, connections: int, output_dir: Path | No
         results, about = benchmark.run(options, click.echo)
     except KeyboardInterrupt:
         raise click.ClickException("interrupted; the processes it started are stopped") from None
-    except RuntimeError as e:
+    except (RuntimeError, StoreUnavailable) as e:
         raise click.ClickException(str(e)) from None
     targets = []
     for asked in dict.fromkeys(r.stored_asked for r in results):  # one table per --stored count, in run order

@@ -2,7 +2,8 @@
 # `make lint` runs mypy (strict) and ruff as CI does.
 # `make conformance` runs the requests in examples/ against a throwaway server and checks every answer.
 # `make bench` measures the server under load against a bare Flask baseline (README: Performance);
-# BENCH_SECONDS, BENCH_WARMUP and BENCH_CONNECTIONS change it, e.g. `make bench BENCH_SECONDS=5`.
+# BENCH_SECONDS, BENCH_WARMUP and BENCH_CONNECTIONS change it, e.g. `make bench BENCH_SECONDS=5`;
+# BENCH_STORED=1000,100000 runs every scenario with 1,000 and then 100,000 roles stored first.
 PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed

@@ -7,17 +7,45 @@ import datetime as dt
 import json
 
 import pytest
+import requests
+from click.testing import CliRunner
 
+from fhir_server import audit
 from fhir_server.bench import Request, Result, Tally, check_targets, document, drive, format_table, open_session, percentile, write_json
+from fhir_server.bench.commands import per_request, scrape
 from fhir_server.bench.processes import Meter, gunicorn_workers, process_tree
-from fhir_server.bench.scenarios import Same
-from fhir_server.bench.servers import baseline_server
+from fhir_server.bench.scenarios import Same, practitioner_ids, reference_data, role, role_codes
+from fhir_server.bench.servers import DATABASE, baseline_server
+from fhir_server.bench.stored import ACCESS, StoredRoles
+from fhir_server.cli import main
+from fhir_server.config import Settings
+from fhir_server.definitions import load_definitions
+from fhir_server.identifiers import role_number
+from fhir_server.outcome import Msg, RequestRejected
+from fhir_server.service import Context
+from fhir_server.service.practitioner_role import business_key, create_practitioner_role, read_practitioner_role
+from fhir_server.service.reference_data import create_reference
+from fhir_server.store import Store
 
 
 @pytest.fixture(scope="module")
 def baseline(database, tmp_path_factory):
     with baseline_server(database.uri, tmp_path_factory.mktemp("baseline"), {"WEB_CONCURRENCY": "1"}) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def stored(database):
+    """Five roles loaded by ``--stored``'s loader into the database the baseline app reads."""
+    store = Store(database.uri, DATABASE)
+    store.ensure_indexes()
+    ctx = Context(store, load_definitions(Settings().profiles_dir), access=ACCESS)
+    cpns = practitioner_ids(2, "BNT")
+    for create in reference_data(cpns, {}):
+        create_reference(create.path.strip("/"), create.body, ctx)
+    roles = StoredRoles(ctx, cpns, role_codes()[:3])
+    yield roles, roles.fill_to(5)
+    store.close()
 
 
 def load(baseline, request: Request, expected: set[int], seconds: float = 0.5) -> Tally:
@@ -79,3 +107,46 @@ def test_targets_compare_create_with_baseline_a():
     met = {t.text: t.met for t in check_targets([store, create], connections=16)}
     assert met == {"create throughput >= 60% of baseline A's": True, "create p99 < 25 ms at 16 connections": True,
                    "app CPU per create <= 2x baseline A's": False}
+
+
+def test_stored_roles_are_stored_as_a_create_stores_them(stored):
+    roles, loaded = stored
+    ctx = roles.ctx
+    assert loaded.roles == 5 and roles.count() == 5
+    assert roles.fill_to(4).roles == 0  # as many are stored already
+    docs = list(ctx.store.db["practitioner_roles"].find({}, {"resource": 1}))
+    for doc in docs:
+        resource = read_practitioner_role(doc["_id"], ctx)
+        assert resource["meta"]["versionId"] == "1" and resource["identifier"][0]["value"] == doc["_id"]
+        assert ctx.store.roles.version(doc["_id"], 1) is not None
+        record = ctx.store.roles.provenance(doc["_id"], 1)
+        assert record is not None and record["op"] == audit.CREATE
+        assert ctx.store.roles.would_clash(business_key(resource, ctx), resource.get("period"), None)
+    # The same role again is a duplicate; a new one takes an id above the loaded ones (the counter moved).
+    cpn = practitioner_ids(2, "BNT")[0]
+    with pytest.raises(RequestRejected) as refused:
+        create_practitioner_role(role(cpn, role_codes()[0]), ctx)
+    assert refused.value.issues[0].diagnostics == Msg.DUPLICATE.value.text
+    created = create_practitioner_role(role(cpn, role_codes()[5]), ctx).resource
+    assert role_number(created["id"]) > max(role_number(doc["_id"]) for doc in docs)
+
+
+def test_commands_are_counted_at_the_apps_metrics(baseline, stored):
+    async def sent(request: Request, expected: set[int]) -> tuple[Tally, float, dict[str, float]]:
+        async with open_session(2) as session:
+            before = await scrape(session, baseline.base_url)
+            tally = await drive(session, baseline.base_url, [Same(request), Same(request)], 0.5, expected)
+            return (tally, *per_request(before, await scrape(session, baseline.base_url), tally.requests))
+
+    tally, per, by_name = asyncio.run(sent(Request("POST", "/store", b'{"resourceType": "PractitionerRole"}'), {201}))
+    assert tally.requests > 0 and per == 1.0 and by_name["insert"] == 1.0
+    role_id = stored[0].ctx.store.db["practitioner_roles"].find_one({}, {"_id": 1})["_id"]
+    tally, per, by_name = asyncio.run(sent(Request("GET", f"/find/{role_id}"), {200}))
+    assert tally.requests > 0 and tally.errors == 0 and per == 1.0 and by_name["find"] == 1.0
+    assert requests.get(f"{baseline.base_url}/find/{role_id}", timeout=5).json()["id"] == role_id
+    assert requests.get(f"{baseline.base_url}/find/RZZZZZ", timeout=5).status_code == 404
+
+
+def test_stored_counts_must_be_whole_numbers():
+    result = CliRunner().invoke(main, ["bench", "--stored", "1000,many"])
+    assert result.exit_code == 2 and "comma-separated whole numbers" in result.output

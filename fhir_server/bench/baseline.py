@@ -1,8 +1,10 @@
 """The baseline app: the same stack as the server (Flask under gunicorn, pymongo to the same database)
 doing the least a create can do, so that the benchmark can say what the server adds to it.
 
-    POST /store   parse the JSON body, insert it into a collection, answer 201   (baseline A: receive and store)
-    GET  /nothing answer 204                                                     (baseline B: the framework's ceiling)
+    POST /store      parse the JSON body, insert it into a collection, answer 201   (baseline A: receive and store)
+    GET  /nothing    answer 204                                                     (baseline B: the framework's ceiling)
+    GET  /find/<id>  find one stored role by ``_id``, answer its resource as JSON   (baseline C: the least a read does)
+    GET  /metrics    the database commands the app sent (``PROMETHEUS_MULTIPROC_DIR`` sums the workers')
 
 Served as ``fhir_server.bench.baseline:create_app()``; never part of the production app.
 """
@@ -14,10 +16,13 @@ import json
 from flask import Flask, Response, request
 from pymongo import MongoClient
 
+from .. import metrics
 from ..config import Settings
 from ..store.client import client_options
 
 COLLECTION = "bench_baseline"
+#: Where the server keeps its roles: baseline C reads the documents the server's read reads.
+ROLES = "practitioner_roles"
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -25,7 +30,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # connect=False: no connection before gunicorn forks, as the server's own client.
     client: MongoClient[dict[str, object]] = MongoClient(
         settings.mongodb_uri, connect=False, **client_options(settings.db_timeout_ms, "fhir-bench-baseline"))
-    collection = client[settings.database][COLLECTION]
+    collection, roles = client[settings.database][COLLECTION], client[settings.database][ROLES]
     app = Flask(__name__)
 
     @app.post("/store")
@@ -36,5 +41,16 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/nothing")
     def nothing() -> Response:
         return Response(status=204)
+
+    @app.get("/find/<rid>")
+    def find(rid: str) -> Response:
+        doc = roles.find_one({"_id": rid}, {"resource": 1})
+        if doc is None:
+            return Response(status=404)
+        return Response(json.dumps(doc["resource"], default=str), 200, content_type="application/json")
+
+    @app.get("/metrics")
+    def exposition() -> Response:
+        return Response(metrics.exposition(), 200, content_type=metrics.CONTENT_TYPE)
 
     return app

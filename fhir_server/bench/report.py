@@ -40,6 +40,13 @@ class Result:
     db_peak_mb: float = 0.0
     #: False if the peaks count from the processes' start rather than the scenario's.
     peak_of_scenario: bool = True
+    #: Database commands per request, counted at the app's /metrics (connection handshakes apart:
+    #: see .commands), and every command's per request by name, handshakes included.
+    db_commands: float | None = None
+    db_commands_by_name: dict[str, float] = field(default_factory=dict)
+    #: Roles stored when the scenario started, and the count ``--stored`` asked for (None: not asked).
+    stored_roles: int | None = None
+    stored_asked: int | None = None
     failure: str | None = None
 
     @classmethod
@@ -83,9 +90,11 @@ def check_targets(results: t.Sequence[Result], connections: int) -> list[Target]
     ]
 
 
-COLUMNS = (("scenario", 20, "name", "s"), ("req/s", 8, "per_second", ".0f"), ("p50 ms", 7, "p50_ms", ".1f"),
+COLUMNS = (("scenario", 20, "name", "s"), ("stored", 7, "stored_roles", "d"), ("req/s", 8, "per_second", ".0f"),
+           ("p50 ms", 7, "p50_ms", ".1f"),
            ("p90 ms", 7, "p90_ms", ".1f"), ("p99 ms", 7, "p99_ms", ".1f"), ("errors", 6, "errors", "d"),
            ("app CPU ms/req", 14, "app_cpu_ms", ".2f"), ("DB CPU ms/req", 13, "db_cpu_ms", ".2f"),
+           ("DB cmds/req", 11, "db_commands", ".2f"),
            ("app peak MB", 11, "app_peak_mb", ".0f"), ("DB peak MB", 10, "db_peak_mb", ".0f"))
 
 
@@ -98,10 +107,13 @@ def format_table(results: t.Sequence[Result], targets: t.Sequence[Target]) -> st
         if r.failure:
             lines.append(f"{r.name:<20}  could not run: {r.failure}")
             continue
-        lines.append(row(format(getattr(r, attr), spec) for _, _, attr, spec in COLUMNS))
+        lines.append(row("-" if getattr(r, attr) is None else format(getattr(r, attr), spec) for _, _, attr, spec in COLUMNS))
         lines.extend(f"{'':<20}  error: {sample}" for sample in r.error_samples)
     if not all(r.peak_of_scenario for r in results):
         lines.append("(peak memory counts from the processes' start: the kernel refused to reset it)")
+    lines.append("(DB cmds/req: counted at the app's /metrics, connection handshakes and authentication apart)")
+    lines.extend(f"{r.name:<20}  {', '.join(f'{name} {count:.2f}' for name, count in r.db_commands_by_name.items())}"
+                 for r in results if r.db_commands_by_name)
     lines.append("")
     for target in targets:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[target.met]

@@ -43,6 +43,8 @@ class Workload:
     caller: Caller | None = None
     practitioners: list[str] = field(default_factory=list)
     roles: list[str] = field(default_factory=list)
+    #: The (practitioner, role code) pairs not created yet, shared by every create of the run.
+    create_keys: t.Iterator[tuple[str, dict[str, t.Any]]] | None = None
 
 
 Connect = t.Callable[[Workload, aiohttp.ClientSession, int], t.Awaitable[list[Connection]]]
@@ -64,10 +66,11 @@ def role_codes() -> list[dict[str, t.Any]]:
     return [{"coding": [c.coding()], "text": c.display} for c in concepts]
 
 
-def practitioner_ids(count: int) -> list[str]:
-    """CPNs (2 digits, 4 letters) that no reference record has; the database is new for each run."""
+def practitioner_ids(count: int, mark: str = "BNC") -> list[str]:
+    """CPNs (2 digits, 4 letters) that no reference record has; the database is new for each run.
+    Another ``mark`` (3 letters) gives other CPNs (the practitioners of ``--stored`` roles)."""
     letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-    return [f"{i // 24 % 100:02d}BNC{letters[i % 24]}" for i in range(count)]
+    return [f"{i // 24 % 100:02d}{mark}{letters[i % 24]}" for i in range(count)]
 
 
 def reference_data(cpns: t.Iterable[str], headers: dict[str, str]) -> list[Request]:
@@ -159,8 +162,9 @@ async def _store(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Co
 
 async def _create(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
     # Practitioners vary fastest, so each one's roles grow evenly (the searches read them).
-    keys = ((cpn, code) for code in role_codes() for cpn in w.practitioners)
-    return [Creates(keys, w) for _ in range(n)]
+    if w.create_keys is None:
+        w.create_keys = ((cpn, code) for code in role_codes() for cpn in w.practitioners)
+    return [Creates(w.create_keys, w) for _ in range(n)]
 
 
 def _stored_roles(w: Workload, n: int) -> list[str]:
@@ -172,6 +176,11 @@ def _stored_roles(w: Workload, n: int) -> list[str]:
 async def _read(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
     reads = [Request("GET", f"/PractitionerRole/{i}", None, w.headers) for i in _stored_roles(w, n)]
     return [Cycle(reads, i * len(reads) // n) for i in range(n)]
+
+
+async def _find(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
+    finds = [Request("GET", f"/find/{i}") for i in _stored_roles(w, n)]
+    return [Cycle(finds, i * len(finds) // n) for i in range(n)]
 
 
 async def _search(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
@@ -194,6 +203,7 @@ SCENARIOS = (
     Scenario("baseline B: nothing", "GET /nothing (baseline app)", "baseline", frozenset({204}), _nothing),
     Scenario("baseline A: store", "POST /store (baseline app: parse, insert)", "baseline", frozenset({201}), _store),
     Scenario("create", "POST /PractitionerRole", "server", frozenset({201}), _create),
+    Scenario("baseline C: find", "GET /find/{id} (baseline app: one role by _id)", "baseline", frozenset({200}), _find),
     Scenario("read", "GET /PractitionerRole/{id}", "server", frozenset({200}), _read),
     Scenario("search + _include", f"GET /PractitionerRole?practitioner=X&_include={INCLUDE}", "server", frozenset({200}), _search),
     Scenario("update", "PUT /PractitionerRole/{id} with If-Match", "server", frozenset({200}), _update),

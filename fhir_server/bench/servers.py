@@ -50,7 +50,9 @@ def fhir_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Iterator[
 def baseline_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Iterator[Running]:
     """The baseline app with the options ``serve`` gives gunicorn (access log included)."""
     port = free_port(HOST)
-    full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE)
+    metrics_dir = folder / "baseline-metrics"  # its workers' counts, summed at /metrics as the server's are
+    metrics_dir.mkdir(mode=0o700)
+    full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     command = [sys.executable, "-m", "gunicorn", "--workers", full_env.get("WEB_CONCURRENCY", "2"),
                "--bind", f"{HOST}:{port}", "--graceful-timeout", "10", "--no-control-socket", "--access-logfile", "-",
                "fhir_server.bench.baseline:create_app()"]

@@ -29,6 +29,8 @@ R = t.TypeVar("R")
 #: The collections that hold records; the others hold credentials, caches and counters.
 RECORDS = ("practitioner_roles", "practitioner_role_versions", "role_keys", "reference_resources")
 BATCH = 500
+#: A role to store as new: ``(resource, key, held, search, identifiers, provenance)``.
+NewRole = tuple[dict[str, t.Any], str, str | None, dict[str, t.Any], list[str], dict[str, t.Any]]
 _DUPLICATE_KEY = 11000
 
 
@@ -108,6 +110,20 @@ class BackupStore:
         versions = [version_doc(r, None) for r, *_ in roles]
         self._db["practitioner_role_versions"].bulk_write(
             [UpdateOne({"_id": v["_id"]}, {"$setOnInsert": v}, upsert=True) for v in versions], ordered=False)
+
+    @translate_write_errors
+    @_unique
+    def insert_new_roles(self, roles: list[NewRole]) -> None:
+        """Store each ``(resource, key, held, search, identifiers, provenance)`` as a role at its first
+        version with who wrote it, as a create stores it: for generated records (``fhir-server bench
+        --stored``), two writes a batch where :meth:`insert_roles` and :meth:`add_role_provenance` take four.
+
+        :raises pymongo.errors.BulkWriteError: two roles with one id or one identifier.
+        """
+        if roles:
+            self._db["practitioner_roles"].insert_many(
+                [{**current_doc(r, key, held, search, rec), "identifiers": ids} for r, key, held, search, ids, rec in roles])
+            self._db["practitioner_role_versions"].insert_many([version_doc(r, rec) for r, *_, rec in roles])
 
     @translate_write_errors
     def add_role_provenance(self, records: list[tuple[str, dict[str, t.Any]]]) -> int:

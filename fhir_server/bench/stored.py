@@ -1,0 +1,100 @@
+"""``--stored N``: roles loaded before the scenarios, quickly, as the server would have stored them.
+
+Each role is the create example with a (practitioner, role code) pair of its own, built by the
+create's own steps: the body is parsed and checked (structure, profiles, references, as a create
+checks it) once per practitioner, its roles differing only by a code of the role code value set; each
+is then completed as a create completes it (id, identifier, meta, active, live references). They go in
+through the bulk writes of ``fhir-server import`` (:class:`..store.backup.BackupStore`), each role with
+its search fields, identifier keys, business key, its version 1 and the audit record a create gives
+it; the reservation of each held period is made as the import makes it. The id counter is moved past
+the ids first, so the server never issues one again.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+import typing as t
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .. import audit
+from ..auth import Access
+from ..identifiers import format_role_id
+from ..service import Context
+from ..service.practitioner_role import _check_content, _check_structure, _complete, business_key, holds_period, parse
+from ..service.search import identifier_keys, search_fields
+from ..store.backup import BATCH
+from ..store.errors import translate_errors
+from .scenarios import role
+
+#: Reservations are one round trip each (as in the import); these many go at once.
+RESERVING_THREADS = 8
+ACCESS = Access.system("fhir-server bench")
+
+
+@dataclass(frozen=True)
+class Loaded:
+    roles: int
+    seconds: float
+
+
+class StoredRoles:
+    """Roles of ``practitioners`` (each must exist) × ``codes``, in that order, loaded as asked."""
+
+    def __init__(self, ctx: Context, practitioners: list[str], codes: list[dict[str, t.Any]]) -> None:
+        self.ctx, self.codes = ctx, codes
+        self.keys = ((cpn, code) for cpn in practitioners for code in codes)
+        self.checked: dict[str, tuple[dict[str, t.Any], t.Any]] = {}
+
+    def count(self) -> int:
+        """Every role stored, by whoever stored it: the collection's own count (counting the documents
+        would read them all, longer than a command may take at 100,000 roles).
+
+        :raises StoreUnavailable: the database did not answer.
+        """
+        return int(translate_errors(self.ctx.store.db["practitioner_roles"].estimated_document_count)())
+
+    def fill_to(self, total: int) -> Loaded:
+        """Load roles until ``total`` are stored (none if as many are already)."""
+        started = time.perf_counter()
+        wanted = max(0, total - self.count())
+        loaded = 0
+        while loaded < wanted:
+            loaded += self._load(min(BATCH, wanted - loaded))
+        return Loaded(loaded, round(time.perf_counter() - started, 1))
+
+    def _load(self, n: int) -> int:
+        ctx = self.ctx
+        pairs = list(itertools.islice(self.keys, n))
+        if len(pairs) < n:
+            raise RuntimeError("more roles asked than the stored practitioners and role codes make")
+        first = ctx.store.role_ids.highest_issued() + 1
+        # Before any is stored, so the server never issues these; it is idle while roles load (between scenarios).
+        ctx.store.role_ids.skip_past(first + n - 1)
+        rows = []
+        for number, (cpn, code) in enumerate(pairs, first):
+            doc, resolved = self._checked(cpn)
+            resource = _complete({**doc, "code": [code]}, format_role_id(number), resolved, ctx)
+            key = business_key(resource, ctx)
+            rows.append((resource, key, ctx.store.roles.new_token(resource["id"]) if holds_period(resource) else None))
+        ctx.store.backup.insert_new_roles([(r, key, held, search_fields(r), identifier_keys(r), audit.record(r, ctx.access, audit.CREATE))
+                                           for r, key, held in rows])
+        at = ctx.now()
+
+        def reserve(row: tuple[dict[str, t.Any], str, str | None]) -> bool:
+            r, key, held = row
+            return held is None or ctx.store.roles.reserve(key, r.get("period"), r["id"], held, at)
+
+        with ThreadPoolExecutor(RESERVING_THREADS) as pool:
+            if not all(pool.map(reserve, rows)):
+                raise RuntimeError("a stored role's period clashed with another's: the bench's roles are not distinct")
+        return n
+
+    def _checked(self, cpn: str) -> tuple[dict[str, t.Any], t.Any]:
+        """The role body of ``cpn``, parsed and checked as a create checks it, and its references resolved."""
+        if cpn not in self.checked:
+            doc = parse(role(cpn, self.codes[0]))
+            _check_structure(doc, self.ctx)
+            self.checked[cpn] = doc, _check_content(doc, self.ctx)
+        return self.checked[cpn]

@@ -97,6 +97,34 @@ def test_a_limit_of_n_gives_exactly_n_successes_across_workers_and_servers(serve
             assert body["meta"]["rateLimitReset"] == seconds
 
 
+def test_a_high_limit_is_taken_in_blocks_and_never_over_admitted(server: Server, second_server: Server, mongo,
+                                                                 caller: Caller) -> None:
+    # 2000/hour: each process takes 2 counts at once (store/rate_limits.py), so 4 processes on two
+    # hosts may hold up to a block each unused; none may admit a request past the limit.
+    key_id, key = caller.new_key_with_id("2000/hour")
+    hosts = [server, second_server]
+
+    def call(i: int) -> int:
+        return requests.get(hosts[i % 2].base_url + f"{PLAIN}/R00000012-G", headers={"x-api-key": key}, timeout=30).status_code
+
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(call, range(2100)))
+    admitted = statuses.count(404)
+    assert statuses.count(429) == 2100 - admitted
+    assert 2000 - 4 * 8 <= admitted <= 2000  # up to a block per process and thread left unused
+    assert counted(mongo, key_id) >= 2100
+
+
+def test_a_block_of_counts_serves_many_requests_with_one_count_in_the_database(server: Server, mongo, caller: Caller) -> None:
+    key_id, key = caller.new_key_with_id("1000000/hour")  # blocks of 64
+    for _ in range(20):
+        response = requests.get(server.base_url + f"{PLAIN}/R00000012-G", headers={"x-api-key": key}, timeout=30)
+        assert response.status_code == 404
+        assert int(response.headers["RateLimit-Remaining"]) < 1000000
+    # Each of the server's three workers took at most one block for all 20 requests.
+    assert counted(mongo, key_id) in (64, 128, 192)
+
+
 def test_headers_and_meta_report_the_window_as_it_is_used(server: Server, caller: Caller) -> None:
     key = caller.new_key("3/hour")
     resets = []

@@ -36,11 +36,12 @@ LOCAL = "https://example.org/ns/local-role-id"
 # only after what it sent can no longer be applied, trusting maxTimeMS as mongod honours it;
 # SecantusDB's fail point sleeps before its time limit is armed, and then applies the command anyway.
 # Each command of a create, as (command, how many of that command come first): the references read
-# (the API key's read, when not cached, comes first), the reservation, the role, its first version.
-CREATE_COMMANDS = [("find", 0), ("update", 0), ("insert", 0), ("update", 1)]
-# Each command of an update that moves the period: the current version, the new reservation, the
-# compare-and-set replace, the versions, the old reservation's release.
-UPDATE_COMMANDS = [("find", 0), ("update", 0), ("update", 1), ("update", 2), ("update", 3)]
+# (the API key's read, when not cached, comes first), and the reservation, the role and its first
+# version in one bulkWrite.
+CREATE_COMMANDS = [("find", 0), ("bulkWrite", 0)]
+# Each command of an update that moves the period: the current version; the new reservation, the
+# compare-and-set replace and the versions in one bulkWrite; the old reservation's release.
+UPDATE_COMMANDS = [("find", 0), ("bulkWrite", 0), ("update", 0)]
 UNAVAILABLE = {Msg.DB_UNAVAILABLE.value.text, Msg.DB_OUTCOME_UNKNOWN.value.text, Msg.KEY_IN_FLIGHT.value.text}
 
 
@@ -171,11 +172,11 @@ def test_a_fault_at_each_command_of_an_update_leaves_no_untrue_answer(lab: Lab, 
 
 
 @pytest.mark.parametrize("fault", ["network error", "write concern error"])
-@pytest.mark.parametrize("insert", [0, 1], ids=["key's record", "role"])
-def test_a_fault_at_each_insert_of_a_plain_api_create_leaves_no_untrue_answer(lab: Lab, insert: int, fault: str) -> None:
+@pytest.mark.parametrize("command", ["insert", "bulkWrite"], ids=["key's record", "role"])
+def test_a_fault_at_each_write_of_a_plain_api_create_leaves_no_untrue_answer(lab: Lab, command: str, fault: str) -> None:
     body = {"practitionerId": "98ZZQJ", "role": "doctor", "organizationName": "A clinic"}
     key = uuid.uuid4().hex
-    lab.fail("insert", insert, FAULTS[fault])
+    lab.fail(command, 0, FAULTS[fault])
     first = lab.api.session.post(lab.api.base + "/v1/practitioner-roles", json=body,
                                  headers={"Content-Type": "application/json", "Idempotency-Key": key}, timeout=30)
     lab.off()
@@ -238,9 +239,9 @@ def test_an_idempotency_key_replays_the_first_answer(lab: Lab) -> None:
 def test_a_replay_while_the_first_request_runs_gets_409(lab: Lab) -> None:
     role, token = local_role()
     key = {"Idempotency-Key": uuid.uuid4().hex}
-    # The reservation, after the key's claim, is held for less than the request's lease. (A replay
+    # The reservation and the role, after the key's claim, are held for less than the request's lease. (A replay
     # makes no update before it answers.)
-    lab.fail("update", 0, {"blockConnection": True, "blockTimeMS": 500})
+    lab.fail("bulkWrite", 0, {"blockConnection": True, "blockTimeMS": 500})
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         first = pool.submit(lab.api.post, "/PractitionerRole", role, headers=key)
         claimed = {"_id": {"$regex": f"\\|{key['Idempotency-Key']}$"}}

@@ -29,12 +29,12 @@ FAULTS: dict[str, dict[str, t.Any]] = {
                                                   "errmsg": "waiting for replication timed out", "errInfo": {"wtimeout": True}}},
 }
 # (command, how many of it come first): with an Idempotency-Key, a create claims the key (insert),
-# reads the references (find), reserves the business key (update), inserts the role, keeps version 1
-# (update), records the answer (update).
-CREATE = [("insert", 0), ("find", 0), ("update", 0), ("insert", 1), ("update", 1), ("update", 2)]
-# An update that moves the period: reads the current version (find), reserves the new period, replaces
-# the role, keeps the versions, releases the old period (all update).
-UPDATE = [("find", 0), ("update", 0), ("update", 1), ("update", 2), ("update", 3)]
+# reads the references (find), reserves the business key, inserts the role and keeps version 1 (one
+# bulkWrite), records the answer (update).
+CREATE = [("insert", 0), ("find", 0), ("bulkWrite", 0), ("update", 0)]
+# An update that moves the period: reads the current version (find); reserves the new period, replaces
+# the role and keeps the versions (one bulkWrite); releases the old period (update).
+UPDATE = [("find", 0), ("bulkWrite", 0), ("update", 0)]
 _UNKNOWN = Msg.DB_OUTCOME_UNKNOWN.value.text
 _NOT_APPLIED = Msg.DB_UNAVAILABLE.value.text
 

@@ -4,10 +4,11 @@ A create runs the DESIGN.md stages in order and stops after the first that finds
 ``parse`` (400) → ``_check_structure`` (400) → ``_check_content`` (422: R4's base rules, profile,
 business rules, contact points and references, all reported together; an HPI message wins over a
 base one on the same element) → ``_complete`` → ``_reserve`` (422 duplicate)
-→ ``store.roles.insert``. Database round trips: one to resolve the three references, one to reserve
-the business key, two to store the role and its first version; issuing the id costs one per
-``BLOCK`` creates. A reservation that fails costs two more, to tell a stored duplicate from a
-request in flight and from debris (see :mod:`..store.roles`).
+→ ``store.roles.insert``. Database round trips: one to resolve the three references, and one to
+reserve the business key and store the role and its first version (a single ordered command; three
+on a server before MongoDB 8.0 or inside a transaction); issuing the id costs one per ``BLOCK``
+creates. A reservation that fails costs three more, to tell a stored duplicate from a request in
+flight and from debris (see :mod:`..store.roles`), and to reserve again.
 
 Faults (DESIGN.md "Faults: every answer true"): the reservation and the writes after it run under a
 lease, half of what is left of the request's time. A write whose outcome is unknown (network error,
@@ -151,16 +152,18 @@ def store_new_role(make: t.Callable[[str], dict[str, t.Any]], resource: dict[str
     """
     roles = ctx.store.roles
     for _ in range(3):
-        held, until = None, _lease(ctx)
+        holding = reserving and holds_period(resource)
+        held, until = (roles.new_token(resource["id"]) if holding else None), _lease(ctx)
+        provenance = audit.record(resource, ctx.access, audit.CREATE)
         try:
-            if reserving and holds_period(resource):
-                held, until = _reserve(key, resource, ctx)
-        except StoreUnavailable:
-            raise StoreUnavailable() from None  # the role itself was never sent: surely not stored
-        try:
+            # The reservation, the role and its version in one command.
             with finished_by(until):
-                roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request,
-                             audit.record(resource, ctx.access, audit.CREATE))
+                stored = roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request,
+                                      provenance, reserving=(ctx.now(), until) if holding else None)
+            if not stored:  # the period is held: whose it is decides (a duplicate, a request in flight, debris)
+                held, until = _reserve(key, resource, ctx)
+                with finished_by(until):
+                    roles.insert(resource, key, held, search_fields(resource), identifier_keys(resource), request, provenance)
             return resource
         except (IdentifierTaken, RoleIdTaken) as e:
             if held is not None:
@@ -281,18 +284,28 @@ def update_practitioner_role(role_id: str, body: bytes, if_match: str | None, ct
     meta = {**stored.resource["meta"], "versionId": str(stored.vid + 1), "lastUpdated": format_instant(ctx.now()),
             "security": security}
     resource = in_element_order({**resource, "meta": meta})
-    try:
-        held, until = _move_reservation(stored, resource, ctx)
-    except StoreUnavailable:
-        raise StoreUnavailable() from None  # the role itself was not sent: surely unchanged
+    held, until = _holding(stored, resource, ctx)
     new_held = held is not None and held != stored.held
-    try:
-        with finished_by(until):
-            replaced = ctx.store.roles.replace(stored, resource, held, search_fields(resource),
-                                               audit.record(resource, ctx.access, audit.UPDATE))
-    except StoreUnavailable as e:
-        replaced = _after_unknown_replace(stored, resource, held if new_held else None, until, ctx, e)
-    if not replaced:
+    provenance = audit.record(resource, ctx.access, audit.UPDATE)
+
+    def write(held: str | None, until: dt.datetime, reserving: bool) -> str:
+        try:
+            with finished_by(until):
+                return ctx.store.roles.replace(stored, resource, held, search_fields(resource), provenance,
+                                               (ctx.now(), until) if reserving else None)
+        except StoreUnavailable as e:
+            changed = _after_unknown_replace(stored, resource, held if held != stored.held else None, until, ctx, e)
+            return "replaced" if changed else "lost"
+
+    # The new period's reservation, the role and its versions in one command.
+    outcome = write(held, until, new_held)
+    if outcome == "held":  # the new period is held: whose it is decides (a duplicate, a request in flight, debris)
+        try:
+            held, until = _reserve(stored.key, resource, ctx)
+        except StoreUnavailable:
+            raise StoreUnavailable() from None  # the role itself was not sent: surely unchanged
+        outcome = write(held, until, False)
+    if outcome == "lost":
         if new_held:
             ctx.store.roles.release(stored.key, t.cast(str, held))
         raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{ROLE}.meta.versionId"))
@@ -374,14 +387,14 @@ def _same_content(new: dict[str, t.Any], current: dict[str, t.Any]) -> bool:
     return exact_json.same(content(new), content(current))
 
 
-def _move_reservation(stored: StoredRole, resource: dict[str, t.Any], ctx: Context) -> tuple[str | None, dt.datetime]:
-    """Reserve the new version's period if it is new or its dates changed; return the token of the
-    reservation the role will own (None if it holds no period), and when the replace must be done by."""
+def _holding(stored: StoredRole, resource: dict[str, t.Any], ctx: Context) -> tuple[str | None, dt.datetime]:
+    """The token of the reservation the new version will own (None if it holds no period; a new one
+    if its period is new or its dates changed), and when the replace must be done by."""
     if not holds_period(resource):
         return None, _lease(ctx)
     if stored.held is not None and _dates(stored.resource) == _dates(resource):
         return stored.held, _lease(ctx)
-    return _reserve(stored.key, resource, ctx)
+    return ctx.store.roles.new_token(resource["id"]), _lease(ctx)
 
 
 def _after_unknown_replace(stored: StoredRole, resource: dict[str, t.Any], new_held: str | None, until: dt.datetime,

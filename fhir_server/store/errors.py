@@ -18,6 +18,7 @@ import typing as t
 
 from pymongo.errors import (
     BulkWriteError,
+    ClientBulkWriteException,
     ConnectionFailure,
     ExecutionTimeout,
     OperationFailure,
@@ -57,6 +58,8 @@ def is_unavailable(e: PyMongoError) -> bool:
         return True
     if isinstance(e, BulkWriteError):
         return bool(e.details.get("writeConcernErrors"))
+    if isinstance(e, ClientBulkWriteException):  # several collections in one command: its own error, or a write's
+        return bool(e.write_concern_errors) or isinstance(e.error, PyMongoError) and is_unavailable(e.error)
     if isinstance(e, OperationFailure):
         return e.code in UNAVAILABLE_CODES or any(e.has_error_label(label) for label in _UNKNOWN_LABELS)
     return False
@@ -65,6 +68,8 @@ def is_unavailable(e: PyMongoError) -> bool:
 def unavailable(e: PyMongoError, wrote: bool) -> StoreUnavailable:
     """Our error for ``e``; ``wrote``: the operation was a write that may have been applied, unless the
     server said that none was (the ``NoWritesPerformed`` label)."""
+    if isinstance(e, ClientBulkWriteException) and isinstance(e.error, PyMongoError):
+        e = e.error  # the command's own error carries the labels
     return StoreUnavailable(may_be_applied=wrote and not e.has_error_label("NoWritesPerformed"))
 
 

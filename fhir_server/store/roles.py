@@ -40,8 +40,8 @@ import typing as t
 import uuid
 from dataclasses import dataclass
 
-from pymongo import ASCENDING, DESCENDING, UpdateOne
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
+from pymongo.errors import ClientBulkWriteException, DuplicateKeyError, OperationFailure
 from pymongo.results import UpdateResult
 
 from ..instants import last_updated
@@ -66,6 +66,8 @@ _GROWTH = 4
 _FLOOR = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)  # the windows stop here; the last reads all that is older
 # Reservations made before leases were (no ``until``) are debris this long after they were made.
 LEGACY_LEASE = dt.timedelta(seconds=60)
+_DUPLICATE_KEY = 11000
+Replaced = t.Literal["replaced", "lost", "held"]
 
 
 class RoleIdTaken(Exception):
@@ -129,6 +131,8 @@ class RoleStore:
         self._deciding_roles = db.deciding("practitioner_roles")
         self._deciding_keys = db.deciding("role_keys")
         self._primary_roles = db.on_primary("practitioner_roles")
+        self._db = db
+        self._names = {name: db.namespace(name) for name in ("role_keys", "practitioner_roles", "practitioner_role_versions")}
 
     def ensure_indexes(self) -> None:
         # Every search must name a practitioner (SPEC.md §3.4), so one index on it, ordered as results
@@ -172,22 +176,45 @@ class RoleStore:
 
     @translate_write_errors
     def insert(self, resource: dict[str, t.Any], key: str, held: str | None, search: dict[str, t.Any],
-               identifiers: list[str], request: str | None = None, provenance: dict[str, t.Any] | None = None) -> None:
-        """Store a new role as its current version with its ``provenance``, then keep the version.
+               identifiers: list[str], request: str | None = None, provenance: dict[str, t.Any] | None = None,
+               reserving: tuple[dt.datetime, dt.datetime | None] | None = None) -> bool:
+        """Store a new role as its current version with its ``provenance``, and keep the version.
+
+        With ``reserving`` (made at, lease until), first hold the role's period under ``held`` as
+        :meth:`reserve` does; False, with nothing written, if another role holds an overlapping
+        period. The reservation, the role and its version go in one ordered command where the
+        server takes it (:meth:`.Joined.write_in_order`), else one after the other.
 
         :raises IdentifierTaken: another role has one of ``identifiers`` (``system|value``); a unique
-            index decides, so of two racing creates with one identifier only one is stored.
-        :raises RoleIdTaken: a stored role has the id already.
+            index decides, so of two racing creates with one identifier only one is stored. A period
+            reserved meanwhile stays held (the caller releases it).
+        :raises RoleIdTaken: a stored role has the id already (ditto).
         """
         doc = {**current_doc(resource, key, held, search, provenance), "identifiers": identifiers}
+        doc = {**doc, "request": request} if request else doc
+        writes = [InsertOne(doc, namespace=self._names["practitioner_roles"]),
+                  *self._version_writes(StoredRole(resource, key, held, provenance))]
+        if reserving is not None:
+            writes.insert(0, self._reservation_write(key, resource, t.cast(str, held), reserving))
         try:
-            self._roles.insert_one({**doc, "request": request} if request else doc)
+            if self._db.write_in_order(writes):
+                return True
+        except ClientBulkWriteException as e:
+            if _stopped_at(e) == 0 and reserving is not None:
+                return False  # a clash, or racing first reservations of the key: see reserve
+            raise self._taken(identifiers, resource["id"]) from None
+        if reserving is not None and not self.reserve(key, resource.get("period"), resource["id"], t.cast(str, held), *reserving):
+            return False
+        try:
+            self._roles.insert_one(doc)
         except DuplicateKeyError:
-            taken = self.identifier_holder(identifiers, resource["id"])
-            if taken is None:
-                raise RoleIdTaken(resource["id"]) from None
-            raise taken from None
+            raise self._taken(identifiers, resource["id"]) from None
         self._keep_versions(StoredRole(resource, key, held, provenance))
+        return True
+
+    def _taken(self, identifiers: list[str], role_id: str) -> IdentifierTaken | RoleIdTaken:
+        """Why a role's insert met a duplicate key: an identifier another role has, else its id."""
+        return self.identifier_holder(identifiers, role_id) or RoleIdTaken(role_id)
 
     @translate_write_errors
     def keep_version(self, stored: StoredRole) -> None:
@@ -210,16 +237,45 @@ class RoleStore:
 
     @translate_write_errors
     def replace(self, previous: StoredRole, resource: dict[str, t.Any], held: str | None, search: dict[str, t.Any],
-                provenance: dict[str, t.Any]) -> bool:
-        """Make ``resource`` the current version, with its ``provenance``, if ``previous`` still is;
-        False if another update won."""
-        result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid},
-                                        {"$set": current_doc(resource, previous.key, held, search, provenance, with_id=False)})
+                provenance: dict[str, t.Any], reserving: tuple[dt.datetime, dt.datetime] | None = None) -> Replaced:
+        """Make ``resource`` the current version, with its ``provenance``, if ``previous`` still is
+        ("replaced"); "lost" if another update won. With ``reserving`` (made at, lease until), first
+        hold the new version's period under ``held``: "held", with nothing written, if another role
+        holds an overlapping period.
+
+        In one ordered command where the server takes it, the compare-and-set is an upsert: when the
+        version has moved on it collides with the role's own ``_id``, which stops the writes after it.
+        """
+        new = StoredRole(resource, previous.key, held, provenance)
+        current = current_doc(resource, previous.key, held, search, provenance, with_id=False)
+        writes = [UpdateOne({"_id": resource["id"], "vid": previous.vid}, {"$set": current}, upsert=True,
+                            namespace=self._names["practitioner_roles"]), *self._version_writes(previous, new)]
+        if reserving is not None:
+            writes.insert(0, self._reservation_write(previous.key, resource, t.cast(str, held), reserving))
+        try:
+            if self._db.write_in_order(writes):
+                return "replaced"
+        except ClientBulkWriteException as e:
+            return "held" if _stopped_at(e) == 0 and reserving is not None else "lost"
+        if reserving is not None and not self.reserve(previous.key, resource.get("period"), resource["id"], t.cast(str, held), *reserving):
+            return "held"
+        result = self._roles.update_one({"_id": resource["id"], "vid": previous.vid}, {"$set": current})
         if result.matched_count == 0:
-            return False
+            return "lost"
         # The previous version too, in case a crash kept it from being written when it was made.
-        self._keep_versions(previous, StoredRole(resource, previous.key, held, provenance))
-        return True
+        self._keep_versions(previous, new)
+        return "replaced"
+
+    def _reservation_write(self, key: str, resource: dict[str, t.Any], token: str,
+                           reserving: tuple[dt.datetime, dt.datetime | None]) -> UpdateOne:
+        return UpdateOne(*_reservation(key, resource.get("period"), resource["id"], token, *reserving), upsert=True,
+                         namespace=self._names["role_keys"])
+
+    def _version_writes(self, *versions: StoredRole) -> list[UpdateOne]:
+        """Each version written unless already kept (a version never changes)."""
+        docs = [version_doc(v.resource, v.provenance) for v in versions]
+        return [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True, namespace=self._names["practitioner_role_versions"])
+                for d in docs]
 
     def _keep_versions(self, *versions: StoredRole) -> None:
         """Write these versions unless already kept (a version never changes): one round trip."""
@@ -399,20 +455,13 @@ class RoleStore:
         """Hold ``period`` of business key ``key`` for ``role_id`` under ``token``, with a lease ending
         ``until`` (the request's deadline; None: never, for a role already stored); False if a period
         another role holds overlaps."""
-        start, end = _bounds(period)
-        held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at,
-                "until": until}
-        clashes = _clashes(start, end, role_id)
-        # One clause is written as a condition on the field, not under $nor: SecantusDB finds a
-        # document by _id through its index only when the filter has no top-level operator (else it
-        # scans every key, a cost that grows with each role stored). The single-day case needs two.
-        query = {"_id": key, "periods": {"$not": clashes[0]["periods"]}} if len(clashes) == 1 else {"_id": key, "$nor": clashes}
+        query, update = _reservation(key, period, role_id, token, at, until)
         try:
-            self._keys.update_one(query, {"$push": {"periods": held}}, upsert=True)
+            self._keys.update_one(query, update, upsert=True)
         except DuplicateKeyError:
             # A clash, or two first reservations of a new key racing to insert it: MongoDB retries
             # such an upsert only when its filter is all equalities, so try once more as an update.
-            second: UpdateResult = self._keys.update_one(query, {"$push": {"periods": held}})
+            second: UpdateResult = self._keys.update_one(query, update)
             return second.matched_count == 1
         return True
 
@@ -453,6 +502,29 @@ class RoleStore:
         """Free periods found to be debris. A token names one attempt and is never reused, and the
         attempt's lease is over, so nothing can come to own these periods any more."""
         self._keys.update_one({"_id": key}, {"$pull": {"periods": {"by": {"$in": [b.token for b in blockers]}}}})
+
+
+def _stopped_at(e: ClientBulkWriteException) -> int:
+    """Which write of an ordered command a duplicate key stopped; any other failure is raised."""
+    errors: list[dict[str, t.Any]] = e.details.get("writeErrors") or [{}]  # ordered: only the one that stopped it
+    if e.error is not None or e.write_concern_errors or errors[0].get("code") != _DUPLICATE_KEY:
+        raise e
+    return int(errors[0]["idx"])
+
+
+def _reservation(key: str, period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime,
+                 until: dt.datetime | None) -> tuple[dict[str, t.Any], dict[str, t.Any]]:
+    """The filter and update of an upsert that holds ``period`` of ``key`` for ``role_id``, matching
+    only if no other role holds an overlapping period (see :meth:`RoleStore.reserve`)."""
+    start, end = _bounds(period)
+    held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at,
+            "until": until}
+    clashes = _clashes(start, end, role_id)
+    # One clause is written as a condition on the field, not under $nor: SecantusDB finds a
+    # document by _id through its index only when the filter has no top-level operator (else it
+    # scans every key, a cost that grows with each role stored). The single-day case needs two.
+    query = {"_id": key, "periods": {"$not": clashes[0]["periods"]}} if len(clashes) == 1 else {"_id": key, "$nor": clashes}
+    return query, {"$push": {"periods": held}}
 
 
 def _bounds(period: dict[str, t.Any] | None) -> tuple[str, str]:

@@ -50,7 +50,14 @@ from pymongo import MongoClient, WriteConcern
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import ConfigurationError, ConnectionFailure, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import (
+    ConfigurationError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    InvalidOperation,
+    OperationFailure,
+    PyMongoError,
+)
 
 from ..outcome import FhirError, Msg, RequestRejected, StoreUnavailable, issue
 from .client import deciding, on_primary
@@ -110,6 +117,7 @@ class _Attempt:
 
 _attempt: contextvars.ContextVar[_Attempt | None] = contextvars.ContextVar("transaction_attempt", default=None)
 _unique_indexes: dict[str, list[list[str]]] = {}  # collection → the fields of each of its unique indexes
+_one_command = True  # whether the server takes writes to several collections in one command (8.0+)
 
 
 class _JoinedCollection:
@@ -192,6 +200,27 @@ class Joined:
     def durable(self, name: str) -> t.Any:
         """The collection, its writes acknowledged only once in the journal: see :data:`DURABLE`."""
         return _JoinedCollection(self._db[name].with_options(write_concern=DURABLE))
+
+    def namespace(self, name: str) -> str:
+        return f"{self._db.name}.{name}"
+
+    def write_in_order(self, writes: list[t.Any]) -> bool:
+        """Send ``writes`` (pymongo write models, each naming its ``namespace``) as one ordered
+        ``bulkWrite`` command (MongoDB 8.0's, across collections), acknowledged once in the journal:
+        the first write that fails stops the rest. False, with nothing sent, where they cannot go as
+        one: inside a transaction (a write error there would abort it) or on a server before 8.0.
+
+        :raises ClientBulkWriteException: naming the write that failed, or the command's own error.
+        """
+        global _one_command
+        if not _one_command or _attempt.get() is not None:
+            return False
+        try:
+            self._db.client.bulk_write(writes, ordered=True, write_concern=DURABLE)
+        except InvalidOperation:  # the server is older than 8.0: nothing was sent
+            _one_command = False
+            return False
+        return True
 
 
 def _refuses_transactions(e: PyMongoError) -> bool:

@@ -2,7 +2,7 @@
 next to a bare Flask app on the same stack, measured in one run on this machine."""
 
 from .load import Connection, Request, Tally, drive, open_session, percentile
-from .report import Result, Target, check_targets, document, format_table, write_json
+from .report import Result, Target, check_targets, document, flat_targets, format_table, format_targets, write_json
 from .run import Options, run
 
 __all__ = [
@@ -15,7 +15,9 @@ __all__ = [
     "check_targets",
     "document",
     "drive",
+    "flat_targets",
     "format_table",
+    "format_targets",
     "open_session",
     "percentile",
     "run",

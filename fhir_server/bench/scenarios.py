@@ -183,6 +183,15 @@ async def _find(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Con
     return [Cycle(finds, i * len(finds) // n) for i in range(n)]
 
 
+async def _vread(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
+    vreads = [Request("GET", f"/PractitionerRole/{i}/_history/1", None, w.headers) for i in _stored_roles(w, n)]
+    return [Cycle(vreads, i * len(vreads) // n) for i in range(n)]
+
+
+async def _history(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
+    return [Same(Request("GET", "/PractitionerRole/_history?_count=20", None, w.headers))] * n
+
+
 async def _search(w: Workload, session: aiohttp.ClientSession, n: int) -> list[Connection]:
     searches = [Request("GET", f"/PractitionerRole?practitioner={cpn}&_include={INCLUDE}", None, w.headers)
                 for cpn in w.practitioners]
@@ -205,6 +214,8 @@ SCENARIOS = (
     Scenario("create", "POST /PractitionerRole", "server", frozenset({201}), _create),
     Scenario("baseline C: find", "GET /find/{id} (baseline app: one role by _id)", "baseline", frozenset({200}), _find),
     Scenario("read", "GET /PractitionerRole/{id}", "server", frozenset({200}), _read),
+    Scenario("vread", "GET /PractitionerRole/{id}/_history/1", "server", frozenset({200}), _vread),
+    Scenario("history page", "GET /PractitionerRole/_history?_count=20", "server", frozenset({200}), _history),
     Scenario("search + _include", f"GET /PractitionerRole?practitioner=X&_include={INCLUDE}", "server", frozenset({200}), _search),
     Scenario("update", "PUT /PractitionerRole/{id} with If-Match", "server", frozenset({200}), _update),
 )

@@ -161,6 +161,11 @@ def bench(seconds: float, warmup: float, connections: int, output_dir: Path | No
             found = [dataclasses.replace(x, text=f"at {asked} stored roles: {x.text}") for x in found]
         click.echo("\n" + benchmark.format_table(these, found))
         targets += found
+    counts = [asked for asked in dict.fromkeys(r.stored_asked for r in results) if asked is not None]
+    if len(counts) > 1:  # the cost with the most roles stored against that with the fewest
+        flat = benchmark.flat_targets(*([r for r in results if r.stored_asked == c] for c in (min(counts), max(counts))))
+        click.echo("\n" + benchmark.format_targets(flat))
+        targets += flat
     about = {"started": started.isoformat(timespec="seconds"), **about}
     path = benchmark.write_json(benchmark.document(results, targets, about), output_dir or Settings().data_dir / "bench", started)
     click.echo(f"\nSaved {path} (and latest.json beside it).")

@@ -139,9 +139,11 @@ def find_page(collection: t.Any, query: dict[str, t.Any], rest: list[Criterion],
     """
     keys = order(sort)
     if not rest:
-        total = collection.count_documents(query) if counted else None
-        found = collection.find(query, {"resource": 1}).sort(keys).skip(offset).limit(count) if count else []
-        return Page(total, [d["resource"] for d in found])
+        found = [d["resource"] for d in collection.find(query, {"resource": 1}).sort(keys).skip(offset).limit(count)] if count else []
+        # A page that is not full, and starts within the results, ends them: it tells the total.
+        told = 0 < len(found) < count or (offset == 0 and count > 0 and not found)
+        total = (offset + len(found) if told else collection.count_documents(query)) if counted else None
+        return Page(total, found)
     candidates = list(collection.find(query, {"resource": 1, "search": 1}).sort(keys).limit(MAX_CANDIDATES + 1))
     if len(candidates) > MAX_CANDIDATES:
         raise TooManyCandidates(list(dict.fromkeys(c.field for c in rest)))

@@ -311,8 +311,10 @@ class RoleStore:
 
     @translate_errors
     def version(self, role_id: str, vid: int) -> dict[str, t.Any] | None:
-        current = self._roles.find_one({"_id": role_id, "vid": vid}, {"resource": 1})
-        doc = current or self._versions.find_one({"_id": f"{role_id}/{vid}"}, {"resource": 1})
+        # Every version is kept with the write that makes it current; the current document serves
+        # one a crash kept from being written (an older release wrote them one after the other).
+        kept = self._versions.find_one({"_id": f"{role_id}/{vid}"}, {"resource": 1})
+        doc = kept or self._roles.find_one({"_id": role_id, "vid": vid}, {"resource": 1})
         return doc["resource"] if doc else None
 
     @translate_errors

@@ -134,7 +134,7 @@ def bench(seconds: float, warmup: float, connections: int, output_dir: Path | No
     Runs on a throwaway database; prints a table and saves it as JSON.
 
     Starts the embedded database, the server and the baseline app (two gunicorn workers each), then for
-    each scenario (baseline routes; create, read, search with _include and update of PractitionerRoles)
+    each scenario (baseline routes; create, read, search with _include, vread, a history page and update of PractitionerRoles)
     drives load over loopback and reports requests/s, latency percentiles, errors, CPU per request of
     the app and the database, their peak memory, the database commands per request (counted at the
     app's /metrics, by command name in the JSON) and the roles stored. Exit status 1 if a scenario had

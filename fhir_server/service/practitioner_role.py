@@ -516,7 +516,10 @@ def search_practitioner_roles(args: t.Iterable[tuple[str, str]], strict: bool, c
     # only leave out more.
     keys = {ref["reference"] for r in page.resources for name in query.includes
             for ref in _as_list(r.get(name)) if ref and "reference" in ref}
-    included = ctx.store.references.get_many(sorted(keys)) if keys else []
+    unread = sorted(keys - query.records.keys())
+    read = {k: query.records[k] for k in keys & query.records.keys()}
+    read.update((f"{r['resourceType']}/{r['id']}", r) for r in (ctx.store.references.get_many(unread) if unread else []))
+    included = [read[k] for k in sorted(keys) if k in read]
     page = Page(page.total, [subset(r, query.summary, query.elements) for r in page.resources])
     return query, page, [served(r, ctx.access) for r in included]
 

@@ -198,6 +198,9 @@ class Query:
     warnings: list[Issue] = field(default_factory=list)
     # The parameters understood, in order, for the Bundle's self and paging links.
     used: list[tuple[str, str]] = field(default_factory=list)
+    # The reference records the criteria named, as read to match them (live key → record): an
+    # _include of one of them needs no second read.
+    records: dict[str, dict[str, t.Any]] = field(default_factory=dict)
 
 
 _DATE = re.compile(r"(eq|ne|gt|ge|lt|le)?([0-9]{4}(-[0-9]{2}(-[0-9]{2}(T[0-9:.]+(Z|[+-][0-9]{2}:[0-9]{2})?)?)?)?)")
@@ -444,7 +447,7 @@ def parse_search(resource_type: str, args: t.Iterable[tuple[str, str]], strict: 
         raise RequestRejected(issue(Msg.SEARCH_PRACTITIONER_REQUIRED, required))
     if query.summary == "count":
         query.count = 0
-    query.criteria += _to_live_ids(references, ctx)
+    query.criteria += _to_live_ids(references, query, ctx)
     return query
 
 
@@ -491,9 +494,11 @@ def too_broad(e: TooManyCandidates) -> RequestRejected:
     return RequestRejected(issue(Msg.SEARCH_TOO_BROAD, limit=MAX_CANDIDATES, params=", ".join(sorted(e.fields))))
 
 
-def _to_live_ids(references: list[tuple[str, list[str]]], ctx: Context) -> list[Criterion]:
+def _to_live_ids(references: list[tuple[str, list[str]]], query: Query, ctx: Context) -> list[Criterion]:
     """Reference values name a record by any of its ids, dormant ones included: match the live id.
-    One round trip for all of them; an id no record has is kept, and matches nothing."""
+    One round trip for all of them; an id no record has is kept, and matches nothing. The records
+    found are kept on ``query`` for its ``_include``."""
     found = ctx.store.references.resolve([k for _, keys in references for k in keys]) if references else {}
+    query.records.update((target.key, target.resource) for target in found.values() if target.resource is not None)
     return [Criterion(name, "any", tuple(found[k].id if k in found else k.split("/", 1)[1] for k in keys))
             for name, keys in references]

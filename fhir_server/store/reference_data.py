@@ -111,8 +111,8 @@ class ReferenceStore:
     def resolve(self, keys: list[str]) -> dict[str, Target]:
         """Each of ``keys`` (``Type/id``, live or dormant) that exists → the live record."""
         found: dict[str, Target] = {}
-        for doc in self._deciding.find({"refs": {"$in": keys}}, {"refs": 1, "name": 1}):
-            target = Target(doc["_id"], doc.get("name"))
+        for doc in self._deciding.find({"refs": {"$in": keys}}, {"refs": 1, "name": 1, "resource": 1}):
+            target = Target(doc["_id"], doc.get("name"), doc["resource"])
             found.update((k, target) for k in keys if k in doc["refs"])
         return found
 

@@ -8,7 +8,7 @@ existence through a lookup the caller passes in, so this module needs no databas
 from __future__ import annotations
 
 import typing as t
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import identifiers as ids
 from ..outcome import Issue, Msg, issue
@@ -21,6 +21,7 @@ class Target:
 
     key: str  # "Practitioner/97ZACB"
     name: str | None = None
+    resource: dict[str, t.Any] | None = field(default=None, compare=False)  # the record, where the lookup read it
 
     @property
     def id(self) -> str:

@@ -82,7 +82,7 @@ def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[R
                 results, loads = asyncio.run(_run_rounds(options, workload, apps, Meter(process_tree(db.process.pid)), stored, echo))
             finally:
                 store.close()
-    # A search's cost grows with the roles of its practitioner: say how many there were.
+    # A search's cost grows with the roles of its practitioner: say how many there were (per round).
     about.update(practitioners=len(workload.practitioners), roles_created=len(workload.roles), stored_loads=loads)
     return results, about
 
@@ -97,13 +97,13 @@ async def _run_rounds(options: Options, workload: Workload, apps: dict[str, Runn
     results: list[Result] = []
     loads: list[dict[str, t.Any]] = []
     async with open_session(options.connections) as session:
-        rounds = max(1, len(options.stored))
-        await _make_reference_data(workload, session, options, rounds)
+        rounds = await _make_reference_data(workload, session, options, max(1, len(options.stored)))
         if options.stored:
             stored_cpns = practitioner_ids(_stored_practitioners(options), STORED_MARK)
             await _post_all(session, workload.server_url, reference_data(stored_cpns, workload.headers)[len(EXAMPLE_REFERENCES):])
         asks: list[int | None] = [*sorted(options.stored)] or [None]
-        for asked in asks:
+        for asked, practitioners in zip(asks, rounds, strict=True):
+            workload.practitioners, workload.create_keys = practitioners, None
             if asked is not None:
                 echo(f"Loading roles until {asked} are stored ...")
                 loaded = await asyncio.to_thread(stored.fill_to, asked)
@@ -130,13 +130,15 @@ async def _run_scenarios(options: Options, workload: Workload, apps: dict[str, R
     return results
 
 
-async def _make_reference_data(workload: Workload, session: aiohttp.ClientSession, options: Options, rounds: int) -> None:
+async def _make_reference_data(workload: Workload, session: aiohttp.ClientSession, options: Options,
+                               rounds: int) -> list[list[str]]:
     """The example's organisation and facility, and enough Practitioners that every create of the run
-    (of every round) is a role of its own."""
-    needed = MAX_CREATES_PER_SECOND * (options.warmup + options.seconds) * rounds
-    cpns = practitioner_ids(max(2, math.ceil(needed / len(role_codes()))))
+    is a role of its own: for each round, practitioners of its own, so that every round's searches
+    read as many roles of a practitioner (the roles of one round's creates)."""
+    each = max(2, math.ceil(MAX_CREATES_PER_SECOND * (options.warmup + options.seconds) / len(role_codes())))
+    cpns = practitioner_ids(each * rounds)
     await _post_all(session, workload.server_url, reference_data(cpns, workload.headers))
-    workload.practitioners.extend(cpns)
+    return [cpns[i * each:(i + 1) * each] for i in range(rounds)]
 
 
 async def _post_all(session: aiohttp.ClientSession, server_url: str, creates: list[Request]) -> None:

@@ -35,7 +35,8 @@ INCLUDE = "PractitionerRole:practitioner"
 @dataclass
 class Workload:
     """What the scenarios share: where to send, the headers (a bearer token of ``caller``, renewed in
-    place), the Practitioners made for the run, and the ids of the roles the create scenario stored."""
+    place), the Practitioners made for this round of the run, and the ids of the roles the create
+    scenario stored."""
 
     server_url: str
     baseline_url: str

@@ -38,6 +38,8 @@ from .stored import ACCESS, StoredRoles
 RATE_LIMIT = "100000000/hour"
 #: More creates a second than the server can store, to size the supply of distinct roles.
 MAX_CREATES_PER_SECOND = 1000
+#: The collections whose size is reported after roles are loaded.
+SIZED = ("practitioner_roles", "practitioner_role_versions", "role_keys")
 #: The CPNs of the practitioners of loaded roles (``practitioner_ids``), apart from the creates'.
 STORED_MARK = "BNS"
 #: How often a scenario checks that its access token is not about to expire (TOKEN_SECONDS is 5 min).
@@ -107,8 +109,10 @@ async def _run_rounds(options: Options, workload: Workload, apps: dict[str, Runn
             if asked is not None:
                 echo(f"Loading roles until {asked} are stored ...")
                 loaded = await asyncio.to_thread(stored.fill_to, asked)
-                loads.append({"stored": asked, "loaded": loaded.roles, "seconds": loaded.seconds})
-                echo(f"  loaded {loaded.roles} roles in {loaded.seconds:.1f} s")
+                sizes = await asyncio.to_thread(stored.ctx.store.sizes, *SIZED)
+                loads.append({"stored": asked, "loaded": loaded.roles, "seconds": loaded.seconds, "sizes": sizes})
+                echo(f"  loaded {loaded.roles} roles in {loaded.seconds:.1f} s; "
+                     + ", ".join(f"{name} {s['documents']} ({s['data_mb']} MB, indexes {s['index_mb']} MB)" for name, s in sizes.items()))
             results += await _run_scenarios(options, workload, apps, db, stored, asked, session, echo)
     return results, loads
 

@@ -93,5 +93,15 @@ class Store:
         except (PyMongoError, StoreUnavailable):
             return None
 
+    @translate_errors
+    def sizes(self, *names: str) -> dict[str, dict[str, float]]:
+        """Each collection's documents, and its data and indexes in MB (``collStats``)."""
+        found = {}
+        for name in names:
+            stats = self.db.command("collStats", name)
+            found[name] = {"documents": stats.get("count", 0), "data_mb": round(stats.get("size", 0) / 2**20, 1),
+                           "index_mb": round(stats.get("totalIndexSize", 0) / 2**20, 1)}
+        return found
+
     def close(self) -> None:
         self.client.close()

@@ -55,6 +55,15 @@ class _Element:
     codes: frozenset[str] | None = None
     constraints: tuple[_Constraint, ...] = ()
     children: dict[str, _Element] = field(default_factory=dict)
+    #: The JSON properties it may take, with ``_`` and without, and the type of each: one, or a choice's.
+    keys: tuple[tuple[str, str, str], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.name.endswith("[x]"):
+            named = [(self.name[:-3] + _suffix(c), c) for c in self.types]
+        else:
+            named = [(self.name, self.types[0] if len(self.types) == 1 else "")]
+        self.keys = tuple((key, "_" + key, code) for key, code in named)
 
 
 @dataclass
@@ -336,14 +345,11 @@ class _Walk:
                                      url=node["modifierExtension"][i].get("url")))
 
     def element(self, node: dict[str, t.Any], el: _Element, at: str) -> None:
-        if el.name.endswith("[x]"):
-            stem = el.name[:-3]
-            keys = [(stem + _suffix(c), c) for c in el.types if stem + _suffix(c) in node or "_" + stem + _suffix(c) in node]
-        else:
-            keys = [(el.name, el.types[0] if len(el.types) == 1 else "")] if el.name in node or "_" + el.name in node else []
         count = 0
-        for key, code in keys:
-            values, exts = node.get(key), node.get("_" + key)
+        for key, ext_key, code in el.keys:
+            if key not in node and ext_key not in node:
+                continue
+            values, exts = node.get(key), node.get(ext_key)
             array = isinstance(values, list) or isinstance(exts, list)
             values = values if isinstance(values, list) else [values] if values is not None else []
             exts = exts if isinstance(exts, list) else [exts] if exts is not None else []

@@ -134,21 +134,19 @@ def _ele_1(node: dict[str, t.Any]) -> bool | None:
     return children > ("id" in node)
 
 
-def _choice_exists(node: dict[str, t.Any], stem: str, types: t.Sequence[str]) -> bool | None:
-    """``stem.exists()`` on a choice element: the engine takes the first type present, in the model's order."""
-    for type_ in types:
-        value, ext = node.get(stem + type_), node.get(f"_{stem}{type_}")
-        if value is not None or ext is not None:
-            return None if isinstance(value, list) or ext is not None else True
-    return False
+#: Extension.value[x]'s properties as the engine knows them, with their ``_x``.
+_EXTENSION_VALUES = frozenset(k for type_ in _MODEL["choiceTypePaths"]["Extension.value"] for k in ("value" + type_, "_value" + type_))
 
 
 def _ext_1(node: dict[str, t.Any]) -> bool | None:
-    # extension.exists() != value.exists()
+    # extension.exists() != value.exists(); the engine takes the first value[x] present in its model's
+    # order, so two (or a _valueX) are left to it.
     if "_extension" in node or not isinstance(node.get("extension", []), list):
         return None
-    value = _choice_exists(node, "value", _MODEL["choiceTypePaths"]["Extension.value"])
-    return None if value is None else bool(node.get("extension")) != value
+    present = [k for k in node if k in _EXTENSION_VALUES and node[k] is not None]
+    if len(present) > 1 or present and (present[0].startswith("_") or isinstance(node[present[0]], list)):
+        return None
+    return bool(node.get("extension")) != bool(present)
 
 
 def _ref_1(node: dict[str, t.Any]) -> bool | None:

@@ -25,6 +25,7 @@ answer, and the server's public address must be configured.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import typing as t
 from dataclasses import dataclass
@@ -64,6 +65,17 @@ def _host_and_port(text: str) -> tuple[str, int | None] | None:
     return parts.hostname, port
 
 
+@functools.lru_cache(maxsize=256)  # asked twice a request, of the few hosts clients name (bounded: any Host may come)
+def _allows(allowed: frozenset[tuple[str, int | None]], host: str, scheme: str) -> bool:
+    if scheme not in _DEFAULT_PORTS:
+        return False  # a scheme a proxy forwarded ("javascript"): no URL of the server may start with it
+    found = _host_and_port(host)
+    if found is None:
+        return False
+    name, port = found
+    return (name, None) in allowed or (name, _DEFAULT_PORTS.get(scheme) if port is None else port) in allowed
+
+
 @dataclass(frozen=True)
 class HostRules:
     """The rules, read from the settings once (:func:`rules`)."""
@@ -79,13 +91,7 @@ class HostRules:
         """Whether a request for ``host`` (a Host header's value) over ``scheme`` is one to answer."""
         if self.allowed is None:
             return True
-        if scheme not in _DEFAULT_PORTS:
-            return False  # a scheme a proxy forwarded ("javascript"): no URL of the server may start with it
-        found = _host_and_port(host)
-        if found is None:
-            return False
-        name, port = found
-        return (name, None) in self.allowed or (name, _DEFAULT_PORTS.get(scheme) if port is None else port) in self.allowed
+        return _allows(self.allowed, host, scheme)
 
     def trusts(self, peer: str) -> bool:
         """Whether the peer at address ``peer`` (``REMOTE_ADDR``) is a trusted proxy."""

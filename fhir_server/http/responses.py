@@ -13,6 +13,7 @@ its version was heeded; others keep the plain type.
 
 from __future__ import annotations
 
+import functools
 import typing as t
 
 from flask import Response, g, request
@@ -54,23 +55,31 @@ def negotiate() -> None:
         g.media_type = FORMATS.get(media_type) if _usable(params) else None
         g.fhir_version = "fhirversion" in params
         other_version = not serves_version(params.get("fhirversion"))
-    elif not request.accept_mimetypes:  # no Accept header: anything will do
-        g.media_type, other_version = FHIR_JSON, False
     else:
-        # Werkzeug matches a type with parameters only to the same parameters: they are read here, and
-        # the types left bare for the match, with their q-values.
-        served: list[tuple[str, float]] = []
-        other_version = False
-        for value, quality in parse_accept_header(request.headers.get("Accept"), MIMEAccept):
-            media_type, params = parse_options_header(value)
-            if _usable(params):
-                served.append((media_type, quality))
-                g.fhir_version = g.fhir_version or "fhirversion" in params
-            other_version = other_version or not serves_version(params.get("fhirversion"))
-        g.media_type = MIMEAccept(served).best_match([FHIR_JSON, JSON])
+        g.media_type, g.fhir_version, other_version = _accepted(request.headers.get("Accept"))
     if g.media_type is None:
         g.media_type, g.fhir_version = FHIR_JSON, False  # for the 406 itself
         raise RequestRejected(issue(Msg.FHIR_VERSION_NOT_SERVED, version=FHIR_VERSION) if other_version else issue(Msg.NOT_ACCEPTABLE))
+
+
+@functools.lru_cache(maxsize=256)  # clients send a few Accept headers again and again (bounded: any may come)
+def _accepted(accept: str | None) -> tuple[str | None, bool, bool]:
+    """The media type an ``Accept`` header chooses (None: none served), whether the chosen names
+    ``fhirVersion``, and whether it names another FHIR version."""
+    accepted = parse_accept_header(accept, MIMEAccept)
+    if not accepted:  # no Accept header: anything will do
+        return FHIR_JSON, False, False
+    # Werkzeug matches a type with parameters only to the same parameters: they are read here, and
+    # the types left bare for the match, with their q-values.
+    served: list[tuple[str, float]] = []
+    fhir_version = other_version = False
+    for value, quality in accepted:
+        media_type, params = parse_options_header(value)
+        if _usable(params):
+            served.append((media_type, quality))
+            fhir_version = fhir_version or "fhirversion" in params
+        other_version = other_version or not serves_version(params.get("fhirversion"))
+    return MIMEAccept(served).best_match([FHIR_JSON, JSON]), fhir_version, other_version
 
 
 def content_type() -> str:

@@ -10,6 +10,7 @@ for the HPI is :mod:`.rules`'s business.
 
 from __future__ import annotations
 
+import functools
 import json
 import typing as t
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Rule:
     rules: str = "open"
     slices: list[Slice] = field(default_factory=list)
 
-    @property
+    @functools.cached_property  # read at every visit; the name never changes once compiled
     def choice(self) -> str | None:
         return self.name[:-3] if self.name.endswith("[x]") else None
 
@@ -211,7 +212,12 @@ def _check_children(node: dict[str, t.Any], rule: Rule, path: str, profile: Prof
 
 def _items(node: dict[str, t.Any], rule: Rule) -> list[tuple[str, t.Any]]:
     """The (property, value) pairs of ``node`` that ``rule`` describes; a primitive's ``_x`` counts."""
-    keys = [k for k in node if _is_choice_of(k, rule)] if rule.choice else [rule.name]
+    if rule.choice:
+        keys = [k for k in node if _is_choice_of(k, rule)]
+    elif rule.name in node or "_" + rule.name in node:
+        keys = [rule.name]
+    else:
+        return []  # most of a profile's elements are absent from a resource
     out: list[tuple[str, t.Any]] = []
     for key in keys:
         value, extra = node.get(key), node.get("_" + key)

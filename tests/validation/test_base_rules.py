@@ -4,13 +4,16 @@ cardinalities, required bindings, error invariants, unknown modifier extensions 
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import typing as t
 from pathlib import Path
 
 import pytest
+from fhirpathpy.engine.nodes import ResourceNode
 
 from fhir_server.outcome import Msg, issue
+from fhir_server.validation import base as base_rules
 from fhir_server.validation.base import check_base, without_overlap
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -148,3 +151,59 @@ def test_an_hpi_message_on_the_same_element_wins():
     base = [issue(Msg.BASE_INVARIANT, "PractitionerRole.period", key="per-1", human="x"),
             issue(Msg.BASE_BINDING, "PractitionerRole.telecom[0].system", code="x", element="ContactPoint.system", codes="")]
     assert without_overlap(base, [hpi]) == [base[1], hpi]
+
+
+def _shapes(keys: list[str], values: list[t.Any], most: int) -> t.Iterator[dict[str, t.Any]]:
+    for n in range(most + 1):
+        for chosen in itertools.combinations(keys, n):
+            for picked in itertools.product(values, repeat=n):
+                yield dict(zip(chosen, picked, strict=True))
+
+
+_VALUES: list[t.Any] = [None, [], [None], ["x"], ["x", "#y"], "x", "#p1", {}, {"id": "y"}, 5, True]
+_SHAPES = {  # the keys each invariant looks at, beside others it ignores
+    "ele-1": (["id", "_id", "url", "_url", "extension", "a"], ["Extension", "Reference", "Period", "PractitionerRole"]),
+    "ext-1": (["url", "extension", "_extension", "valueString", "_valueString", "valueBoolean", "valueFoo"], ["Extension"]),
+    "ref-1": (["reference", "_reference", "display"], ["Reference"]),
+    "dom-2": (["contained", "_contained", "id"], ["PractitionerRole"]),
+    "dom-3": (["contained", "_contained", "id"], ["PractitionerRole"]),
+    "dom-4": (["contained", "_contained", "id"], ["PractitionerRole"]),
+    "dom-5": (["contained", "_contained", "id"], ["PractitionerRole"]),
+    "per-1": (["start", "_start", "end", "_end"], ["Period"]),
+}
+
+
+@pytest.mark.parametrize("key", sorted(_SHAPES))
+def test_the_invariants_answered_without_the_engine_agree_with_it(key):
+    # base.py answers the commonest invariants in Python; on every shape it answers, as fhirpathpy does.
+    defs = base_rules.compile_base()
+    [(expression, quick)] = [(e, q) for e, q in base_rules._QUICK.items()
+                             if any(c.key == key and c.quick is q for c in _constraints(defs))]
+    engine = defs.compiled[expression]
+    root = {"resourceType": "PractitionerRole", "contained": [{"resourceType": "Practitioner", "id": "p1"}]}
+    keys, type_paths = _SHAPES[key]
+    answered = 0
+    for node in _shapes(keys, _VALUES, 3):
+        verdict = quick(node)
+        if verdict is None:
+            continue
+        answered += 1
+        for type_path in type_paths:
+            try:
+                result = engine(ResourceNode.create_node(node, type_path), {"resource": root, "rootResource": root})
+            except Exception:
+                result = []
+            assert verdict == (result in ([True], [])), (node, type_path, result)
+    assert answered > 0
+
+
+def _constraints(defs: t.Any) -> t.Iterator[t.Any]:
+    for kind in defs.types.values():
+        stack, seen = [kind.root], set()
+        while stack:
+            el = stack.pop()
+            if id(el) in seen:
+                continue
+            seen.add(id(el))
+            yield from el.constraints
+            stack.extend(el.children.values())

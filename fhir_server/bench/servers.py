@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import processes
 from ..embedded_db import EmbeddedDatabase, free_port
+from ..serving import GUNICORN_CONFIG, WORKER_CLASS
 
 HOST = "127.0.0.1"
 DATABASE = "fhir_bench"
@@ -48,14 +49,15 @@ def fhir_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Iterator[
 
 @contextlib.contextmanager
 def baseline_server(uri: str, folder: Path, env: t.Mapping[str, str]) -> t.Iterator[Running]:
-    """The baseline app with the options ``serve`` gives gunicorn (access log included)."""
+    """The baseline app under gunicorn as ``serve`` runs the server: its worker class (keep-alive, the
+    request read whole before the app sees it) and its logging (no access log)."""
     port = free_port(HOST)
     metrics_dir = folder / "baseline-metrics"  # its workers' counts, summed at /metrics as the server's are
     metrics_dir.mkdir(mode=0o700)
     full_env = processes.env_for(**env, MONGODB_URI=uri, MONGODB_DATABASE=DATABASE, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir))
     command = [sys.executable, "-m", "gunicorn", "--workers", full_env.get("WEB_CONCURRENCY", "2"),
-               "--bind", f"{HOST}:{port}", "--graceful-timeout", "10", "--no-control-socket", "--access-logfile", "-",
-               "fhir_server.bench.baseline:create_app()"]
+               "--worker-class", WORKER_CLASS, "--bind", f"{HOST}:{port}", "--graceful-timeout", "10", "--no-control-socket",
+               "-c", GUNICORN_CONFIG, "fhir_server.bench.baseline:create_app()"]
     base_url = f"http://{HOST}:{port}"
     with processes.running(command, full_env, folder / "baseline.log", base_url + "/nothing", signal.SIGTERM) as process:
         yield Running(base_url, process.pid)

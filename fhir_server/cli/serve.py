@@ -27,6 +27,7 @@ from ..metrics import MULTIPROC_DIR_ENV
 from ..outcome import StoreUnavailable
 from ..seed import load_example_data
 from ..service import Context
+from ..serving import GUNICORN_CONFIG, WORKER_CLASS
 from ..store import Store
 from . import common
 from .common import DEV_CLIENT_FILE, DEV_KEY_FILE, DEV_RATE_LIMIT, URI_FILE
@@ -182,10 +183,10 @@ def _run_gunicorn(settings: Settings, uri: str) -> int:
     grace = settings.shutdown_grace_seconds
     command = [
         sys.executable, "-m", "gunicorn", "--workers", str(settings.workers),
-        "--worker-class", "fhir_server.serving.worker.FrontWorker",  # reads requests whole, see serving/
+        "--worker-class", WORKER_CLASS,  # reads requests whole, see serving/
         "--bind", f"{settings.host}:{settings.port}", "--graceful-timeout", str(grace),
         "--no-control-socket",  # else every instance shares one socket in the home folder
-        "-c", "python:fhir_server.serving.gunicorn_config",  # logging and metrics across workers
+        "-c", GUNICORN_CONFIG,  # logging and metrics across workers
         "fhir_server.app:create_app()",
     ]
     # Every worker's CapabilityStatement is dated by this start, so that workers agree (app.py).

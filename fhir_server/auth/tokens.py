@@ -106,6 +106,7 @@ class Tokens:
         self.lifetime = lifetime
         self.scope_prefix = scope_prefix
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
         self._keys: dict[str, t.Any] = {}  # kid -> private key
         self._current: str | None = None
         self._loaded: float | None = None
@@ -119,6 +120,17 @@ class Tokens:
         # An unknown kid reads the keys again, but at most once a second, however many requests bring one.
         if since < (1 if force else KEY_REFRESH_SECONDS):
             return
+        # One thread reads them; the others go on with the keys they have (or, before any, or for a kid
+        # they lack, wait for them).
+        if not self._reading.acquire(blocking=self._loaded is None or force):
+            return
+        try:
+            if self._loaded is None or time.monotonic() - self._loaded >= (1 if force else KEY_REFRESH_SECONDS):
+                self._read_keys(now)
+        finally:
+            self._reading.release()
+
+    def _read_keys(self, now: float) -> None:
         kept_after = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=self.lifetime + LEEWAY_SECONDS
                                                                      + 2 * KEY_REFRESH_SECONDS)
         found = self.clients.signing_keys(kept_after)

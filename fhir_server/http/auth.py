@@ -17,6 +17,7 @@ to all.
 
 from __future__ import annotations
 
+import threading
 import time
 
 from flask import current_app, g, request
@@ -46,16 +47,37 @@ class CallerCache:
         self.store = store
         self.seconds = seconds
         self._found: dict[str, tuple[float, ApiKey, Client]] = {}
+        self._lock = threading.Lock()
+        self._renewing: dict[str, threading.Lock] = {}
 
     def find(self, key: str) -> tuple[ApiKey, Client] | None:
-        now = time.monotonic()
         hashed = digest(key)
+        cached = self._fresh(hashed)
+        if cached is not None:
+            return cached
+        if hashed not in self._found:
+            return self._look_up(key, hashed)
+        # A key in use whose entry is due: one thread looks it up again, the others of this process
+        # wait for its answer rather than all ask at once.
+        with self._lock:
+            renewing = self._renewing.setdefault(hashed, threading.Lock())
+        with renewing:
+            try:
+                return self._fresh(hashed) or self._look_up(key, hashed)
+            finally:
+                with self._lock:
+                    self._renewing.pop(hashed, None)
+
+    def _fresh(self, hashed: str) -> tuple[ApiKey, Client] | None:
         cached = self._found.get(hashed)
-        if cached and cached[0] > now:
-            return cached[1], cached[2]
+        return (cached[1], cached[2]) if cached and cached[0] > time.monotonic() else None
+
+    def _look_up(self, key: str, hashed: str) -> tuple[ApiKey, Client] | None:
+        now = time.monotonic()
         found = self.store.api_keys.find_active(key)
         client = self.store.clients.get(found.client_id) if found and found.client_id else None
         if found is None or client is None or client.revoked:
+            self._found.pop(hashed, None)
             return None
         if len(self._found) > 10_000:
             self._found.clear()

@@ -3,7 +3,9 @@ counting exactly what was sent; guarded by METRICS (public, token, off)."""
 
 from __future__ import annotations
 
+import time
 import typing as t
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -129,3 +131,27 @@ def test_a_made_up_method_makes_no_new_series(metered):
     counted = sum(value(after, "fhir_server_requests_total", **found) - value(before, "fhir_server_requests_total", **found)
                   for found in (labels, labels_405))
     assert counted == 3
+
+
+def test_a_key_due_for_renewal_is_looked_up_once_however_many_requests_bring_it(own_database, tmp_path_factory):
+    # One worker, its eight threads all busy when the cached key falls due: one thread asks the
+    # database again (the key, its client), the others wait for its answer.
+    running = start_server(tmp_path_factory.mktemp("renewal-server"), MONGODB_URI=own_database.uri, MONGODB_DATABASE=DATABASE,
+                           WEB_CONCURRENCY="1", API_KEY_CACHE_SECONDS="2", METRICS="public")
+    try:
+        headers = running.headers()
+        assert requests.get(running.base_url + ROLE, headers=headers, timeout=30).status_code == 200
+        with ThreadPoolExecutor(8) as pool:
+            for _ in range(3):
+                time.sleep(2.2)  # the key's entry (and the signing keys', every 10 s) falls due
+                before = requests.get(running.base_url + "/metrics", timeout=10)
+                statuses = list(pool.map(lambda _: requests.get(running.base_url + ROLE, headers=headers, timeout=30).status_code,
+                                         range(8)))
+                after = requests.get(running.base_url + "/metrics", timeout=10)
+                assert statuses == [200] * 8
+                finds = [value({(s.name, tuple(sorted(s.labels.items()))): s.value for family in
+                                text_string_to_metric_families(r.text) for s in family.samples},
+                               "fhir_server_db_command_duration_seconds_count", command="find") for r in (before, after)]
+                assert finds[1] - finds[0] <= 8 + 3  # the 8 reads, the key and its client once, the signing keys at most once
+    finally:
+        running.stop()

@@ -13,7 +13,9 @@ validation failure or an authentication failure is a catalogue name (fhir_server
 
 from __future__ import annotations
 
+import functools
 import os
+import typing as t
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -53,14 +55,22 @@ AUTH_FAILURES = Counter("fhir_server_auth_failures", "Requests refused 401 or 40
 def observe_request(route: str | None, method: str, status: int, seconds: float) -> None:
     route = route or UNMATCHED
     method = method if method in METHODS else OTHER_METHOD
-    REQUESTS.labels(route, method, str(status)).inc()
-    REQUEST_SECONDS.labels(route, method).observe(seconds)
+    _series(REQUESTS, route, method, str(status)).inc()
+    _series(REQUEST_SECONDS, route, method).observe(seconds)
 
 
 def observe_db_command(command: str, seconds: float, *, failed: bool) -> None:
-    DB_COMMAND_SECONDS.labels(command).observe(seconds)
+    _series(DB_COMMAND_SECONDS, command).observe(seconds)
     if failed:
-        DB_COMMAND_FAILURES.labels(command).inc()
+        _series(DB_COMMAND_FAILURES, command).inc()
+
+
+@functools.cache
+def _series(metric: t.Any, *labels: str) -> t.Any:
+    """A metric's series for these labels, found once: the labels are bounded sets (see above), and
+    looking a series up costs more than counting in it. (A series made before a fork writes to the
+    new process's file: the library checks the pid at each change.)"""
+    return metric.labels(*labels)
 
 
 def exposition() -> bytes:

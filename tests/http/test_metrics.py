@@ -136,7 +136,7 @@ def test_a_made_up_method_makes_no_new_series(metered):
 def test_a_key_due_for_renewal_is_looked_up_once_however_many_requests_bring_it(own_database, tmp_path_factory):
     # One worker, its eight threads all busy when the cached key falls due: one thread asks the
     # database again (the key, its client), the others wait for its answer.
-    running = start_server(tmp_path_factory.mktemp("renewal-server"), MONGODB_URI=own_database.uri, MONGODB_DATABASE=DATABASE,
+    running = start_server(tmp_path_factory.mktemp("renewal-server"), MONGODB_URI=own_database.uri, MONGODB_DATABASE="fhir_renewal",
                            WEB_CONCURRENCY="1", API_KEY_CACHE_SECONDS="2", METRICS="public")
     try:
         headers = running.headers()

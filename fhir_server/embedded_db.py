@@ -201,6 +201,9 @@ class EmbeddedDatabase:
             self.process = subprocess.Popen(
                 [_server_command(), "--config", str(config), "--host", self.host, "--port", str(self.port),
                  "--storage-path", str(self.storage_path), "--log-level", "WARNING", *(["--auth"] if auth else []),
+                 # Every commit reaches the disk before it is answered. The server asks that of every
+                 # write (j: true), but SecantusDB drops it from the writes of a bulkWrite command.
+                 "--sync-on-commit",
                  *([] if self.replica_set else ["--standalone"]), *(["--enable-test-commands"] if self.test_commands else [])],
                 stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C reaches the launcher, which stops the database last

@@ -23,7 +23,7 @@ SCENARIOS: dict[str, tuple[bool, Scenario]] = {
     "nested-bundles": (True, lambda h, quick: nested_bundles.run(h)),
     "slow-clients": (False, lambda h, quick: slow_clients.run(h)),
     "worker-kill": (False, lambda h, quick: worker_kill.run(h)),
-    "database-kill": (False, lambda h, quick: database_kill.run(h)),
+    "database-kill": (True, lambda h, quick: database_kill.run(h)),  # acknowledged means on disk
 }
 
 

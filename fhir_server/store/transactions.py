@@ -206,9 +206,10 @@ class Joined:
 
     def write_in_order(self, writes: list[t.Any]) -> bool:
         """Send ``writes`` (pymongo write models, each naming its ``namespace``) as one ordered
-        ``bulkWrite`` command (MongoDB 8.0's, across collections), acknowledged once in the journal:
-        the first write that fails stops the rest. False, with nothing sent, where they cannot go as
-        one: inside a transaction (a write error there would abort it) or on a server before 8.0.
+        ``bulkWrite`` command (MongoDB 8.0's, across collections), with the database's write concern
+        (majority and journaled, see .client.durable_write_concern): the first write that fails stops
+        the rest. False, with nothing sent, where they cannot go as one: inside a transaction (a write
+        error there would abort it) or on a server before 8.0.
 
         :raises ClientBulkWriteException: naming the write that failed, or the command's own error.
         """
@@ -216,7 +217,7 @@ class Joined:
         if not _one_command or _attempt.get() is not None:
             return False
         try:
-            self._db.client.bulk_write(writes, ordered=True, write_concern=DURABLE)
+            self._db.client.bulk_write(writes, ordered=True, write_concern=self._db.write_concern)
         except InvalidOperation:  # the server is older than 8.0: nothing was sent
             _one_command = False
             return False

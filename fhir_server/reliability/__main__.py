@@ -10,7 +10,7 @@ from .runner import SCENARIOS, chosen, run_scenarios
 
 
 @click.command(help=__doc__)
-@click.option("--quick", is_flag=True, help="Only the quick scenarios (parallel creates, bad inputs, a short fuzz, database faults, nested Bundles, database kill -9), as CI runs them.")
+@click.option("--quick", is_flag=True, help="Only the scenarios CI runs (all but slow clients and worker kills; a short fuzz).")
 @click.option("--only", multiple=True, type=click.Choice(list(SCENARIOS)), help="Run this scenario (repeatable).")
 def main(quick: bool, only: tuple[str, ...]) -> None:
     results = run_scenarios(chosen(quick, only), quick)

@@ -278,9 +278,9 @@ class RoleStore:
                 for d in docs]
 
     def _keep_versions(self, *versions: StoredRole) -> None:
-        """Write these versions unless already kept (a version never changes): one round trip."""
-        docs = [version_doc(v.resource, v.provenance) for v in versions]
-        self._versions.bulk_write([UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs], ordered=False)
+        """Write these versions unless already kept: one round trip (a collection's bulk write takes
+        the same writes, their namespace aside)."""
+        self._versions.bulk_write(self._version_writes(*versions), ordered=False)
 
     @translate_errors
     def find_by_identifier(self, token: str) -> list[StoredRole]:

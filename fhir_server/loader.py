@@ -1,12 +1,13 @@
 """Loading reference data from files (``fhir-server load``): Practitioners, Organizations and Locations
-from Bundles or NDJSON, each created or updated by the same service functions as over FHIR, so that
-a file is checked exactly as a client's request is.
+from Bundles or NDJSON, each checked and stored by the same service steps as a create or update over
+FHIR, so that a file is checked exactly as a client's request is, and written in batches.
 
 Two steps, so that a file that cannot be loaded stops everything before anything is written::
 
     read_files(paths) -> list[Item]    each resource with where it came from; LoadError for a file
                                        that cannot be read or holds neither a Bundle nor a resource
-    load(items, ctx) -> Report         each item created, updated, unchanged or rejected with its issues
+    load(items, ctx) -> Report         each item created, updated, unchanged or rejected with its issues,
+                                       :data:`BATCH` at a time, with the outcomes of loading each in turn
 
 A record is named by its official HPI identifier, as :func:`create_reference` names it: a new one is
 created, an existing one updated on its current version, so loading a file twice changes nothing.

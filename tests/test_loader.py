@@ -252,7 +252,7 @@ def test_more_records_than_a_batch_are_each_created_once_and_a_second_load_chang
     path = tmp_path / "many.ndjson"
     path.write_text("".join(json.dumps(practitioner(cpn)) + "\n" for cpn in cpns))
     first = load(path)
-    assert (first.returncode, first.stdout) == (0, summary(created=len(cpns)) + "\n")
+    assert (first.returncode, first.stdout) == (0, summary(created=len(cpns)) + "\n"), first.stderr
     docs = list(db["reference_resources"].find())
     assert sorted(d["_id"] for d in docs) == sorted(f"Practitioner/{c}" for c in cpns)
     assert {(d["vid"], len(d["provenance"]), d["provenance"][0]["op"]) for d in docs} == {(1, 1, "CREATE")}

@@ -77,13 +77,12 @@ class StoredReference:
         return int(self.resource["meta"]["versionId"])
 
 
-def _duplicates(e: BulkWriteError) -> set[int]:
-    """The positions of the writes of an unordered bulk write refused by a unique index; any other
-    refusal is raised."""
-    errors = e.details["writeErrors"]
-    if any(err["code"] != _DUPLICATE_KEY for err in errors):
+def _refused(e: BulkWriteError) -> set[int]:
+    """The positions of the writes an unordered bulk write refused: by a unique index, or for a reason
+    the same write made alone gives again (and says). Writes not known to be kept raise."""
+    if e.details.get("writeConcernErrors"):
         raise e
-    return {int(err["index"]) for err in errors}
+    return {int(err["index"]) for err in e.details["writeErrors"]}
 
 
 def _is_version(doc: dict[str, t.Any] | None, resource: dict[str, t.Any]) -> bool:
@@ -229,7 +228,8 @@ class ReferenceStore:
         :meth:`replace` of ``updates`` (``(previous, resource, search, provenance)``), each exactly
         as those write it, in one unordered bulk write for each kind. Returns the positions in
         ``creates`` and in ``updates`` of the writes not made: an identifier another record holds,
-        or another update that won; the caller makes them again one by one to learn why."""
+        another update that won, or any other refusal; the caller makes them again one by one, each
+        with the outcome (or error) it has alone."""
         failed_creates: set[int] = set()
         if creates:
             docs = [{"_id": f"{r['resourceType']}/{r['id']}", **reference_doc(r, search), "provenance": [provenance]}
@@ -237,7 +237,7 @@ class ReferenceStore:
             try:
                 self._resources.insert_many(docs, ordered=False)
             except BulkWriteError as e:
-                failed_creates = _duplicates(e)
+                failed_creates = _refused(e)
         failed_updates: set[int] = set()
         if updates:
             ops = [UpdateOne({"_id": previous.key, "vid": previous.vid},
@@ -246,7 +246,7 @@ class ReferenceStore:
             try:
                 matched = self._resources.bulk_write(ops, ordered=False).matched_count
             except BulkWriteError as e:
-                failed_updates = _duplicates(e)
+                failed_updates = _refused(e)
                 matched = e.details["nMatched"]
             if matched < len(updates) - len(failed_updates):
                 # Another update won somewhere (the result does not say where): ours are the

@@ -41,8 +41,9 @@ from .store.reference_data import StoredReference
 __all__ = ["Change", "Item", "LoadError", "Rejection", "Report", "load", "load_item", "read_file", "read_files"]
 
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
-#: Items checked and written together: one read and at most two bulk writes a batch.
-BATCH = 500
+#: Items checked and written together: one read and at most two bulk writes a batch, each short enough
+#: to be answered well within the database timeout on a busy machine.
+BATCH = 200
 _LOADABLE = ", ".join(list(KINDS)[:-1]) + " or " + list(KINDS)[-1]
 
 

@@ -43,7 +43,7 @@ __all__ = ["Change", "Item", "LoadError", "Rejection", "Report", "load", "load_i
 NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 #: Items checked and written together: one read and at most two bulk writes a batch, each short enough
 #: to be answered well within the database timeout on a busy machine.
-BATCH = 200
+BATCH = 50
 _LOADABLE = ", ".join(list(KINDS)[:-1]) + " or " + list(KINDS)[-1]
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import requests
@@ -33,11 +36,19 @@ from fhir_server.cli import main
 from fhir_server.config import Settings
 from fhir_server.definitions import load_definitions
 from fhir_server.identifiers import role_number
+from fhir_server.migrations import migrate
 from fhir_server.outcome import Msg, RequestRejected
 from fhir_server.service import Context
-from fhir_server.service.practitioner_role import business_key, create_practitioner_role, read_practitioner_role
+from fhir_server.service.practitioner_role import (
+    business_key,
+    create_practitioner_role,
+    read_practitioner_role,
+    update_practitioner_role,
+)
 from fhir_server.service.reference_data import create_reference
 from fhir_server.store import Store
+
+from .support import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +189,35 @@ def test_commands_are_counted_at_the_apps_metrics(baseline, stored):
 def test_stored_counts_must_be_whole_numbers():
     result = CliRunner().invoke(main, ["bench", "--stored", "1000,many"])
     assert result.exit_code == 2 and "comma-separated whole numbers" in result.output
+
+
+def test_a_stored_load_beside_a_role_of_one_of_its_business_keys_passes_check(database):
+    # The roles' reservations go in bulk as new keys' documents; a key already stored is reserved as a
+    # create reserves it.
+    name = "fhir_bench_stored_check"
+    store = Store(database.uri, name)
+    store.db.client.drop_database(name)
+    try:
+        ctx = Context(store, load_definitions(Settings().profiles_dir), access=ACCESS)
+        migrate(ctx, 60)
+        cpns, codes = practitioner_ids(2, "BNK"), role_codes()[:4]
+        for create in reference_data(cpns, {}):
+            create_reference(create.path.strip("/"), create.body, ctx)
+        # A role of the first stored role's business key, ended: its key is stored, holding no period.
+        before = create_practitioner_role(role(cpns[0], codes[0]), ctx).resource
+        ended = json.loads((ROOT / "tests/data/R00000197-A.PUT-update-end-date-and-reason.json").read_text())
+        update = {**before, "period": ended["period"],
+                  "extension": [*before.get("extension", []), *(e for e in ended["extension"] if "status-reason" in e["url"])]}
+        update_practitioner_role(before["id"], json.dumps(update).encode(), 'W/"1"', ctx)
+        assert store.db["role_keys"].find_one({"_id": business_key(before, ctx)})["periods"] == []
+        assert StoredRoles(ctx, cpns, codes).fill_to(8).roles == 7
+        periods = store.db["role_keys"].find_one({"_id": business_key(before, ctx)})["periods"]
+        holder = store.db["practitioner_roles"].find_one({"key": business_key(before, ctx), "_id": {"$ne": before["id"]}})
+        assert [(p["role"], p["by"]) for p in periods] == [(holder["_id"], holder["held"])]
+        env = {**os.environ, "MONGODB_URI": database.uri, "MONGODB_DATABASE": name}
+        checked = subprocess.run([sys.executable, "-m", "fhir_server", "check"], env=env, cwd=ROOT, capture_output=True,
+                                 text=True, timeout=120)
+        assert (checked.returncode, checked.stdout.strip()) == (0, "No problems found."), checked.stdout + checked.stderr
+    finally:
+        store.db.client.drop_database(name)
+        store.close()

@@ -147,3 +147,115 @@ def test_a_missing_file_is_a_usage_error(load, db, tmp_path):
 def test_help_gives_the_formats_and_the_exit_status():
     shown = CliRunner().invoke(main, ["load", "--help"]).output
     assert all(word in shown for word in (".ndjson", "Bundle", "Exit status", "rejected"))
+
+
+# --- batches: the same outcome as loading each record in turn -------------------------------------------
+
+PERSON = "https://standards.digital.health.nz/ns/hpi-person-id"
+
+
+def practitioner(cpn: str, family: str = "Loaded", dormant: tuple[str, ...] = ()) -> dict[str, t.Any]:
+    return {"resourceType": "Practitioner",
+            "identifier": [{"use": "official", "system": PERSON, "value": cpn},
+                           *({"use": "old", "system": PERSON, "value": d} for d in dormant)],
+            "name": [{"family": family, "given": ["Batch"]}]}
+
+
+def mixed_file(path: Path) -> Path:
+    """New, changed, unchanged, invalid and repeated records, one NDJSON file."""
+    lines = (ROOT / NDJSON).read_text().splitlines()
+    changed = json.loads(lines[0])
+    changed["name"][0]["family"] = "Renamed"
+    invalid = practitioner("12345")
+    records = [
+        json.dumps(practitioner("11BATD", dormant=("90ZZLP",))),   # a stored record's id as its dormant one
+        json.dumps(practitioner("11BATA")),                        # new
+        json.dumps(changed),                                       # 98ZZQJ changed: version 2
+        lines[1],                                                  # 90ZZLP as stored: unchanged
+        json.dumps(invalid),                                       # rejected
+        json.dumps(practitioner("11BATA", "Second")),              # the new one again, changed: version 2
+        '{"resourceType": "Practitioner",',                        # not JSON
+        json.dumps(practitioner("11BATB", dormant=("11BATA",))),   # another record's id as its dormant one
+        json.dumps(practitioner("11BATA", "Second")),              # as the line before last of it: unchanged
+        json.dumps(practitioner("11BATC")),                        # new
+        json.dumps({**changed, "name": [{"family": "Third"}]}),    # 98ZZQJ again: version 3
+    ]
+    path.write_text("\n".join(records) + "\n")
+    return path
+
+
+def one_by_one(uri: str, database: str, paths: list[Path]) -> list[str]:
+    """The report of loading each record in turn, through the single-record path."""
+    from fhir_server import loader
+    from fhir_server.auth import Access
+    from fhir_server.config import Settings
+    from fhir_server.definitions import load_definitions
+    from fhir_server.outcome import RequestRejected
+    from fhir_server.service import Context
+    from fhir_server.store import Store
+
+    store = Store(uri, database)
+    try:
+        settings = Settings()
+        ctx = Context(store, load_definitions(settings.profiles_dir), limits=settings.limits, access=Access.system("fhir-server"))
+        store.ensure_indexes()
+        report = loader.Report()
+        for item in loader.read_files(paths):
+            try:
+                report.counts[loader.load_item(item, ctx)] += 1
+            except RequestRejected as rejected:
+                report.rejected.append(loader.Rejection(item.location, tuple(rejected.issues)))
+        return report.lines()
+    finally:
+        store.close()
+
+
+def timeless(value: t.Any) -> t.Any:
+    """A stored document without the times of its writes, which differ from one load to another."""
+    if isinstance(value, dict):
+        return {k: timeless(v) for k, v in value.items() if k not in ("lastUpdated", "_lastUpdated", "at")}
+    if isinstance(value, list):
+        return [timeless(v) for v in value]
+    return value
+
+
+def test_a_batch_gives_the_report_and_the_records_of_loading_each_in_turn(load: t.Any, db: t.Any, database: t.Any,
+                                                                          tmp_path: Path) -> None:
+    # The same two loads, one by one into another database: the same report, versions and Provenance.
+    mixed = mixed_file(tmp_path / "mixed.ndjson")
+    client: MongoClient[dict[str, t.Any]] = MongoClient(database.uri, type_registry=TYPE_REGISTRY)
+    client.drop_database(DATABASE + "_each")
+    try:
+        expected = [one_by_one(database.uri, DATABASE + "_each", [ROOT / NDJSON]),
+                    one_by_one(database.uri, DATABASE + "_each", [mixed])]
+        assert load(NDJSON).stdout.splitlines() == expected[0]
+        result = load(mixed)
+        assert (result.returncode, result.stdout.splitlines()) == (1, expected[1])
+        assert expected[1][0] == summary(created=2, updated=3, unchanged=2, rejected=4)
+        each = {d["_id"]: timeless(d) for d in client[DATABASE + "_each"]["reference_resources"].find()}
+        batched = {d["_id"]: timeless(d) for d in db["reference_resources"].find()}
+        assert batched == each
+        assert [p["op"] for p in batched["Practitioner/98ZZQJ"]["provenance"]] == ["CREATE", "UPDATE", "UPDATE"]
+        assert batched["Practitioner/11BATA"]["resource"]["meta"]["versionId"] == "2"
+        assert "Practitioner/11BATB" not in batched and "Practitioner/11BATD" not in batched
+    finally:
+        client.drop_database(DATABASE + "_each")
+        client.close()
+
+
+def test_more_records_than_a_batch_are_each_created_once_and_a_second_load_changes_nothing(load: t.Any, db: t.Any,
+                                                                                           tmp_path: Path) -> None:
+    from fhir_server.loader import BATCH
+
+    letters = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    cpns = [f"{n % 100:02d}BT{letters[n // 100 % 24]}{letters[n // 2400]}" for n in range(BATCH * 2 + 7)]
+    path = tmp_path / "many.ndjson"
+    path.write_text("".join(json.dumps(practitioner(cpn)) + "\n" for cpn in cpns))
+    first = load(path)
+    assert (first.returncode, first.stdout) == (0, summary(created=len(cpns)) + "\n"), first.stderr
+    docs = list(db["reference_resources"].find())
+    assert sorted(d["_id"] for d in docs) == sorted(f"Practitioner/{c}" for c in cpns)
+    assert {(d["vid"], len(d["provenance"]), d["provenance"][0]["op"]) for d in docs} == {(1, 1, "CREATE")}
+    again = load(path)
+    assert (again.returncode, again.stdout) == (0, summary(unchanged=len(cpns)) + "\n")
+    assert list(db["reference_resources"].find()) == docs

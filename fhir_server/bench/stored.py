@@ -6,8 +6,9 @@ checks it) once per practitioner, its roles differing only by a code of the role
 is then completed as a create completes it (id, identifier, meta, active, live references). They go in
 through the bulk writes of ``fhir-server import`` (:class:`..store.backup.BackupStore`), each role with
 its search fields, identifier keys, business key, its version 1 and the audit record a create gives
-it; the reservation of each held period is made as the import makes it. The id counter is moved past
-the ids first, so the server never issues one again.
+it. The reservation of each held period goes in one bulk write a batch, as a new key's document; a
+key already stored is reserved one by one, as a create reserves it. The id counter is moved past the
+ids first, so the server never issues one again.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 import itertools
 import time
 import typing as t
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from .. import audit
@@ -24,12 +24,10 @@ from ..identifiers import format_role_id
 from ..service import Context
 from ..service.practitioner_role import _check_content, _check_structure, _complete, business_key, holds_period, parse
 from ..service.search import identifier_keys, search_fields
-from ..store.backup import BATCH
+from ..store.backup import BATCH, new_reservation
 from ..store.errors import translate_errors
 from .scenarios import role
 
-#: Reservations are one round trip each (as in the import); these many go at once.
-RESERVING_THREADS = 8
 ACCESS = Access.system("fhir-server bench")
 
 
@@ -81,13 +79,12 @@ class StoredRoles:
         ctx.store.backup.insert_new_roles([(r, key, held, search_fields(r), identifier_keys(r), audit.record(r, ctx.access, audit.CREATE))
                                            for r, key, held in rows])
         at = ctx.now()
-
-        def reserve(row: tuple[dict[str, t.Any], str, str | None]) -> bool:
-            r, key, held = row
-            return held is None or ctx.store.roles.reserve(key, r.get("period"), r["id"], held, at)
-
-        with ThreadPoolExecutor(RESERVING_THREADS) as pool:
-            if not all(pool.map(reserve, rows)):
+        holding = [(r, key, held) for r, key, held in rows if held is not None]
+        taken = ctx.store.backup.insert_new_reservations([(key, new_reservation(r.get("period"), r["id"], held, at))
+                                                          for r, key, held in holding])
+        # A key someone stored already: reserved as a create reserves it, which tells a clash.
+        for r, key, held in (holding[k] for k in sorted(taken)):
+            if not ctx.store.roles.reserve(key, r.get("period"), r["id"], held, at):
                 raise RuntimeError("a stored role's period clashed with another's: the bench's roles are not distinct")
         return n
 

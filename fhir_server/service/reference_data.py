@@ -120,16 +120,15 @@ def create_reference(rtype: str, body: bytes, ctx: Context, if_none_exist: str |
     existing = _existing(rtype, token, ctx)
     if existing is not None:
         return Written(existing, False)
-    official = _check_identifiers(rtype, doc)
-    resource = _complete(doc, official, 1, ctx)
+    planned = _planned_create(rtype, doc, ctx)
     try:
-        ctx.store.references.insert(resource, search_fields(resource), audit.record(resource, ctx.access, audit.CREATE))
+        ctx.store.references.insert(planned.resource, planned.search, planned.provenance)
     except IdentifierTaken as taken:
         existing = _existing(rtype, token, ctx)
         if existing is not None:
             return Written(existing, False)
         raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
-    return Written(resource, True)
+    return Written(planned.resource, True)
 
 
 def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ctx: Context) -> Written:
@@ -139,12 +138,57 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
 
     :raises RequestRejected: 428 without If-Match, 404, 409 on a stale version, else 400/422.
     """
+    planned = checked_update(rtype, rid, body, if_match, lambda: ctx.store.references.get(f"{rtype}/{rid}"), ctx)
+    if isinstance(planned, StoredReference):
+        return Written(planned.resource, False)
+    assert planned.previous is not None
+    try:
+        replaced = ctx.store.references.replace(planned.previous, planned.resource, planned.search, planned.provenance)
+    except IdentifierTaken as taken:
+        raise RequestRejected(_identifier_in_use(rtype, planned.doc, taken)) from None
+    if not replaced:
+        raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{rtype}.meta.versionId"))
+    return Written(planned.resource, True)
+
+
+# --- checked, not yet written (also for loading many at once) -----------------------------------------
+
+@dataclass(frozen=True)
+class Planned:
+    """A write that passed every check of a create (``previous`` None) or an update of ``previous``:
+    the version to store, its search fields and who wrote it, as the write stores them."""
+
+    doc: dict[str, t.Any]  # as sent, for naming the identifier if the write finds it in use
+    resource: dict[str, t.Any]
+    search: dict[str, t.Any]
+    provenance: dict[str, t.Any]
+    previous: StoredReference | None = None
+
+
+def checked_create(rtype: str, body: bytes, ctx: Context) -> Planned:
+    """The checks of an unconditional :func:`create_reference`, all but the store's unique index.
+
+    :raises RequestRejected: as :func:`create_reference`.
+    """
+    doc = _parse(rtype, body, ctx)
+    _check_access(rtype, doc, None, ctx)
+    return _planned_create(rtype, doc, ctx)
+
+
+def checked_update(rtype: str, rid: str, body: bytes, if_match: str | None,
+                   stored_now: t.Callable[[], StoredReference | None], ctx: Context) -> Planned | StoredReference:
+    """The checks of :func:`update_reference`, all but the compare-and-set: the next version, or the
+    stored record if the content is the same. ``stored_now`` gives the record ``rid`` as stored (by
+    its live id), read only once the body and If-Match are found well formed.
+
+    :raises RequestRejected: as :func:`update_reference`.
+    """
     doc = _parse(rtype, body, ctx)
     expected = parse_if_match(if_match)
     if doc.get("id") != rid:
         raise RequestRejected(issue(Msg.ID_MISMATCH, f"{rtype}.id", url_id=rid))
     # An update names the record by its id: a dormant id only finds it for reading.
-    stored = ctx.store.references.get(f"{rtype}/{rid}") if KINDS[rtype].is_valid(rid) else None
+    stored = stored_now() if KINDS[rtype].is_valid(rid) else None
     if stored is None:
         raise RequestRejected(issue(Msg.NOT_FOUND, f"{rtype}.id", id=rid))
     if stored.vid != expected:
@@ -152,16 +196,15 @@ def update_reference(rtype: str, rid: str, body: bytes, if_match: str | None, ct
     _check_access(rtype, doc, stored.resource, ctx)
     official = _check_identifiers(rtype, doc, stored)
     if exact_json.same(_content(doc), _content(stored.resource)):  # 1.50 is not 1.5
-        return Written(stored.resource, False)
+        return stored
     resource = _complete(doc, official, stored.vid + 1, ctx)
-    try:
-        replaced = ctx.store.references.replace(stored, resource, search_fields(resource),
-                                                audit.record(resource, ctx.access, audit.UPDATE))
-    except IdentifierTaken as taken:
-        raise RequestRejected(_identifier_in_use(rtype, doc, taken)) from None
-    if not replaced:
-        raise RequestRejected(issue(Msg.VERSION_CONFLICT, f"{rtype}.meta.versionId"))
-    return Written(resource, True)
+    return Planned(doc, resource, search_fields(resource), audit.record(resource, ctx.access, audit.UPDATE), stored)
+
+
+def _planned_create(rtype: str, doc: dict[str, t.Any], ctx: Context) -> Planned:
+    official = _check_identifiers(rtype, doc)
+    resource = _complete(doc, official, 1, ctx)
+    return Planned(doc, resource, search_fields(resource), audit.record(resource, ctx.access, audit.CREATE))
 
 
 # --- steps -----------------------------------------------------------------------------------------

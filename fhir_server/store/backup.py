@@ -8,6 +8,7 @@ which the caller may do because it refused any database that held records to beg
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import typing as t
 
@@ -15,6 +16,7 @@ from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from ..validation.dates import OPEN_END, OPEN_START
 from .errors import (
     is_unavailable,
     translate_errors,
@@ -32,6 +34,14 @@ BATCH = 500
 #: A role to store as new: ``(resource, key, held, search, identifiers, provenance)``.
 NewRole = tuple[dict[str, t.Any], str, str | None, dict[str, t.Any], list[str], dict[str, t.Any]]
 _DUPLICATE_KEY = 11000
+
+
+def new_reservation(period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime) -> dict[str, t.Any]:
+    """The period ``role_id`` holds under ``token`` in its business key, as
+    :meth:`.roles.RoleStore.reserve` holds it for a role already stored (no lease)."""
+    start, end = (period or {}).get("start", OPEN_START), (period or {}).get("end", OPEN_END)
+    return {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at,
+            "until": None}
 
 
 class RecordClash(Exception):
@@ -124,6 +134,30 @@ class BackupStore:
             self._db["practitioner_roles"].insert_many(
                 [{**current_doc(r, key, held, search, rec), "identifiers": ids} for r, key, held, search, ids, rec in roles])
             self._db["practitioner_role_versions"].insert_many([version_doc(r, rec) for r, *_, rec in roles])
+
+    @translate_write_errors
+    def insert_new_reservations(self, reservations: list[tuple[str, dict[str, t.Any]]]) -> set[int]:
+        """Give each ``(key, held)`` (:func:`new_reservation`) its business key's document, holding that
+        one period, for keys that have none yet: what :meth:`.roles.RoleStore.reserve` writes for a new key, one
+        unordered bulk write a batch. Returns the positions of those whose key was already stored (by
+        anyone, or earlier in ``reservations``): nothing of them is written, and the caller reserves
+        them one by one, which decides whether their periods clash."""
+        if not reservations:
+            return set()
+        try:
+            result = self._db["role_keys"].insert_many([{"_id": key, "periods": [held]} for key, held in reservations],
+                                                       ordered=False)
+        except BulkWriteError as e:
+            errors = e.details["writeErrors"]
+            if any(err["code"] != _DUPLICATE_KEY for err in errors):
+                raise
+            failed = {int(err["index"]) for err in errors}
+            if e.details["nInserted"] != len(reservations) - len(failed):
+                raise
+            return failed
+        if len(result.inserted_ids) != len(reservations):
+            raise RuntimeError("the database did not store every reservation")  # cannot happen while acknowledged
+        return set()
 
     @translate_write_errors
     def add_role_provenance(self, records: list[tuple[str, dict[str, t.Any]]]) -> int:

@@ -18,7 +18,7 @@ import contextlib
 import typing as t
 from dataclasses import dataclass
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
@@ -34,6 +34,7 @@ _SYSTEMS = {
     "Location": ids.FACILITY_SYSTEM,
 }
 _DUPLICATE_KEY = 11000
+_LOOKUP = 25
 
 
 def _hpi_identifiers(resource: dict[str, t.Any]) -> dict[str, str]:
@@ -74,6 +75,19 @@ class StoredReference:
     @property
     def vid(self) -> int:
         return int(self.resource["meta"]["versionId"])
+
+
+def _refused(e: BulkWriteError) -> set[int]:
+    """The positions of the writes an unordered bulk write refused: by a unique index, or for a reason
+    the same write made alone gives again (and says). Writes not known to be kept raise."""
+    if e.details.get("writeConcernErrors"):
+        raise e
+    return {int(err["index"]) for err in e.details["writeErrors"]}
+
+
+def _is_version(doc: dict[str, t.Any] | None, resource: dict[str, t.Any]) -> bool:
+    return doc is not None and doc["vid"] == int(resource["meta"]["versionId"]) \
+        and doc["resource"]["meta"]["lastUpdated"] == resource["meta"]["lastUpdated"]
 
 
 def reference_doc(resource: dict[str, t.Any], search: dict[str, t.Any]) -> dict[str, t.Any]:
@@ -194,6 +208,54 @@ class ReferenceStore:
                 raise
             raise taken from None
         return result.matched_count == 1
+
+    @translate_errors
+    def get_stored(self, keys: list[str]) -> dict[str, StoredReference]:
+        """The records with these live keys (``Type/id``), as :meth:`get` gives each, for a batch being
+        loaded. Asked :data:`_LOOKUP` keys at a time: SecantusDB matches a long ``$in`` against each
+        document it finds, which costs more than the extra round trips."""
+        found: dict[str, StoredReference] = {}
+        for start in range(0, len(keys), _LOOKUP):
+            for doc in self._deciding.find({"_id": {"$in": keys[start:start + _LOOKUP]}}, {"resource": 1}):
+                found[doc["_id"]] = StoredReference(doc["resource"])
+        return found
+
+    @translate_write_errors
+    def write_many(self, creates: list[tuple[dict[str, t.Any], dict[str, t.Any], dict[str, t.Any]]],
+                   updates: list[tuple[StoredReference, dict[str, t.Any], dict[str, t.Any], dict[str, t.Any]]],
+                   ) -> tuple[set[int], set[int]]:
+        """Make each :meth:`insert` of ``creates`` (``(resource, search, provenance)``) and each
+        :meth:`replace` of ``updates`` (``(previous, resource, search, provenance)``), each exactly
+        as those write it, in one unordered bulk write for each kind. Returns the positions in
+        ``creates`` and in ``updates`` of the writes not made: an identifier another record holds,
+        another update that won, or any other refusal; the caller makes them again one by one, each
+        with the outcome (or error) it has alone."""
+        failed_creates: set[int] = set()
+        if creates:
+            docs = [{"_id": f"{r['resourceType']}/{r['id']}", **reference_doc(r, search), "provenance": [provenance]}
+                    for r, search, provenance in creates]
+            try:
+                self._resources.insert_many(docs, ordered=False)
+            except BulkWriteError as e:
+                failed_creates = _refused(e)
+        failed_updates: set[int] = set()
+        if updates:
+            ops = [UpdateOne({"_id": previous.key, "vid": previous.vid},
+                             {"$set": reference_doc(r, search), "$push": {"provenance": provenance}})
+                   for previous, r, search, provenance in updates]
+            try:
+                matched = self._resources.bulk_write(ops, ordered=False).matched_count
+            except BulkWriteError as e:
+                failed_updates = _refused(e)
+                matched = e.details["nMatched"]
+            if matched < len(updates) - len(failed_updates):
+                # Another update won somewhere (the result does not say where): ours are the
+                # records now at our version with our time.
+                pending = [n for n in range(len(updates)) if n not in failed_updates]
+                now = {d["_id"]: d for d in self._deciding.find(
+                    {"_id": {"$in": [updates[n][0].key for n in pending]}}, {"vid": 1, "resource.meta.lastUpdated": 1})}
+                failed_updates |= {n for n in pending if not _is_version(now.get(updates[n][0].key), updates[n][1])}
+        return failed_creates, failed_updates
 
     def _taken(self, resource: dict[str, t.Any], by_self: bool) -> IdentifierTaken | None:
         """Which other record holds an HPI identifier of ``resource``, after the unique index said one

@@ -3,8 +3,10 @@
 # `make conformance` runs the requests in examples/ against a throwaway server and checks every answer.
 # `make bench` measures the server under load against a bare Flask baseline (README: Performance);
 # BENCH_SECONDS, BENCH_WARMUP and BENCH_CONNECTIONS change it, e.g. `make bench BENCH_SECONDS=5`;
-# BENCH_STORED=1000,100000 runs every scenario with 1,000 and then 100,000 roles stored first.
+# it runs every scenario with 1,000 and then 100,000 roles stored first (BENCH_STORED; empty: none).
 PYTHON ?= python3
+BENCH_STORED ?= 1000,100000
+export BENCH_STORED
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 

@@ -5,8 +5,6 @@
 # BENCH_SECONDS, BENCH_WARMUP and BENCH_CONNECTIONS change it, e.g. `make bench BENCH_SECONDS=5`;
 # it runs every scenario with 1,000 and then 100,000 roles stored first (BENCH_STORED; empty: none).
 PYTHON ?= python3
-BENCH_STORED ?= 1000,100000
-export BENCH_STORED
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
@@ -33,7 +31,7 @@ conformance: $(INSTALLED)
 	$(VENV)/bin/fhir-server conformance --serve
 
 bench: $(INSTALLED)
-	$(VENV)/bin/fhir-server bench
+	BENCH_STORED=$${BENCH_STORED-1000,100000} $(VENV)/bin/fhir-server bench
 
 reliability: $(INSTALLED)
 	$(VENV)/bin/python -m fhir_server.reliability $(if $(QUICK),--quick)

@@ -38,6 +38,9 @@ from .stored import ACCESS, StoredRoles
 RATE_LIMIT = "100000000/hour"
 #: More creates a second than the server can store, to size the supply of distinct roles.
 MAX_CREATES_PER_SECOND = 1000
+#: How long a bulk write of loaded roles may take: a batch of them can take seconds on a database grown
+#: large (SecantusDB), longer than a request may.
+LOADING_TIMEOUT_MS = 60_000
 #: The collections whose size is reported after roles are loaded.
 SIZED = ("practitioner_roles", "practitioner_role_versions", "role_keys")
 #: The CPNs of the practitioners of loaded roles (``practitioner_ids``), apart from the creates'.
@@ -77,7 +80,7 @@ def run(options: Options, echo: t.Callable[[str], None] = print) -> tuple[list[R
                 "Content-Type": "application/fhir+json"}, caller)
             apps = {"server": server, "baseline": baseline}
             settings = Settings()
-            store = Store(db.uri, DATABASE, settings.db_timeout_ms)
+            store = Store(db.uri, DATABASE, LOADING_TIMEOUT_MS)
             try:
                 ctx = Context(store, load_definitions(settings.profiles_dir), limits=settings.limits, access=ACCESS)
                 stored = StoredRoles(ctx, practitioner_ids(_stored_practitioners(options), STORED_MARK), role_codes())

@@ -238,12 +238,7 @@ def _first_look(item: Item) -> tuple[str, str | None, set[str]]:
 
     :raises RequestRejected: not JSON, or not a loadable type.
     """
-    if item.unreadable:
-        raise RequestRejected(item.unreadable)
-    doc = item.resource
-    rtype = doc.get("resourceType") if isinstance(doc, dict) else None
-    if not isinstance(rtype, str) or rtype not in KINDS:
-        raise RequestRejected(issue(Msg.WRONG_RESOURCE_TYPE, expected=_LOADABLE))
+    doc, rtype = _loadable(item)
     systems = ids.SYSTEM_ALIASES[KINDS[rtype].system]
     identifiers = doc.get("identifier")
     keys = {f"{rtype}/{i['value']}" for i in (identifiers if isinstance(identifiers, list) else [])
@@ -251,10 +246,10 @@ def _first_look(item: Item) -> tuple[str, str | None, set[str]]:
     return rtype, official_id(rtype, doc), keys
 
 
-def load_item(item: Item, ctx: Context) -> Change:
-    """Create the record ``item`` holds, or update the record with its id on the current version.
+def _loadable(item: Item) -> tuple[dict[str, t.Any], str]:
+    """The resource ``item`` holds and its type.
 
-    :raises RequestRejected: with every reason: not JSON, not a loadable type, or the service's.
+    :raises RequestRejected: not JSON, or not a loadable type.
     """
     if item.unreadable:
         raise RequestRejected(item.unreadable)
@@ -262,6 +257,15 @@ def load_item(item: Item, ctx: Context) -> Change:
     rtype = doc.get("resourceType") if isinstance(doc, dict) else None
     if not isinstance(rtype, str) or rtype not in KINDS:
         raise RequestRejected(issue(Msg.WRONG_RESOURCE_TYPE, expected=_LOADABLE))
+    return doc, rtype
+
+
+def load_item(item: Item, ctx: Context) -> Change:
+    """Create the record ``item`` holds, or update the record with its id on the current version.
+
+    :raises RequestRejected: with every reason: not JSON, not a loadable type, or the service's.
+    """
+    doc, rtype = _loadable(item)
     rid = official_id(rtype, doc)
     if_match = _current_version(rtype, rid, ctx) if rid else None
     if rid is None or if_match is None:

@@ -24,8 +24,9 @@ from ..identifiers import format_role_id
 from ..service import Context
 from ..service.practitioner_role import _check_content, _check_structure, _complete, business_key, holds_period, parse
 from ..service.search import identifier_keys, search_fields
-from ..store.backup import BATCH, new_reservation
+from ..store.backup import BATCH
 from ..store.errors import translate_errors
+from ..store.roles import held_period
 from .scenarios import role
 
 ACCESS = Access.system("fhir-server bench")
@@ -80,7 +81,7 @@ class StoredRoles:
                                            for r, key, held in rows])
         at = ctx.now()
         holding = [(r, key, held) for r, key, held in rows if held is not None]
-        taken = ctx.store.backup.insert_new_reservations([(key, new_reservation(r.get("period"), r["id"], held, at))
+        taken = ctx.store.backup.insert_new_reservations([(key, held_period(r.get("period"), r["id"], held, at))
                                                           for r, key, held in holding])
         # A key someone stored already: reserved as a create reserves it, which tells a clash.
         for r, key, held in (holding[k] for k in sorted(taken)):

@@ -8,7 +8,6 @@ which the caller may do because it refused any database that held records to beg
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import typing as t
 
@@ -16,7 +15,6 @@ from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, PyMongoError
 
-from ..validation.dates import OPEN_END, OPEN_START
 from .errors import (
     is_unavailable,
     translate_errors,
@@ -34,14 +32,6 @@ BATCH = 500
 #: A role to store as new: ``(resource, key, held, search, identifiers, provenance)``.
 NewRole = tuple[dict[str, t.Any], str, str | None, dict[str, t.Any], list[str], dict[str, t.Any]]
 _DUPLICATE_KEY = 11000
-
-
-def new_reservation(period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime) -> dict[str, t.Any]:
-    """The period ``role_id`` holds under ``token`` in its business key, as
-    :meth:`.roles.RoleStore.reserve` holds it for a role already stored (no lease)."""
-    start, end = (period or {}).get("start", OPEN_START), (period or {}).get("end", OPEN_END)
-    return {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at,
-            "until": None}
 
 
 class RecordClash(Exception):
@@ -137,7 +127,7 @@ class BackupStore:
 
     @translate_write_errors
     def insert_new_reservations(self, reservations: list[tuple[str, dict[str, t.Any]]]) -> set[int]:
-        """Give each ``(key, held)`` (:func:`new_reservation`) its business key's document, holding that
+        """Give each ``(key, held)`` (:func:`.roles.held_period`) its business key's document, holding that
         one period, for keys that have none yet: what :meth:`.roles.RoleStore.reserve` writes for a new key, one
         unordered bulk write a batch. Returns the positions of those whose key was already stored (by
         anyone, or earlier in ``reservations``): nothing of them is written, and the caller reserves

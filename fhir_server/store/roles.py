@@ -519,14 +519,19 @@ def _reservation(key: str, period: dict[str, t.Any] | None, role_id: str, token:
     """The filter and update of an upsert that holds ``period`` of ``key`` for ``role_id``, matching
     only if no other role holds an overlapping period (see :meth:`RoleStore.reserve`)."""
     start, end = _bounds(period)
-    held = {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at,
-            "until": until}
     clashes = _clashes(start, end, role_id)
     # One clause is written as a condition on the field, not under $nor: SecantusDB finds a
     # document by _id through its index only when the filter has no top-level operator (else it
     # scans every key, a cost that grows with each role stored). The single-day case needs two.
     query = {"_id": key, "periods": {"$not": clashes[0]["periods"]}} if len(clashes) == 1 else {"_id": key, "$nor": clashes}
-    return query, {"$push": {"periods": held}}
+    return query, {"$push": {"periods": held_period(period, role_id, token, at, until)}}
+
+
+def held_period(period: dict[str, t.Any] | None, role_id: str, token: str, at: dt.datetime,
+                until: dt.datetime | None = None) -> dict[str, t.Any]:
+    """``period`` as a business key's document holds it for ``role_id`` under ``token``, with its lease."""
+    start, end = _bounds(period)
+    return {"s": start, "e": end, "role": role_id, "by": token, "day": start if start == end else None, "at": at, "until": until}
 
 
 def _bounds(period: dict[str, t.Any] | None) -> tuple[str, str]:

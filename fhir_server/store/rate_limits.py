@@ -100,17 +100,18 @@ class WindowedMongoStorage(MongoDBStorage):
         """This request's count in the key's window: from a block this process holds, else from a new
         block taken from the shared count."""
         # limits names a window's key after its limit: ".../{amount}/{multiples}/{granularity}".
-        block = block_size(int(key.rsplit("/", 3)[-3])) if amount == 1 else amount
+        block = block_size(int(key.rsplit("/", 3)[-3])) if amount == 1 else 1
         count, end = self._from_lease(key) if block > 1 else (None, 0.0)
         if count is None:
-            doc = self._increment(key, expiry, block)
+            taken = block * amount  # a request costing more than one takes its cost, unleased
+            doc = self._increment(key, expiry, taken)
             while doc is None:  # no window yet (or the TTL monitor removed the ended one): open it
                 try:
-                    doc = self._open(key, expiry, block)
+                    doc = self._open(key, expiry, taken)
                 except DuplicateKeyError:  # another worker opened it first: count in its window (unless
-                    doc = self._increment(key, expiry, block)  # it was removed meanwhile: open it again)
+                    doc = self._increment(key, expiry, taken)  # it was removed meanwhile: open it again)
             last, end = int(doc["count"]), doc["expireAt"].replace(tzinfo=dt.timezone.utc).timestamp()
-            count = last - block + 1
+            count = last - block + 1  # the block's first count; the whole cost's last when unleased
             if block > 1:
                 self._lease(key, _Lease(count + 1, last, end))
         self._seen()[key] = (count, end)
